@@ -1,0 +1,38 @@
+# Nano agent MLPerf-style suite. Every target creates the virtual environment when missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+WORKLOAD ?= nano-react
+
+.PHONY: help venv test test-slow train evaluate clean-venv
+
+help:
+	@echo "make evaluate      closed-loop evaluation of the committed nano-react agent"
+	@echo "make test          fast test suite (creates .venv if missing)"
+	@echo "make test-slow     slow tests: full frozen-set accuracy, determinism"
+	@echo "make train         retrain the nano-react checkpoint (about 80 min on 2 CPU cores)"
+
+venv: $(VENV)/.installed
+
+# torch is pinned exactly: a looser range pulls several GB of CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0 numpy
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+test: venv
+	$(PY) -m pytest -q
+
+test-slow: venv
+	$(PY) -m pytest -q -m slow
+
+train: venv
+	$(PY) -m reference.train $(WORKLOAD)
+
+evaluate: venv
+	$(PY) -m reference.evaluate $(WORKLOAD)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Reference implementations of the nano agent workloads."""

@@ -1,0 +1,170 @@
+"""A nanoGPT-style byte-level decoder with a KV cache, and its byte tokenizer.
+
+    from reference.model import GPT, GPTConfig, encode, decode
+    model = GPT(GPTConfig())
+    cache = model.new_cache(batch_size=1)
+    logits = model(idx, cache=cache)      # prefill; later calls append one token at a time
+
+The KV cache lets an agent loop keep its context across steps: each new token (or each injected
+observation) is processed once, and attention reads the cached keys and values of everything
+before it. `tests/test_model.py` checks that incremental decoding picks the same next tokens
+as recomputing the whole context.
+
+Limits: learned absolute positions, so a context never exceeds `block_size`; one cache holds
+rows of equal length (the batched engine keeps its own per-row bookkeeping on top).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def encode(text: str) -> list[int]:
+    """Byte-level tokenizer: one token per UTF-8 byte."""
+    return list(text.encode("utf-8"))
+
+
+def decode(tokens: list[int]) -> str:
+    return bytes(tokens).decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    block_size: int = 1024   # longest context in tokens (bytes)
+    vocab_size: int = 256    # byte-level
+    n_layer: int = 4         # transformer blocks
+    n_head: int = 4          # attention heads per block
+    n_embd: int = 128        # residual stream width
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class KVCache:
+    """Per-layer keys and values, preallocated to block_size: (n_layer, B, nh, T_max, hs)."""
+
+    def __init__(self, config: GPTConfig, batch_size: int, device, dtype=torch.float32):
+        hs = config.n_embd // config.n_head
+        shape = (config.n_layer, batch_size, config.n_head, config.block_size, hs)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # tokens cached so far
+
+    def truncate(self, length: int) -> None:
+        """Forget everything after `length` tokens (e.g. a line the agent must not have written)."""
+        assert 0 <= length <= self.length
+        self.length = length
+
+    def nbytes_used(self) -> int:
+        per_token = 2 * self.k.shape[0] * self.k.shape[1] * self.k.shape[2] * self.k.shape[4]
+        return per_token * self.length * self.k.element_size()
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x, cache: KVCache | None, layer: int):
+        B, T, C = x.size()
+        nh, hs = self.n_head, C // self.n_head
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        if cache is None:
+            # fp32 attention even under bf16 autocast: on CPU its fused kernel is faster in
+            # fp32 (measured 140 ms against 203 ms fwd+bwd at B=32, T=512, nh=4, hs=32).
+            y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(),
+                                               is_causal=True).to(q.dtype)
+        else:
+            start = cache.length
+            cache.k[layer, :, :, start:start + T] = k
+            cache.v[layer, :, :, start:start + T] = v
+            k = cache.k[layer, :, :, :start + T]  # (B, nh, start+T, hs)
+            v = cache.v[layer, :, :, :start + T]
+            if T == 1:
+                y = F.scaled_dot_product_attention(q, k, v)
+            else:
+                # query j sits at absolute position start+j and may see keys 0..start+j
+                mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(start)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.c_proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x):
+        return self.c_proj(F.gelu(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cache, layer):
+        x = x + self.attn(self.ln_1(x), cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying, as in GPT-2
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # GPT-2's scaled init of residual projections
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self, batch_size: int = 1) -> KVCache:
+        p = next(self.parameters())
+        return KVCache(self.config, batch_size, p.device, p.dtype)
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None,
+                last_only: bool = False) -> torch.Tensor:
+        """idx (B, T) -> logits (B, T, vocab), or (B, 1, vocab) with last_only.
+
+        With a cache, idx continues the cached context and the cache grows by T."""
+        B, T = idx.size()
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"context of {start + T} tokens exceeds block_size "
+                             f"{self.config.block_size}")
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.wte(idx) + self.wpe(pos)  # (B, T, C)
+        for layer, block in enumerate(self.h):
+            x = block(x, cache, layer)
+        if cache is not None:
+            cache.length = start + T
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(self.ln_f(x))

@@ -1,0 +1,177 @@
+"""The nano-react episode: its environment (tools + parser) and the greedy decoding loop.
+
+    from reference.react.agent import run_episode
+    result = run_episode(model, "What is pi times 2?")
+    result.answer, result.stop_reason, result.steps
+
+`ReactEnv` is the environment alone, text in and text out, so any driver (the decoding loop
+here, the batched engine, a test writing agent text by hand) gets the same semantics:
+the question line starts the context; each agent step is parsed; an action runs the real tool
+and comes back as an `Observation: ...` line; an unknown tool or an unparsable step becomes an
+`Error: ...` observation; `Final Answer:` ends the episode; `max_steps` steps without one end
+it with stop_reason `max_steps`.
+
+`run_episode` drives the environment with a model and a KV cache that persists across steps:
+the question is prefilled, the agent decodes until its step is actionable (an `Action Input:`
+or `Final Answer:` line), and each observation is prefilled as new tokens only. A context that
+reaches block_size ends the episode with stop_reason `context_full`.
+
+Limits: one episode at a time (batched decoding is the engine's job); greedy decoding only.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from reference.model import GPT, decode, encode
+from reference.react.format import observation_line, parse_step, question_line, step_complete
+from reference.tools import run_tool
+
+MAX_STEPS = 8              # agent steps (tool calls + final answer) allowed per episode
+MAX_STEP_TOKENS = 160      # tokens the agent may write in one step before it is cut off
+NEWLINE = ord("\n")
+
+
+@dataclass
+class StepRecord:
+    """Content and systems metrics of one agent step."""
+    text: str                        # what the agent wrote (after any cut)
+    tool: str | None = None
+    tool_input: str | None = None
+    observation: str | None = None   # what the environment answered (None after a final answer)
+    tool_ms: float = 0.0
+    context_tokens: int = 0          # tokens in context when the step started
+    kv_cache_bytes: int = 0          # KV-cache bytes in use when the step started
+    generated_tokens: int = 0
+    generation_ms: float = 0.0
+
+
+@dataclass
+class EpisodeResult:
+    question: str
+    answer: str | None = None
+    stop_reason: str = "running"     # final_answer | max_steps | context_full
+    steps: list[StepRecord] = field(default_factory=list)
+    latency_ms: float = 0.0
+    transcript: str = ""
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(s.generated_tokens for s in self.steps)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ReactEnv:
+    """One episode's environment: feed it agent steps, it answers with observation lines."""
+
+    def __init__(self, question: str, max_steps: int = MAX_STEPS):
+        self.result = EpisodeResult(question)
+        self.max_steps = max_steps
+        self.result.transcript = question_line(question)
+
+    @property
+    def done(self) -> bool:
+        return self.result.stop_reason != "running"
+
+    def prompt(self) -> str:
+        return self.result.transcript
+
+    def step(self, agent_text: str) -> StepRecord:
+        """Apply one agent step; returns its record (observation set unless the episode ended).
+
+        The text the environment adds to the context is `record.observation` as a line,
+        preceded by a newline if the agent's text did not end its own line."""
+        assert not self.done, "episode already ended"
+        rec = StepRecord(text=agent_text)
+        self.result.steps.append(rec)
+        self.result.transcript += agent_text
+        parsed = parse_step(agent_text)
+        if parsed.kind == "final":
+            self.result.answer, self.result.stop_reason = parsed.answer, "final_answer"
+            return rec
+        t0 = time.perf_counter()
+        if parsed.kind == "action":
+            rec.tool, rec.tool_input = parsed.tool, parsed.tool_input
+            rec.observation = run_tool(parsed.tool, parsed.tool_input)
+        else:
+            rec.observation = parsed.error
+        rec.tool_ms = (time.perf_counter() - t0) * 1e3
+        self.result.transcript += self.injection(rec)
+        if len(self.result.steps) >= self.max_steps:
+            self.result.stop_reason = "max_steps"
+        return rec
+
+    @staticmethod
+    def injection(rec: StepRecord) -> str:
+        """The text appended to the context after an agent step that did not end the episode."""
+        sep = "" if rec.text.endswith("\n") or not rec.text else "\n"
+        return sep + observation_line(rec.observation)
+
+
+def cut_step(tokens: list[int]) -> tuple[str, int]:
+    """The agent text to keep from a step, and how many tokens of it to keep.
+
+    If the last line starts `Observation:` the agent began writing the environment's line:
+    that line is dropped (the environment writes the real one)."""
+    text = decode(tokens)
+    body = text.rstrip("\n")
+    last = body.rsplit("\n", 1)[-1]
+    if last.startswith("Observation:"):
+        keep = text[: len(body) - len(last)]
+        return keep, len(encode(keep))
+    return text, len(tokens)
+
+
+@torch.no_grad()
+def run_episode(model: GPT, question: str, max_steps: int = MAX_STEPS) -> EpisodeResult:
+    """Greedy closed-loop episode with a KV cache that persists across steps."""
+    t_start = time.perf_counter()
+    device = next(model.parameters()).device
+    block = model.config.block_size
+    env = ReactEnv(question, max_steps)
+    cache = model.new_cache(1)
+
+    def feed(tokens: list[int]) -> torch.Tensor:
+        idx = torch.tensor([tokens], dtype=torch.long, device=device)
+        return model(idx, cache=cache, last_only=True)[0, -1]
+
+    logits = feed(encode(env.prompt()))
+    while not env.done:
+        ctx0, kv0 = cache.length, cache.nbytes_used()
+        t0 = time.perf_counter()
+        out: list[int] = []
+        full = False
+        while len(out) < MAX_STEP_TOKENS:
+            if cache.length >= block:
+                full = True
+                break
+            tok = int(torch.argmax(logits))
+            out.append(tok)
+            logits = feed([tok])
+            if tok == NEWLINE and step_complete(decode(out)):
+                break
+        text, n_keep = cut_step(out)
+        cache.truncate(ctx0 + n_keep)
+        gen_ms = (time.perf_counter() - t0) * 1e3
+        if full:
+            env.result.steps.append(StepRecord(text=text, context_tokens=ctx0, kv_cache_bytes=kv0,
+                                               generated_tokens=len(out), generation_ms=gen_ms))
+            env.result.transcript += text
+            env.result.stop_reason = "context_full"
+            break
+        rec = env.step(text)
+        rec.context_tokens, rec.kv_cache_bytes = ctx0, kv0
+        rec.generated_tokens, rec.generation_ms = len(out), gen_ms
+        if env.done:
+            break
+        inject = encode(env.injection(rec))
+        if cache.length + len(inject) >= block:
+            env.result.stop_reason = "context_full"
+            break
+        logits = feed(inject)
+    env.result.latency_ms = (time.perf_counter() - t_start) * 1e3
+    return env.result

@@ -1,0 +1,287 @@
+"""Seeded task generator for nano-react, with oracle trajectories from the real tools.
+
+    python -m reference.react.tasks --freeze    # rewrite the frozen evaluation set (don't)
+
+A task is a question, its ground-truth answer and the oracle plan that reaches it. The oracle
+runs each planned tool call through `reference.tools`, so ground truth is never hand-written.
+Templates need 2 to 5 tool calls and together use all four tools. The four seed tasks are
+instances of the templates and are always the first four tasks of the frozen evaluation set.
+
+Training trajectories may carry an error-recovery detour (a wrong tool call, its `Error: ...`
+observation, then the right call); the detour's agent text is marked `agent_masked` so the
+model learns to recover, not to err.
+
+Limits: questions use a fixed vocabulary of 120 words and the seed's eight constants; the
+generator does not try to make tasks hard, only varied and exactly checkable.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from reference.react.format import (ACTION, ACTION_INPUT, FINAL_ANSWER, THOUGHT,
+                                    observation_line, question_line)
+from reference.tools import LOOKUP_TABLE, run_tool
+
+DATA_DIR = Path(__file__).parent / "data"
+EVAL_PATH = DATA_DIR / "eval.jsonl"
+EVAL_SEED = 20261121
+EVAL_SIZE = 1000
+VAL_SEED = 7
+TRAIN_SEED = 1
+
+# The seed tasks, verbatim, with the answers the seed expects.
+SEED_TASKS = [
+    ("What is the length of 'hello world' times 10 plus 20?", "130"),
+    ("Is pi greater than, less than or equal to e?", "greater"),
+    ("What is pi times 2?", "6.28318"),
+    ("Is sqrt2 greater than, less than or equal to golden_ratio?", "less"),
+]
+
+WORDS = """apple river stone cloud tiger maple orange silver garden planet rocket window
+candle forest bridge castle dragon engine falcon harbor island jungle kettle lemon meadow
+needle ocean pepper quartz rabbit saddle tunnel violet walrus yellow zebra anchor basket
+copper desert feather glacier hammer iceberg jacket kitten ladder magnet napkin oyster pillow
+quiver ribbon spider teapot umbrella valley wagon yogurt blue red green gray black white
+agent loop token cache model batch query thread kernel vector tensor matrix signal packet
+router socket buffer stack queue graph node edge path tree leaf root seed bloom frost ember
+storm wave tide dune cliff peak mesa reef delta lake pond brook creek fjord bay cove gulf
+hello world code data time fast slow""".split()
+CONSTANTS = list(LOOKUP_TABLE)
+OPS = {"plus": "+", "minus": "-", "times": "*", "divided by": "/"}
+CMP_Q = "greater than, less than or equal to"
+ORDINALS = ["first", "second", "third"]
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    template: str
+    question: str
+    answer: str
+    n_tool_calls: int
+
+
+@dataclass
+class Trajectory:
+    """A task solved by the oracle, as (role, text) segments that concatenate to the text.
+
+    Roles: `prompt` (question), `agent` (learned), `observation` (environment),
+    `agent_masked` (agent text of an error-recovery detour: not learned)."""
+    task: Task
+    segments: list[tuple[str, str]]
+
+    @property
+    def text(self) -> str:
+        return "".join(t for _, t in self.segments)
+
+
+# A plan step: (thought, tool, input); input may be a function of the observations so far.
+def _phrase(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
+
+
+def _tpl_const_op_number(rng):
+    c, op, n = rng.choice(CONSTANTS), rng.choice(list(OPS)), rng.randint(2, 99)
+    return (f"What is {c} {op} {n}?",
+            [(f"I need the value of {c}.", "lookup", c),
+             ("Now compute the result.", "calculator", lambda o: f"{o[0]} {OPS[op]} {n}")])
+
+
+def _tpl_length_arith(rng):
+    s, a, b = _phrase(rng), rng.randint(2, 20), rng.randint(1, 99)
+    return (f"What is the length of '{s}' times {a} plus {b}?",
+            [("I need the length of the string.", "string_length", s),
+             ("Now compute the result.", "calculator", lambda o: f"{o[0]} * {a} + {b}")])
+
+
+def _tpl_compare_consts(rng):
+    c1, c2 = rng.sample(CONSTANTS, 2)
+    if rng.random() < 0.3:  # only 56 plain pairs exist: most questions scale the first constant
+        return (f"Is {c1} {CMP_Q} {c2}?",
+                [(f"I need the value of {c1}.", "lookup", c1),
+                 (f"I need the value of {c2}.", "lookup", c2),
+                 ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {o[1]}")])
+    n = rng.randint(2, 99)
+    return (f"Is {c1} times {n} {CMP_Q} {c2}?",
+            [(f"I need the value of {c1}.", "lookup", c1),
+             ("Now compute the product.", "calculator", lambda o: f"{o[0]} * {n}"),
+             (f"I need the value of {c2}.", "lookup", c2),
+             ("Now compare the two values.", "compare", lambda o: f"{o[1]}, {o[2]}")])
+
+
+def _tpl_compare_lengths(rng):
+    s1, s2 = _phrase(rng), _phrase(rng)
+    return (f"Is the length of '{s1}' {CMP_Q} the length of '{s2}'?",
+            [("I need the length of the first string.", "string_length", s1),
+             ("I need the length of the second string.", "string_length", s2),
+             ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {o[1]}")])
+
+
+def _tpl_sum_lengths(rng):
+    k = rng.choice([2, 2, 3])
+    ss = [_phrase(rng) for _ in range(k)]
+    q = " plus ".join(f"the length of '{s}'" for s in ss)
+    steps = [(f"I need the length of the {ORDINALS[i]} string.", "string_length", s)
+             for i, s in enumerate(ss)]
+    steps.append(("Now compute the result.", "calculator", lambda o: " + ".join(o[:k])))
+    return f"What is {q}?", steps
+
+
+def _tpl_const_op_const(rng):
+    c1, c2 = rng.sample(CONSTANTS, 2)
+    op = rng.choice(list(OPS))
+    return (f"What is {c1} {op} {c2}?",
+            [(f"I need the value of {c1}.", "lookup", c1),
+             (f"I need the value of {c2}.", "lookup", c2),
+             ("Now compute the result.", "calculator", lambda o: f"{o[0]} {OPS[op]} {o[1]}")])
+
+
+def _tpl_product_vs_number(rng):
+    a, b = rng.randint(2, 99), rng.randint(2, 99)
+    c = a * b if rng.random() < 0.1 else rng.randint(1, 9999)
+    return (f"Is {a} times {b} {CMP_Q} {c}?",
+            [("I need the product first.", "calculator", f"{a} * {b}"),
+             ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {c}")])
+
+
+def _tpl_length_const_vs_const(rng):
+    s = _phrase(rng)
+    c1, c2 = rng.sample(CONSTANTS, 2)
+    return (f"Is the length of '{s}' times {c1} {CMP_Q} {c2}?",
+            [("I need the length of the string.", "string_length", s),
+             (f"I need the value of {c1}.", "lookup", c1),
+             ("Now compute the product.", "calculator", lambda o: f"{o[0]} * {o[1]}"),
+             (f"I need the value of {c2}.", "lookup", c2),
+             ("Now compare the two values.", "compare", lambda o: f"{o[2]}, {o[3]}")])
+
+
+TEMPLATES = {
+    "const_op_number": _tpl_const_op_number,
+    "length_arith": _tpl_length_arith,
+    "compare_consts": _tpl_compare_consts,
+    "compare_lengths": _tpl_compare_lengths,
+    "sum_lengths": _tpl_sum_lengths,
+    "const_op_const": _tpl_const_op_const,
+    "product_vs_number": _tpl_product_vs_number,
+    "length_const_vs_const": _tpl_length_const_vs_const,
+}
+
+
+def _seed_plan(question: str):
+    """Rebuild a seed task's plan by asking each template for the same question shape."""
+    if question.startswith("What is the length of 'hello world'"):
+        return "length_arith", [("I need the length of the string.", "string_length", "hello world"),
+                                ("Now compute the result.", "calculator", lambda o: f"{o[0]} * 10 + 20")]
+    if question == "What is pi times 2?":
+        return "const_op_number", [("I need the value of pi.", "lookup", "pi"),
+                                   ("Now compute the result.", "calculator", lambda o: f"{o[0]} * 2")]
+    c1, c2 = question[3:-1].split(f" {CMP_Q} ")
+    return "compare_consts", [(f"I need the value of {c1}.", "lookup", c1),
+                              (f"I need the value of {c2}.", "lookup", c2),
+                              ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {o[1]}")]
+
+
+def _bad_call(rng: random.Random, tool: str, tool_input: str) -> tuple[str, str]:
+    """A plausible wrong call for an error-recovery detour (it must produce an Error)."""
+    kind = rng.choice(["tool", "input"])
+    if kind == "tool" or tool == "string_length":
+        return rng.choice(["calc", "search", "length", "math", "lookup_value"]), tool_input
+    if tool == "lookup":
+        return tool, tool_input[:-1] + "x" if len(tool_input) > 1 else "zz"
+    if tool == "calculator":
+        return tool, tool_input + " *"
+    return tool, tool_input.replace(",", "")  # compare without its comma
+
+
+def solve(task_id: str, template: str, question: str, plan, rng: random.Random | None = None,
+          p_detour: float = 0.0) -> Trajectory:
+    """Run the oracle plan through the real tools; optionally add one error-recovery detour."""
+    segs: list[tuple[str, str]] = [("prompt", question_line(question))]
+    obs: list[str] = []
+    detour_at = rng.randrange(len(plan)) if rng is not None and rng.random() < p_detour else -1
+    for i, (thought, tool, inp) in enumerate(plan):
+        tool_input = inp(obs) if callable(inp) else inp
+        if i == detour_at:
+            bad_tool, bad_input = _bad_call(rng, tool, tool_input)
+            bad_obs = run_tool(bad_tool, bad_input)
+            assert bad_obs.startswith("Error:"), (bad_tool, bad_input, bad_obs)
+            segs.append(("agent_masked", f"{THOUGHT}{thought}\n{ACTION}{bad_tool}\n"
+                                         f"{ACTION_INPUT}{bad_input}\n"))
+            segs.append(("observation", observation_line(bad_obs)))
+            thought = "That failed. " + thought
+        result = run_tool(tool, tool_input)
+        assert not result.startswith("Error:"), (question, tool, tool_input, result)
+        segs.append(("agent", f"{THOUGHT}{thought}\n{ACTION}{tool}\n{ACTION_INPUT}{tool_input}\n"))
+        segs.append(("observation", observation_line(result)))
+        obs.append(result)
+    answer = obs[-1]
+    segs.append(("agent", f"{THOUGHT}I have the answer.\n{FINAL_ANSWER}{answer}\n"))
+    task = Task(task_id, template, question, answer, len(plan))
+    return Trajectory(task, segs)
+
+
+def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "t",
+             p_detour: float = 0.0, with_seed_tasks: bool = False, unique: bool = True):
+    """Yield n oracle trajectories, templates drawn uniformly, questions not in exclude
+    (and, with unique, not repeated)."""
+    rng = random.Random(seed)
+    seen = set(exclude)
+    count = 0
+    if with_seed_tasks:
+        for q, expected in SEED_TASKS:
+            template, plan = _seed_plan(q)
+            traj = solve(f"{prefix}{count:05d}", template, q, plan)
+            assert traj.task.answer == expected, (q, traj.task.answer, expected)
+            seen.add(q)
+            count += 1
+            yield traj
+    names = sorted(TEMPLATES)
+    while count < n:
+        name = rng.choice(names)
+        question, plan = TEMPLATES[name](rng)
+        if question in seen:
+            continue
+        if unique:
+            seen.add(question)
+        yield solve(f"{prefix}{count:05d}", name, question, plan, rng, p_detour)
+        count += 1
+
+
+def load_eval_set(path: Path = EVAL_PATH) -> list[Task]:
+    with open(path) as f:
+        return [Task(**json.loads(line)) for line in f if line.strip()]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def freeze_eval_set(path: Path = EVAL_PATH) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tasks = [t.task for t in generate(EVAL_SEED, EVAL_SIZE, prefix="react-", with_seed_tasks=True)]
+    with open(path, "w") as f:
+        for t in tasks:
+            f.write(json.dumps(asdict(t), sort_keys=True) + "\n")
+    digest = file_sha256(path)
+    (path.parent / "eval.sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--freeze", action="store_true", help="rewrite the frozen evaluation set")
+    ap.add_argument("--show", type=int, default=0, help="print N sample training trajectories")
+    args = ap.parse_args()
+    if args.freeze:
+        print(freeze_eval_set())
+    for traj in generate(TRAIN_SEED, args.show, p_detour=0.3):
+        print(traj.text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Train a nano agent workload by masked SFT on oracle trajectories.
+
+    python -m reference.train nano-react                 # the committed checkpoint's recipe
+    python -m reference.train nano-react --no-mask       # learn every token (comparison)
+    python -m reference.train nano-react --steps 200 --out /tmp/quick   # a quick look
+
+Trajectories are generated on the fly by the seeded task generator (questions of the frozen
+evaluation set and of the validation set are excluded). The learning rate follows a warmup +
+cosine schedule fitted to `--steps`, so state the budget in steps. Every `--eval-every` steps
+after `--eval-start` the agent runs closed-loop on the validation set; the checkpoint with the
+best validation exact match is kept (never selected on the frozen evaluation set). The timing
+log is written in the MLPerf training log format (`:::MLLOG` lines through `mllog`).
+
+Outputs in --out: model.pt, model.sha256, train_config.json, train_log.txt (MLLOG),
+progress.jsonl. Limits: single process, single device; CPU runs use bf16 autocast by default.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import queue
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from reference.model import GPT, GPTConfig
+from reference.react.agent import run_episode
+from reference.react.tasks import TRAIN_SEED, VAL_SEED, generate, load_eval_set, file_sha256
+from reference.sft import IGNORE_INDEX, build_sft_labels, masked_cross_entropy
+
+DEFAULT_OUT = Path(__file__).parent / "checkpoints" / "nano-react"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def validation_tasks(n: int):
+    exclude = {t.question for t in load_eval_set()}
+    return [t.task for t in generate(VAL_SEED, n, exclude=exclude, prefix="val-")]
+
+
+def batches(seed: int, batch_size: int, block_size: int, exclude: set[str], mask: bool,
+            p_detour: float, pool: int = 8):
+    """Endless (ids, labels) batches, each row one trajectory padded to the batch's longest.
+
+    Trajectories are drawn `pool` batches at a time and grouped by length, which cuts the
+    padding (wasted compute) roughly in half; the batch order is then shuffled."""
+    stream = generate(seed, sys.maxsize, exclude=exclude, p_detour=p_detour, unique=False)
+    rng = random.Random(seed)
+    while True:
+        rows = []
+        while len(rows) < batch_size * pool:
+            ids, labels = build_sft_labels(next(stream).segments, mask=mask)
+            if len(ids) <= block_size:
+                rows.append((ids, labels))
+        rows.sort(key=lambda r: len(r[0]))
+        groups = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+        rng.shuffle(groups)
+        for group in groups:
+            # Round T up to a multiple of 64: a new shape each step makes oneDNN build new
+            # kernels (measured: slower steps and a steadily growing resident set).
+            T = min(block_size, -(-max(len(r[0]) for r in group) // 64) * 64)
+            ids = torch.zeros(batch_size, T, dtype=torch.long)
+            labels = torch.full((batch_size, T), IGNORE_INDEX, dtype=torch.long)
+            for i, (a, b) in enumerate(group):
+                ids[i, :len(a)] = torch.tensor(a)
+                labels[i, :len(b)] = torch.tensor(b)
+            yield ids, labels
+
+
+def prefetch(iterator, depth: int = 8):
+    """Run a batch iterator on a background thread (torch ops release the GIL meanwhile)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+
+    def work():
+        for item in iterator:
+            q.put(item)
+
+    threading.Thread(target=work, daemon=True).start()
+    while True:
+        yield q.get()
+
+
+def lr_at(step: int, args) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def evaluate_accuracy(model: GPT, tasks) -> float:
+    model.eval()
+    correct = sum(run_episode(model, t.question).answer == t.answer for t in tasks)
+    model.train()
+    return correct / len(tasks)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Masked SFT of a nano agent workload.")
+    ap.add_argument("workload", choices=["nano-react"], help="which workload to train")
+    ap.add_argument("--steps", type=int, default=3200, help="optimizer steps (the schedule fits them)")
+    ap.add_argument("--batch-size", type=int, default=32, help="trajectories per step")
+    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    ap.add_argument("--min-lr-frac", type=float, default=0.05, help="final lr as a fraction of peak")
+    ap.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
+    ap.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay")
+    ap.add_argument("--p-detour", type=float, default=0.15,
+                    help="share of trajectories with an error-recovery detour")
+    ap.add_argument("--seed", type=int, default=TRAIN_SEED, help="seed for weights and data")
+    ap.add_argument("--no-mask", action="store_true", help="learn every token, not only the agent's")
+    ap.add_argument("--eval-every", type=int, default=400, help="validate every N steps")
+    ap.add_argument("--eval-start", type=int, default=1600, help="first step to validate at")
+    ap.add_argument("--val-size", type=int, default=150, help="validation tasks")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="autocast dtype")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    ap.add_argument("--n-layer", type=int, default=GPTConfig.n_layer, help="transformer blocks")
+    ap.add_argument("--n-embd", type=int, default=GPTConfig.n_embd, help="model width")
+    ap.add_argument("--n-head", type=int, default=GPTConfig.n_head, help="attention heads")
+    args = ap.parse_args(argv)
+
+    from mlperf_logging import mllog  # imported here: heavy, and only training needs it
+    c = mllog.constants
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_path = args.out / "train_log.txt"
+    log_path.unlink(missing_ok=True)
+    mllog.config(filename=str(log_path))
+    mll = mllog.get_mllogger()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    config = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd)
+    model = GPT(config).to(device)
+    eval_questions = {t.question for t in load_eval_set()}
+    val = validation_tasks(args.val_size)
+    exclude = eval_questions | {t.question for t in val}
+    mask = not args.no_mask
+    resolved = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "model": config.to_dict(), "n_params": model.num_params(),
+                "device": str(device), "torch": torch.__version__, "commit": git_commit(),
+                "eval_set_sha256": file_sha256(Path(__file__).parent / "react/data/eval.jsonl")}
+    (args.out / "train_config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+
+    mll.start(key=c.INIT_START)
+    mll.event(key=c.SUBMISSION_BENCHMARK, value=args.workload)
+    mll.event(key=c.SEED, value=args.seed)
+    mll.event(key=c.GLOBAL_BATCH_SIZE, value=args.batch_size)
+    mll.event(key=c.OPT_NAME, value="adamw")
+    mll.event(key=c.OPT_BASE_LR, value=args.lr)
+    mll.event(key=c.OPT_WEIGHT_DECAY, value=args.weight_decay)
+    mll.event(key=c.OPT_LR_WARMUP_STEPS, value=args.warmup)
+    mll.event(key=c.MAX_SEQUENCE_LENGTH, value=config.block_size)
+    mll.event(key="train_steps", value=args.steps)
+    mll.event(key="label_masking", value=mask)
+    mll.event(key="n_params", value=model.num_params())
+    mll.end(key=c.INIT_STOP)
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.99))
+    autocast_dtype = torch.bfloat16 if args.dtype == "bf16" else None
+    data = prefetch(batches(args.seed, args.batch_size, config.block_size, exclude, mask, args.p_detour))
+    print(f"nano-react: {model.num_params():,} parameters on {device}, {args.steps} steps, "
+          f"batch {args.batch_size}, {'masked' if mask else 'unmasked'} SFT", flush=True)
+
+    mll.start(key=c.RUN_START)
+    t_start = time.time()
+    tokens_seen = 0
+    best = (-1.0, -1)
+    status = c.ABORTED
+    progress = open(args.out / "progress.jsonl", "w")
+    try:
+        for step in range(args.steps):
+            lr = lr_at(step, args)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            ids, labels = next(data)
+            ids, labels = ids.to(device), labels.to(device)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                logits = model(ids[:, :-1])
+            loss = masked_cross_entropy(logits, labels[:, 1:])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            tokens_seen += int((ids != 0).sum())  # real tokens, padding excluded
+            done = step + 1
+            if done % 50 == 0 or done == args.steps:
+                el = time.time() - t_start
+                rec = {"step": done, "loss": round(loss.item(), 4), "lr": lr,
+                       "elapsed_s": round(el, 1), "tokens": tokens_seen,
+                       "tokens_per_s": round(tokens_seen / el)}
+                print(json.dumps(rec), flush=True)
+                progress.write(json.dumps(rec) + "\n")
+                progress.flush()
+            if (done >= args.eval_start and done % args.eval_every == 0) or done == args.steps:
+                acc = evaluate_accuracy(model, val)
+                mll.event(key=c.EVAL_ACCURACY, value=acc,
+                          metadata={"samples_count": done * args.batch_size, "step": done,
+                                    "split": "validation"})
+                rec = {"step": done, "val_accuracy": acc, "elapsed_s": round(time.time() - t_start, 1)}
+                print(json.dumps(rec), flush=True)
+                progress.write(json.dumps(rec) + "\n")
+                if acc >= best[0]:
+                    best = (acc, done)
+                    torch.save({"config": config.to_dict(), "model": model.state_dict(),
+                                "step": done, "val_accuracy": acc, "workload": args.workload,
+                                "label_masking": mask, "seed": args.seed},
+                               args.out / "model.pt")
+        status = c.SUCCESS
+    finally:
+        mll.end(key=c.RUN_STOP, metadata={"status": status})
+        progress.close()
+    wall = time.time() - t_start
+    digest = file_sha256(args.out / "model.pt")
+    (args.out / "model.sha256").write_text(f"{digest}  model.pt\n")
+    summary = {"best_val_accuracy": best[0], "best_step": best[1], "wall_s": round(wall, 1),
+               "tokens": tokens_seen, "tokens_per_s": round(tokens_seen / wall), "sha256": digest}
+    (args.out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The committed checkpoint really solves its tasks (real model, real tools, closed loop)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from reference.evaluate import CHECKPOINTS, CheckpointError, evaluate, load_model, main
+from reference.react.tasks import SEED_TASKS, file_sha256, load_eval_set
+
+CKPT = CHECKPOINTS["nano-react"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(CKPT)
+
+
+def test_committed_checkpoint_matches_its_recorded_sha256():
+    recorded = (CKPT.parent / "model.sha256").read_text().split()[0]
+    assert file_sha256(CKPT) == recorded
+
+
+def test_seed_tasks_are_answered_as_the_seed_expects(model):
+    summary, rows = evaluate(model, load_eval_set()[:4])
+    assert [r["answer"] for r in rows] == [a for _, a in SEED_TASKS]
+    assert summary["exact_match"] == 1.0
+
+
+def test_evaluation_is_deterministic(model):
+    tasks = load_eval_set()[4:24]
+    _, a = evaluate(model, tasks)
+    _, b = evaluate(model, tasks)
+    assert [r["answer"] for r in a] == [r["answer"] for r in b]
+    assert sum(r["correct"] for r in a) >= 17  # a sanity floor; the slow test checks >= 0.95
+
+
+def test_report_has_systems_metrics(model):
+    summary, rows = evaluate(model, load_eval_set()[:6])
+    assert summary["per_step"]["mean_kv_cache_bytes"] > 0
+    assert summary["by_step_index"][0]["mean_context_tokens"] > 0
+    first = rows[0]["steps"][0]
+    assert first["tool"] == "string_length" and first["observation"] == "11"
+    assert rows[0]["steps"][-1]["context_tokens"] > first["context_tokens"]
+
+
+def test_cli_writes_json_report(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert main(["nano-react", "--limit", "4", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["summary"]["n_tasks"] == 4 and len(report["episodes"]) == 4
+
+
+def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["nano-react", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        load_model(bad)
+
+
+@pytest.mark.slow
+def test_full_frozen_set_exact_match_at_least_095(model):
+    summary, rows = evaluate(model, load_eval_set())
+    assert summary["n_tasks"] >= 1000
+    assert summary["exact_match"] >= 0.95, summary["failures"]
