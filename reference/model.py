@@ -45,23 +45,39 @@ class GPTConfig:
 
 
 class KVCache:
-    """Per-layer keys and values, preallocated to block_size: (n_layer, B, nh, T_max, hs)."""
+    """Keys and values of up to `batch_size` independent rows (episodes), preallocated to
+    block_size: k, v are (n_layer, B, nh, T_max, hs); `lengths[b]` tokens of row b are cached.
+
+    Rows advance independently, which is what continuous batching needs: a finished episode's
+    row is `reset` and reused by the next episode while the others keep decoding."""
 
     def __init__(self, config: GPTConfig, batch_size: int, device, dtype=torch.float32):
         hs = config.n_embd // config.n_head
         shape = (config.n_layer, batch_size, config.n_head, config.block_size, hs)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.length = 0  # tokens cached so far
+        self.lengths = [0] * batch_size  # tokens cached per row (host-side bookkeeping)
 
-    def truncate(self, length: int) -> None:
-        """Forget everything after `length` tokens (e.g. a line the agent must not have written)."""
-        assert 0 <= length <= self.length
-        self.length = length
+    @property
+    def length(self) -> int:
+        """Cached tokens of row 0 (the single-episode case)."""
+        return self.lengths[0]
 
-    def nbytes_used(self) -> int:
-        per_token = 2 * self.k.shape[0] * self.k.shape[1] * self.k.shape[2] * self.k.shape[4]
-        return per_token * self.length * self.k.element_size()
+    def truncate(self, length: int, row: int = 0) -> None:
+        """Forget everything after `length` tokens of a row (e.g. a line the agent must not
+        have written); the stale keys beyond it are never read again."""
+        assert 0 <= length <= self.lengths[row]
+        self.lengths[row] = length
+
+    def reset(self, row: int) -> None:
+        self.lengths[row] = 0
+
+    def bytes_per_token(self) -> int:
+        n_layer, _, nh, _, hs = self.k.shape
+        return 2 * n_layer * nh * hs * self.k.element_size()
+
+    def nbytes_used(self, row: int = 0) -> int:
+        return self.bytes_per_token() * self.lengths[row]
 
 
 class CausalSelfAttention(nn.Module):
@@ -71,7 +87,7 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
 
-    def forward(self, x, cache: KVCache | None, layer: int):
+    def forward(self, x, cache: KVCache | None, layer: int, rows=None, starts=None):
         B, T, C = x.size()
         nh, hs = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(C, dim=2)
@@ -83,18 +99,30 @@ class CausalSelfAttention(nn.Module):
             # fp32 (measured 140 ms against 203 ms fwd+bwd at B=32, T=512, nh=4, hs=32).
             y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(),
                                                is_causal=True).to(q.dtype)
-        else:
-            start = cache.length
-            cache.k[layer, :, :, start:start + T] = k
-            cache.v[layer, :, :, start:start + T] = v
-            k = cache.k[layer, :, :, :start + T]  # (B, nh, start+T, hs)
-            v = cache.v[layer, :, :, :start + T]
+        elif B == 1:
+            r, start = rows[0], starts[0]
+            cache.k[layer, r, :, start:start + T] = k[0]
+            cache.v[layer, r, :, start:start + T] = v[0]
+            kk = cache.k[layer, r:r + 1, :, :start + T]  # (1, nh, start+T, hs)
+            vv = cache.v[layer, r:r + 1, :, :start + T]
             if T == 1:
-                y = F.scaled_dot_product_attention(q, k, v)
+                y = F.scaled_dot_product_attention(q, kk, vv)
             else:
                 # query j sits at absolute position start+j and may see keys 0..start+j
                 mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(start)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+                y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
+        else:
+            # batched decode, one new token per row, rows at different positions
+            assert T == 1, "multi-row calls decode one token per row"
+            ridx = torch.tensor(rows, device=x.device)
+            pos = torch.tensor(starts, device=x.device)
+            cache.k[layer, ridx, :, pos] = k[:, :, 0]  # (B, nh, hs)
+            cache.v[layer, ridx, :, pos] = v[:, :, 0]
+            n = max(starts) + 1
+            kk = cache.k[layer, ridx, :, :n]  # (B, nh, n, hs)
+            vv = cache.v[layer, ridx, :, :n]
+            mask = torch.arange(n, device=x.device)[None, :] <= pos[:, None]  # (B, n)
+            y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask[:, None, None, :])
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.c_proj(y)
 
@@ -117,8 +145,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache, layer):
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(self, x, cache, layer, rows=None, starts=None):
+        x = x + self.attn(self.ln_1(x), cache, layer, rows, starts)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -150,21 +178,32 @@ class GPT(nn.Module):
         return KVCache(self.config, batch_size, p.device, p.dtype)
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None,
-                last_only: bool = False) -> torch.Tensor:
+                last_only: bool = False, rows: list[int] | None = None) -> torch.Tensor:
         """idx (B, T) -> logits (B, T, vocab), or (B, 1, vocab) with last_only.
 
-        With a cache, idx continues the cached context and the cache grows by T."""
+        With a cache, row `rows[b]` of the cache (default: rows 0..B-1) is continued by
+        idx[b] and grows by T. Either B == 1 (a prefill or one decode step of one row) or
+        T == 1 (one decode step of many rows, each at its own position)."""
         B, T = idx.size()
-        start = cache.length if cache is not None else 0
-        if start + T > self.config.block_size:
-            raise ValueError(f"context of {start + T} tokens exceeds block_size "
-                             f"{self.config.block_size}")
-        pos = torch.arange(start, start + T, device=idx.device)
+        if cache is None:
+            pos = torch.arange(T, device=idx.device)
+            if T > self.config.block_size:
+                raise ValueError(f"context of {T} tokens exceeds block_size {self.config.block_size}")
+            rows = starts = None
+        else:
+            rows = list(range(B)) if rows is None else list(rows)
+            starts = [cache.lengths[r] for r in rows]
+            if max(starts) + T > self.config.block_size:
+                raise ValueError(f"context of {max(starts) + T} tokens exceeds block_size "
+                                 f"{self.config.block_size}")
+            pos = (torch.tensor(starts, device=idx.device)[:, None]
+                   + torch.arange(T, device=idx.device)[None, :])  # (B, T)
         x = self.wte(idx) + self.wpe(pos)  # (B, T, C)
         for layer, block in enumerate(self.h):
-            x = block(x, cache, layer)
+            x = block(x, cache, layer, rows, starts)
         if cache is not None:
-            cache.length = start + T
+            for r in rows:
+                cache.lengths[r] += T
         if last_only:
             x = x[:, -1:]
         return self.lm_head(self.ln_f(x))

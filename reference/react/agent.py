@@ -126,52 +126,105 @@ def cut_step(tokens: list[int]) -> tuple[str, int]:
     return text, len(tokens)
 
 
+def finish_step(env: ReactEnv, out: list[int], ctx0: int, kv0: int, gen_ms: float,
+                full: bool, block_size: int) -> tuple[int, list[int] | None]:
+    """Close one agent step of `out` tokens that began at context length ctx0.
+
+    Returns (how many of the step's tokens stay in context, the tokens to inject next, or None
+    when the episode has ended). Shared by the single-episode loop and the batched engine."""
+    text, n_keep = cut_step(out)
+    if full:
+        env.result.steps.append(StepRecord(text=text, context_tokens=ctx0, kv_cache_bytes=kv0,
+                                           generated_tokens=len(out), generation_ms=gen_ms))
+        env.result.transcript += text
+        env.result.stop_reason = "context_full"
+        return n_keep, None
+    rec = env.step(text)
+    rec.context_tokens, rec.kv_cache_bytes = ctx0, kv0
+    rec.generated_tokens, rec.generation_ms = len(out), gen_ms
+    if env.done:
+        return n_keep, None
+    inject = encode(env.injection(rec))
+    if ctx0 + n_keep + len(inject) >= block_size:
+        env.result.stop_reason = "context_full"
+        return n_keep, None
+    return n_keep, inject
+
+
+class _CachedContext:
+    """The episode's context in a KV cache: each token is processed once."""
+
+    def __init__(self, model: GPT):
+        self.model, self.cache = model, model.new_cache(1)
+        self.device = next(model.parameters()).device
+
+    @property
+    def length(self) -> int:
+        return self.cache.length
+
+    def kv_bytes(self) -> int:
+        return self.cache.nbytes_used()
+
+    def feed(self, tokens: list[int]) -> torch.Tensor:
+        idx = torch.tensor([tokens], dtype=torch.long, device=self.device)
+        return self.model(idx, cache=self.cache, last_only=True)[0, -1]
+
+    def truncate(self, n: int) -> None:
+        self.cache.truncate(n)
+
+
+class _NaiveContext:
+    """The seed-faithful baseline: the whole context is recomputed for every token."""
+
+    def __init__(self, model: GPT):
+        self.model, self.tokens = model, []
+        self.device = next(model.parameters()).device
+
+    @property
+    def length(self) -> int:
+        return len(self.tokens)
+
+    def kv_bytes(self) -> int:
+        return 0  # nothing is cached
+
+    def feed(self, tokens: list[int]) -> torch.Tensor:
+        self.tokens.extend(tokens)
+        idx = torch.tensor([self.tokens], dtype=torch.long, device=self.device)
+        return self.model(idx, last_only=True)[0, -1]
+
+    def truncate(self, n: int) -> None:
+        del self.tokens[n:]
+
+
 @torch.no_grad()
-def run_episode(model: GPT, question: str, max_steps: int = MAX_STEPS) -> EpisodeResult:
-    """Greedy closed-loop episode with a KV cache that persists across steps."""
+def run_episode(model: GPT, question: str, max_steps: int = MAX_STEPS,
+                naive: bool = False) -> EpisodeResult:
+    """Greedy closed-loop episode. By default the KV cache persists across steps; with
+    naive=True the whole context is recomputed for every generated token (the baseline)."""
     t_start = time.perf_counter()
-    device = next(model.parameters()).device
     block = model.config.block_size
     env = ReactEnv(question, max_steps)
-    cache = model.new_cache(1)
-
-    def feed(tokens: list[int]) -> torch.Tensor:
-        idx = torch.tensor([tokens], dtype=torch.long, device=device)
-        return model(idx, cache=cache, last_only=True)[0, -1]
-
-    logits = feed(encode(env.prompt()))
+    ctx = _NaiveContext(model) if naive else _CachedContext(model)
+    logits = ctx.feed(encode(env.prompt()))
     while not env.done:
-        ctx0, kv0 = cache.length, cache.nbytes_used()
+        ctx0, kv0 = ctx.length, ctx.kv_bytes()
         t0 = time.perf_counter()
         out: list[int] = []
         full = False
         while len(out) < MAX_STEP_TOKENS:
-            if cache.length >= block:
+            if ctx.length >= block:
                 full = True
                 break
             tok = int(torch.argmax(logits))
             out.append(tok)
-            logits = feed([tok])
+            logits = ctx.feed([tok])
             if tok == NEWLINE and step_complete(decode(out)):
                 break
-        text, n_keep = cut_step(out)
-        cache.truncate(ctx0 + n_keep)
-        gen_ms = (time.perf_counter() - t0) * 1e3
-        if full:
-            env.result.steps.append(StepRecord(text=text, context_tokens=ctx0, kv_cache_bytes=kv0,
-                                               generated_tokens=len(out), generation_ms=gen_ms))
-            env.result.transcript += text
-            env.result.stop_reason = "context_full"
+        n_keep, inject = finish_step(env, out, ctx0, kv0, (time.perf_counter() - t0) * 1e3,
+                                     full, block)
+        ctx.truncate(ctx0 + n_keep)
+        if inject is None:
             break
-        rec = env.step(text)
-        rec.context_tokens, rec.kv_cache_bytes = ctx0, kv0
-        rec.generated_tokens, rec.generation_ms = len(out), gen_ms
-        if env.done:
-            break
-        inject = encode(env.injection(rec))
-        if cache.length + len(inject) >= block:
-            env.result.stop_reason = "context_full"
-            break
-        logits = feed(inject)
+        logits = ctx.feed(inject)
     env.result.latency_ms = (time.perf_counter() - t_start) * 1e3
     return env.result

@@ -1,0 +1,103 @@
+"""One LoadGen test in its own process (started by loadgen_harness.runner, not by hand).
+
+    python -m loadgen_harness.child SPEC.json
+
+LoadGen aborts or segfaults its process on several SUT mistakes and hangs on a sample that is
+never completed, so every test runs here, under the parent's watchdog. This process loads the
+model, runs StartTest on a background thread (the main thread waits in short joins, so a
+worker crash is noticed at once), writes LoadGen's logs and the agent trace into the spec's
+directory, and finishes with `run_status.json`. Exit code 0 means the test ran to the end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import mlperf_loadgen as lg
+import torch
+
+from loadgen_harness.sut import QSL, SUTS
+from loadgen_harness.trace import TraceWriter
+from reference.evaluate import load_model
+from reference.react.tasks import load_eval_set
+
+SCENARIOS = {"Offline": lg.TestScenario.Offline, "Server": lg.TestScenario.Server,
+             "SingleStream": lg.TestScenario.SingleStream}
+MODES = {"AccuracyOnly": lg.TestMode.AccuracyOnly, "PerformanceOnly": lg.TestMode.PerformanceOnly}
+
+
+def test_settings(spec: dict) -> lg.TestSettings:
+    ts = lg.TestSettings()
+    ts.scenario = SCENARIOS[spec["scenario"]]
+    ts.mode = MODES[spec["mode"]]
+    for name, value in spec["settings"].items():
+        if not hasattr(ts, name):
+            raise KeyError(f"unknown LoadGen setting {name!r}")
+        setattr(ts, name, value)
+    return ts
+
+
+def _status(out: Path, **fields) -> None:
+    tmp = out / "run_status.json.tmp"
+    tmp.write_text(json.dumps(fields, indent=1) + "\n")
+    tmp.replace(out / "run_status.json")
+
+
+def run(spec: dict) -> int:
+    out = Path(spec["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)  # LoadGen aborts later if its log dir is missing
+    torch.set_num_threads(spec.get("threads", 1))
+    model = load_model(Path(spec["checkpoint"]), spec.get("device", "cpu"))
+    tasks = load_eval_set(Path(spec["eval_set"]))
+    fault = spec.get("fault")  # fault injection, used only by the watchdog tests
+    trace = TraceWriter(out / "agent_trace.jsonl", tasks, spec["mode"])
+
+    def on_episode(idx, result):
+        if fault == "raise":
+            raise RuntimeError("injected SUT fault")
+        if fault == "hang":
+            threading.Event().wait()
+        trace.write(idx, result)
+
+    sut = SUTS[spec["scenario"]](model, tasks, n_workers=spec.get("workers", 1),
+                                 on_episode=on_episode, max_batch=spec.get("max_batch"))
+    qsl = QSL(len(tasks), spec.get("performance_sample_count", len(tasks)))
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(out)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False  # can write hundreds of MB
+    settings = test_settings(spec)
+    sut.start()
+    t0 = time.time()
+    runner = threading.Thread(target=lg.StartTestWithLogSettings,
+                              args=(sut.sut, qsl.qsl, settings, log_settings), daemon=True)
+    runner.start()
+    while runner.is_alive():
+        runner.join(0.2)
+        if sut.errors:
+            err = sut.errors[0]
+            _status(out, ok=False, error=f"SUT worker failed: {type(err).__name__}: {err}",
+                    traceback="".join(traceback.format_exception(err)))
+            trace.close()
+            sys.stderr.flush()
+            os._exit(3)  # StartTest would wait forever for the samples that worker held
+    wall = time.time() - t0
+    sut.stop()
+    qsl.destroy()
+    trace.close()
+    _status(out, ok=True, completed=sut.completed, wall_s=round(wall, 3))
+    return 0
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    sys.exit(run(spec))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The run rules as data: `rules.yaml`, read by the harness and by the checker.
+
+    from loadgen_harness.rules import load_rules
+    rules = load_rules()
+    rules.profile("official").min_duration_ms
+    rules.benchmark("nano-react").quality_target
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadgen_harness.yamlio import load_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES_PATH = ROOT / "rules.yaml"
+SCENARIOS = ("Offline", "Server", "SingleStream")
+
+
+class RulesError(Exception):
+    """rules.yaml is missing something the harness or the checker needs."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    eligible: bool
+    min_duration_ms: int
+    min_query_count: dict
+    accuracy_sample_count: int | None  # None: every sample
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    eval_set: Path
+    eval_set_sha256: str
+    eval_set_size: int
+    reference_checkpoint: Path
+    reference_checkpoint_sha256: str
+    max_steps: int
+    quality_metric: str
+    quality_reference: float
+    quality_target_fraction: float
+    scenarios: dict
+
+    @property
+    def quality_target(self) -> float:
+        return round(self.quality_reference * self.quality_target_fraction, 4)
+
+    def target_latency_ns(self, scenario: str) -> int | None:
+        ms = self.scenarios.get(scenario, {}).get("target_latency_ms")
+        return None if ms is None else int(ms * 1e6)
+
+
+@dataclass(frozen=True)
+class Rules:
+    version: int
+    official_seeds: dict
+    benchmarks: dict
+    profiles: dict
+    path: Path
+
+    def benchmark(self, name: str) -> Benchmark:
+        if name not in self.benchmarks:
+            raise RulesError(f"unknown benchmark {name!r}; known: {', '.join(self.benchmarks)}")
+        return self.benchmarks[name]
+
+    def profile(self, name: str) -> Profile:
+        if name not in self.profiles:
+            raise RulesError(f"unknown profile {name!r}; known: {', '.join(self.profiles)}")
+        return self.profiles[name]
+
+
+def load_rules(path: Path = RULES_PATH) -> Rules:
+    doc = load_yaml(path)
+    try:
+        benchmarks = {}
+        for name, b in doc["benchmarks"].items():
+            q = b["quality"]
+            benchmarks[name] = Benchmark(
+                name=name, eval_set=ROOT / b["eval_set"], eval_set_sha256=b["eval_set_sha256"],
+                eval_set_size=int(b["eval_set_size"]),
+                reference_checkpoint=ROOT / b["reference_checkpoint"],
+                reference_checkpoint_sha256=b["reference_checkpoint_sha256"],
+                max_steps=int(b["max_steps"]), quality_metric=q["metric"],
+                quality_reference=float(q["reference_value"]),
+                quality_target_fraction=float(q["target_fraction"]),
+                scenarios=dict(b["scenarios"]))
+        profiles = {}
+        for name, p in doc["profiles"].items():
+            acc = p["accuracy_sample_count"]
+            profiles[name] = Profile(name, bool(p["eligible"]), int(p["min_duration_ms"]),
+                                     dict(p["min_query_count"]),
+                                     None if acc == "all" else int(acc))
+        seeds = {k: int(v) for k, v in doc["loadgen"]["official_seeds"].items()}
+        return Rules(int(doc["version"]), seeds, benchmarks, profiles, Path(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise RulesError(f"{path}: malformed rules ({type(err).__name__}: {err})") from None

@@ -1,0 +1,413 @@
+"""`make submission`: every benchmark x scenario in both modes, in the MLPerf layout.
+
+    python -m loadgen_harness.submission --system cpu                  # official profile
+    python -m loadgen_harness.submission --system cpu --profile smoke  # about 3 minutes
+    make submission SYSTEM=a100 PROFILE=smoke SUBMITTER=alice
+
+Reads systems/<system>.yaml, probes the machine (a contradiction stops the run unless
+--allow-mismatch, which is recorded), runs each LoadGen test in a child process under a
+watchdog, and writes
+
+    results/<division>/<submitter>/
+      submission.json  systems/<system>.json  code/README.md
+      results/<system>/<benchmark>/<scenario>/
+        user.conf  measurements.json  README.md
+        accuracy/          mlperf_log_{accuracy.json,detail.txt,summary.txt}
+                           accuracy.json  agent_trace.jsonl
+        performance/run_1/ mlperf_log_{detail,summary}.txt  agent_trace.jsonl
+
+Everything is built in a hidden staging directory and moved into place only when every run
+has finished, so an interrupted or failed run leaves nothing that looks complete, and a
+re-run replaces the system's results whole. Smoke results are marked not eligible.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadgen_harness.logs import accuracy_from_log, read_detail
+from loadgen_harness.rules import ROOT, SCENARIOS, RulesError, load_rules
+from loadgen_harness.runner import RunError, run_test
+from loadgen_harness.system import DeclarationError, load_system, mismatches, probe
+from reference.react.tasks import file_sha256, load_eval_set
+
+STARTUP_S = 8.0  # a run's process start (torch import, model load), measured about 4 s
+KEEP = {"accuracy": ["mlperf_log_accuracy.json", "mlperf_log_detail.txt",
+                     "mlperf_log_summary.txt", "agent_trace.jsonl"],
+        "performance": ["mlperf_log_detail.txt", "mlperf_log_summary.txt", "agent_trace.jsonl"]}
+
+
+class SubmissionError(Exception):
+    """A user-facing reason why no submission was written."""
+
+
+@dataclass
+class RunPlan:
+    benchmark: str
+    scenario: str
+    mode: str            # AccuracyOnly | PerformanceOnly
+    rel_dir: str         # accuracy | performance/run_1
+    settings: dict
+    expected_s: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.benchmark} {self.scenario} {'accuracy' if self.mode == 'AccuracyOnly' else 'performance'}"
+
+
+def git_state() -> dict:
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit or "unknown", "dirty": bool(dirty)}
+
+
+def loadgen_settings(rules, bench, scenario: str, mode: str, profile, tuning: dict) -> dict:
+    s = dict(rules.official_seeds)
+    s["min_duration_ms"] = profile.min_duration_ms
+    s["min_query_count"] = int(profile.min_query_count[scenario])
+    if scenario == "Offline":
+        s["offline_expected_qps"] = float(tuning["offline_expected_qps"])
+    elif scenario == "Server":
+        s["server_target_qps"] = float(tuning["server_target_qps"])
+        s["server_target_latency_ns"] = bench.target_latency_ns("Server")
+        s["server_target_latency_percentile"] = bench.scenarios["Server"]["latency_percentile"] / 100
+    elif scenario == "SingleStream":
+        s["single_stream_expected_latency_ns"] = int(tuning["single_stream_expected_latency_ms"] * 1e6)
+        s["single_stream_target_latency_percentile"] = \
+            bench.scenarios["SingleStream"]["latency_percentile"] / 100
+    if mode == "AccuracyOnly" and profile.accuracy_sample_count:
+        s["accuracy_sample_count_override"] = profile.accuracy_sample_count
+    return s
+
+
+def _qps_hint(scenario: str, tuning: dict) -> float:
+    if scenario == "Offline":
+        return float(tuning["offline_expected_qps"])
+    if scenario == "Server":
+        return float(tuning["server_target_qps"])
+    return 1000.0 / float(tuning["single_stream_expected_latency_ms"])
+
+
+def plan_runs(rules, profile, benchmarks, scenarios, tuning_all: dict) -> list[RunPlan]:
+    plans = []
+    for bname in benchmarks:
+        bench = rules.benchmark(bname)
+        for scen in scenarios:
+            if scen not in bench.scenarios:
+                raise SubmissionError(f"{bname} has no {scen} scenario in rules.yaml")
+            tuning = tuning_all.get("benchmarks", {}).get(bname, {}).get(scen)
+            if not tuning:
+                raise SubmissionError(f"systems file has no tuning for {bname} {scen}")
+            qps = _qps_hint(scen, tuning)
+            n_acc = profile.accuracy_sample_count or bench.eval_set_size
+            acc_qps = _qps_hint("Offline", tuning) if scen == "Offline" else qps
+            plans.append(RunPlan(bname, scen, "AccuracyOnly", "accuracy",
+                                 loadgen_settings(rules, bench, scen, "AccuracyOnly", profile, tuning),
+                                 STARTUP_S + n_acc / acc_qps))
+            dur = max(profile.min_duration_ms / 1000, profile.min_query_count[scen] / qps) * 1.1
+            plans.append(RunPlan(bname, scen, "PerformanceOnly", "performance/run_1",
+                                 loadgen_settings(rules, bench, scen, "PerformanceOnly", profile, tuning),
+                                 STARTUP_S + dur))
+    return plans
+
+
+def user_conf(plan: RunPlan) -> str:
+    names = {"min_duration_ms": "min_duration", "min_query_count": "min_query_count",
+             "offline_expected_qps": "target_qps", "server_target_qps": "target_qps",
+             "server_target_latency_ns": "target_latency",
+             "single_stream_expected_latency_ns": "target_latency"}
+    lines = ["# LoadGen user settings of this result (written by make submission)"]
+    for key, name in names.items():
+        if key in plan.settings:
+            v = plan.settings[key]
+            if key.endswith("_ns"):
+                v = int(v / 1e6)  # user.conf latencies are in ms
+            lines.append(f"{plan.benchmark}.{plan.scenario}.{name} = {v}")
+    return "\n".join(lines) + "\n"
+
+
+def trace_summary(path: Path) -> dict:
+    n = steps = tokens = 0
+    gen_ms = tool_ms = 0.0
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line)
+            n += 1
+            steps += len(rec["steps"])
+            tokens += rec["generated_tokens"]
+            gen_ms += sum(s["generation_ms"] for s in rec["steps"])
+            tool_ms += sum(s["tool_ms"] for s in rec["steps"])
+    return {"episodes": n, "mean_steps": round(steps / max(n, 1), 3),
+            "mean_generated_tokens": round(tokens / max(n, 1), 2),
+            "generation_ms_share": round(gen_ms / max(gen_ms + tool_ms, 1e-9), 4),
+            "tool_ms_share": round(tool_ms / max(gen_ms + tool_ms, 1e-9), 4)}
+
+
+SCENARIO_METRIC_KEY = {"Offline": "result_samples_per_second",
+                       "Server": "result_scheduled_samples_per_sec",
+                       "SingleStream": "result_90.00_percentile_latency_ns"}
+
+
+def performance_result(scenario: str, detail: dict) -> dict:
+    value = detail.get(SCENARIO_METRIC_KEY[scenario])
+    if scenario == "SingleStream" and value is not None:
+        value = value / 1e6
+    return {"metric": {"Offline": "samples_per_second", "Server": "scheduled_samples_per_second",
+                       "SingleStream": "latency_p90_ms"}[scenario],
+            "value": value, "validity": detail.get("result_validity"),
+            "min_duration_met": detail.get("result_min_duration_met"),
+            "min_queries_met": detail.get("result_min_queries_met"),
+            "perf_constraints_met": detail.get("result_perf_constraints_met"),
+            "mean_latency_ms": (detail.get("result_mean_latency_ns") or 0) / 1e6,
+            "p99_latency_ms": (detail.get("result_99.00_percentile_latency_ns") or 0) / 1e6,
+            "loadgen_errors": detail["__errors__"]}
+
+
+class Progress:
+    """A rich progress display (or plain lines when there is no terminal)."""
+
+    def __init__(self, plans: list[RunPlan]):
+        from rich.console import Console
+        from rich.progress import (BarColumn, Progress as RichProgress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        self.console = Console(stderr=True)
+        self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
+                                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                                console=self.console, transient=False)
+        self.total = self.bar.add_task("submission", total=sum(p.expected_s for p in plans))
+        self.done_s = 0.0
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.__exit__(*exc)
+
+    def start(self, plan: RunPlan):
+        self.current = self.bar.add_task(plan.label, total=plan.expected_s)
+        self.plan = plan
+
+    def poll(self, elapsed: float):
+        e = min(elapsed, self.plan.expected_s * 0.99)
+        self.bar.update(self.current, completed=e)
+        self.bar.update(self.total, completed=self.done_s + e)
+
+    def finish(self, note: str):
+        self.done_s += self.plan.expected_s
+        self.bar.update(self.current, completed=self.plan.expected_s,
+                        description=f"{self.plan.label}: {note}")
+        self.bar.update(self.total, completed=self.done_s)
+
+
+def make_submission(system: str, profile_name: str = "official", benchmarks=("nano-react",),
+                    scenarios=("Offline", "Server"), out_root: Path = ROOT / "results",
+                    submitter: str = "reference", division: str = "closed",
+                    allow_mismatch: bool = False, checkpoint: Path | None = None) -> Path:
+    rules = load_rules()
+    profile = rules.profile(profile_name)
+    doc = load_system(system)
+    found = probe()
+    bad = mismatches(doc["declaration"], found)
+    if bad and not allow_mismatch:
+        raise SubmissionError(
+            f"systems/{system}.yaml does not describe this machine:\n  - " + "\n  - ".join(bad)
+            + f"\nFix the declaration, pick another SYSTEM, or override with --allow-mismatch"
+              f" (ALLOW_MISMATCH=1); an override is recorded in the submission.")
+    tuning = doc["tuning"]
+    if tuning["device"] == "cuda" and not found["accelerators"]:
+        raise SubmissionError(f"systems/{system}.yaml runs on cuda, but this machine has no GPU")
+    for name in (submitter, division, system):
+        if not name or "/" in name or name.startswith("."):
+            raise SubmissionError(f"bad name {name!r} (no '/' and no leading '.')")
+    ckpts = {}
+    for b in benchmarks:
+        bench = rules.benchmark(b)
+        if file_sha256(bench.eval_set) != bench.eval_set_sha256:
+            raise SubmissionError(f"{bench.eval_set} does not match its SHA-256 in rules.yaml")
+        ckpt = Path(checkpoint) if checkpoint else bench.reference_checkpoint
+        digest = file_sha256(ckpt) if ckpt.is_file() else None
+        if digest is None:
+            raise SubmissionError(f"no checkpoint at {ckpt}")
+        if division == "closed" and digest != bench.reference_checkpoint_sha256:
+            raise SubmissionError(f"closed division needs the reference checkpoint; {ckpt} has "
+                                  f"SHA-256 {digest[:12]}..., rules.yaml says "
+                                  f"{bench.reference_checkpoint_sha256[:12]}...")
+        ckpts[b] = (ckpt, digest)
+    plans = plan_runs(rules, profile, benchmarks, scenarios, tuning)
+
+    final = Path(out_root) / division / submitter
+    staging = Path(out_root) / f".staging-{division}-{submitter}-{system}-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    git = git_state()
+    summary_rows = []
+    try:
+        sysdir = staging / "systems"
+        sysdir.mkdir(parents=True)
+        (sysdir / f"{system}.json").write_text(json.dumps({
+            "schema_version": 1, "system": system, **doc, "probe": found,
+            "mismatches": bad, "mismatch_override": bool(bad and allow_mismatch)}, indent=1) + "\n")
+        results_dir = staging / "results" / system
+        with Progress(plans) as progress:
+            for plan in plans:
+                run_dir = results_dir / plan.benchmark / plan.scenario / plan.rel_dir
+                spec = {"benchmark": plan.benchmark, "scenario": plan.scenario, "mode": plan.mode,
+                        "out_dir": str(run_dir), "checkpoint": str(ckpts[plan.benchmark][0]),
+                        "eval_set": str(rules.benchmark(plan.benchmark).eval_set),
+                        "settings": plan.settings, "workers": tuning.get("workers", 1),
+                        "threads": tuning.get("threads", 1), "device": tuning["device"],
+                        "max_batch": tuning["benchmarks"][plan.benchmark][plan.scenario].get("max_batch")}
+                progress.start(plan)
+                t0 = time.time()
+                run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
+                for f in list(run_dir.iterdir()):
+                    if f.name not in KEEP[plan.rel_dir.split("/")[0]]:
+                        f.unlink()
+                note = f"done in {time.time() - t0:.0f}s"
+                if plan.mode == "AccuracyOnly":
+                    tasks = load_eval_set(rules.benchmark(plan.benchmark).eval_set)
+                    acc = accuracy_from_log(run_dir / "mlperf_log_accuracy.json", tasks,
+                                            profile.accuracy_sample_count)
+                    bench = rules.benchmark(plan.benchmark)
+                    acc.update(metric=bench.quality_metric, target=bench.quality_target,
+                               passed=acc["exact_match"] >= bench.quality_target)
+                    (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=1) + "\n")
+                    note += f", exact match {acc['exact_match']:.4f}"
+                progress.finish(note)
+            # per-scenario files, once both runs exist
+            for bname in benchmarks:
+                for scen in scenarios:
+                    sdir = results_dir / bname / scen
+                    perf_plan = next(p for p in plans if p.benchmark == bname and
+                                     p.scenario == scen and p.mode == "PerformanceOnly")
+                    detail = read_detail(sdir / "performance/run_1/mlperf_log_detail.txt")
+                    acc = json.loads((sdir / "accuracy/accuracy.json").read_text())
+                    perf = performance_result(scen, detail)
+                    m = {"schema_version": 1, "benchmark": bname, "scenario": scen,
+                         "system": system, "division": division, "submitter": submitter,
+                         "profile": profile.name, "eligible": profile.eligible,
+                         "created": created, **git, "checkpoint_sha256": ckpts[bname][1],
+                         "rules_sha256": file_sha256(rules.path),
+                         "loadgen_version": detail.get("loadgen_version"),
+                         "performance": perf, "accuracy": acc,
+                         "trace": trace_summary(sdir / "performance/run_1/agent_trace.jsonl")}
+                    (sdir / "measurements.json").write_text(json.dumps(m, indent=1) + "\n")
+                    (sdir / "user.conf").write_text(user_conf(perf_plan))
+                    (sdir / "README.md").write_text(
+                        f"# {bname} {scen} on {system}\n\nProfile `{profile.name}`"
+                        f"{'' if profile.eligible else ' (NOT eligible for a leaderboard)'}; "
+                        f"commit `{git['commit']}`{' (dirty tree)' if git['dirty'] else ''}.\n\n"
+                        f"Reproduce: `make submission SYSTEM={system} PROFILE={profile.name}`\n")
+                    summary_rows.append((bname, scen, perf, acc))
+        (staging / "code").mkdir()
+        (staging / "code" / "README.md").write_text(
+            f"# Code\n\nThis submission was produced by commit `{git['commit']}`"
+            f"{' with uncommitted changes' if git['dirty'] else ''} of the suite.\n")
+        _swap_in(staging, final, system)
+        _update_index(final, system, profile, git, created)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    _print_summary(summary_rows, profile)
+    return final
+
+
+def _swap_in(staging: Path, final: Path, system: str) -> None:
+    """Move this system's results into the submission, replacing an earlier run whole."""
+    final.mkdir(parents=True, exist_ok=True)
+    for rel in (Path("results") / system, Path("systems") / f"{system}.json", Path("code")):
+        src, dst = staging / rel, final / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        trash = dst.with_name(f".old-{dst.name}-{os.getpid()}")
+        if dst.exists():
+            dst.rename(trash)
+        src.rename(dst)
+        if trash.exists():
+            shutil.rmtree(trash) if trash.is_dir() else trash.unlink()
+
+
+def _update_index(final: Path, system: str, profile, git: dict, created: str) -> None:
+    index_path = final / "submission.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        index = {"schema_version": 1, "systems": {}}
+    index["systems"][system] = {"profile": profile.name, "eligible": profile.eligible,
+                                "created": created, **git}
+    tmp = index_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(index, indent=1) + "\n")
+    tmp.replace(index_path)
+
+
+def _print_summary(rows, profile) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title=f"Submission summary (profile {profile.name}"
+                    f"{'' if profile.eligible else ', NOT leaderboard-eligible'})")
+    for col in ("benchmark", "scenario", "metric", "value", "LoadGen", "exact match", "target",
+                "quality"):
+        t.add_column(col)
+    for bname, scen, perf, acc in rows:
+        v = perf["value"]
+        t.add_row(bname, scen, perf["metric"], f"{v:.2f}" if isinstance(v, (int, float)) else "-",
+                  perf["validity"] or "-", f"{acc['exact_match']:.4f}", f"{acc['target']:.4f}",
+                  "PASS" if acc["passed"] else "FAIL")
+    Console().print(t)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Write a submission in the MLPerf layout.")
+    ap.add_argument("--system", default="cpu", help="systems/<name>.yaml to declare")
+    ap.add_argument("--profile", default="official", help="official or smoke")
+    ap.add_argument("--benchmarks", default="nano-react", help="comma-separated benchmarks")
+    ap.add_argument("--scenarios", default="Offline,Server",
+                    help=f"comma-separated, from {', '.join(SCENARIOS)}")
+    ap.add_argument("--submitter", default=os.environ.get("SUBMITTER", "reference"),
+                    help="submitter name (results/<division>/<submitter>)")
+    ap.add_argument("--division", choices=["closed", "open"], default="closed",
+                    help="closed requires the reference checkpoint")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="open division: your checkpoint")
+    ap.add_argument("--out", type=Path, default=ROOT / "results", help="results root")
+    ap.add_argument("--allow-mismatch", action="store_true",
+                    help="run even if the declaration contradicts the machine (recorded)")
+    args = ap.parse_args(argv)
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    bad = [s for s in scenarios if s not in SCENARIOS]
+    if bad:
+        ap.error(f"unknown scenario(s) {', '.join(bad)}; choose from {', '.join(SCENARIOS)}")
+    try:
+        path = make_submission(args.system, args.profile,
+                               [b for b in args.benchmarks.split(",") if b], scenarios,
+                               args.out, args.submitter, args.division, args.allow_mismatch,
+                               args.checkpoint)
+    except (SubmissionError, DeclarationError, RulesError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RunError as err:
+        print(f"error: a LoadGen run failed, no submission was written.\n{err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: no submission was written", file=sys.stderr)
+        return 130
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""LoadGen Systems Under Test for the nano agent workloads, and their Query Sample Library.
+
+One LoadGen sample is one whole episode. `issue_queries` only enqueues (it runs on LoadGen's
+thread, and an exception there aborts or segfaults the process); worker threads, each with its
+own continuous-batching engine, run the episodes and complete them. The response payload is
+the final answer in UTF-8 with the generated-token count, so accuracy can be recomputed from
+`mlperf_log_accuracy.json`.
+
+Scenarios differ in how many episodes an engine batches: Offline fills the batch, Server
+admits queries as they arrive, SingleStream runs one at a time.
+
+Limits: the QSL is the frozen evaluation set, fully resident (it is small); torch must be
+configured (threads, device) by the caller before workers start.
+"""
+from __future__ import annotations
+
+import array
+import queue
+import threading
+from typing import Callable
+
+import mlperf_loadgen as lg
+
+from reference.engine import Engine
+from reference.react.agent import EpisodeResult
+
+_STOP = object()
+
+
+class AgentSUT:
+    """Base SUT: a shared queue of (response id, sample index) and engine worker threads."""
+
+    scenario = ""
+    max_batch = 32
+
+    def __init__(self, model, tasks, n_workers: int = 1,
+                 on_episode: Callable[[int, EpisodeResult], None] | None = None,
+                 max_batch: int | None = None):
+        self.model, self.tasks = model, tasks
+        self.n_workers = n_workers
+        self.max_batch = max_batch or self.max_batch
+        self.on_episode = on_episode
+        self.queue: queue.Queue = queue.Queue()
+        self.errors: list[BaseException] = []
+        self.completed = 0
+        self._lock = threading.Lock()
+        self.workers = [threading.Thread(target=self._work, name=f"sut-worker-{i}", daemon=True)
+                        for i in range(n_workers)]
+        self.sut = lg.ConstructSUT(self.issue_queries, self.flush_queries)
+
+    # LoadGen's callbacks: enqueue only
+    def issue_queries(self, query_samples) -> None:
+        for qs in query_samples:
+            self.queue.put((qs.id, qs.index))
+
+    def flush_queries(self) -> None:
+        pass
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def stop(self) -> None:
+        for _ in self.workers:
+            self.queue.put(_STOP)
+        for w in self.workers:
+            w.join()
+        lg.DestroySUT(self.sut)
+
+    def _pull(self, n_free: int, idle: bool):
+        items = []
+        try:
+            item = self.queue.get(block=idle)
+            while True:
+                if item is _STOP:
+                    if items:  # finish what was taken; stop on the next pull
+                        self.queue.put(_STOP)
+                        return items
+                    return None
+                items.append(item)
+                if len(items) >= n_free:
+                    return items
+                item = self.queue.get_nowait()
+        except queue.Empty:
+            return items
+
+    def _work(self) -> None:
+        engine = Engine(self.model, max_batch=self.max_batch)
+
+        def pull(n_free, idle):
+            got = self._pull(n_free, idle)
+            if got is None:
+                return None
+            return [((rid, idx), self.tasks[idx].question) for rid, idx in got]
+
+        try:
+            engine.serve(pull, self._complete)
+        except BaseException as err:  # a worker crash must end the run, not hang it
+            self.errors.append(err)
+            raise
+
+    def _complete(self, key, result: EpisodeResult) -> None:
+        rid, idx = key
+        buf = array.array("B", (result.answer or "").encode("utf-8"))
+        addr, n = buf.buffer_info()
+        # LoadGen copies the bytes inside QuerySamplesComplete; `buf` stays alive until then.
+        resp = lg.QuerySampleResponse(rid, addr, n, result.generated_tokens)
+        if self.on_episode is not None:
+            self.on_episode(idx, result)
+        lg.QuerySamplesComplete([resp])
+        with self._lock:
+            self.completed += 1
+
+
+class OfflineSUT(AgentSUT):
+    scenario = "Offline"
+    max_batch = 64
+
+
+class ServerSUT(AgentSUT):
+    scenario = "Server"
+    max_batch = 32
+
+
+class SingleStreamSUT(AgentSUT):
+    scenario = "SingleStream"
+    max_batch = 1
+
+
+SUTS = {cls.scenario: cls for cls in (OfflineSUT, ServerSUT, SingleStreamSUT)}
+
+
+class QSL:
+    """The frozen evaluation set as LoadGen's Query Sample Library (always resident)."""
+
+    def __init__(self, n_total: int, n_performance: int):
+        if n_total <= 0 or not 0 < n_performance <= n_total:
+            raise ValueError(f"bad QSL sizes: total {n_total}, performance {n_performance}")
+        self.qsl = lg.ConstructQSL(n_total, n_performance, self._load, self._unload)
+
+    def _load(self, indices) -> None:
+        pass
+
+    def _unload(self, indices) -> None:
+        pass
+
+    def destroy(self) -> None:
+        lg.DestroyQSL(self.qsl)

@@ -1,0 +1,152 @@
+"""Hardware declarations (`systems/<name>.yaml`) and the probe of the machine a run is on.
+
+    python -m loadgen_harness.system cpu        # validate systems/cpu.yaml and compare it
+                                                # with this machine
+
+A declaration is validated by a JSON Schema (types, enums, units), then compared with what
+the probe finds: CPU model, core count, memory, accelerator and its memory (through torch),
+OS, Python, torch and LoadGen versions. A contradiction (declared an A100, no such GPU here)
+stops `make submission` unless the user overrides it explicitly; the override is recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+import jsonschema
+
+from loadgen_harness.yamlio import YamlError, load_yaml
+
+SYSTEMS_DIR = Path(__file__).resolve().parent.parent / "systems"
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "system.schema.json"
+MEMORY_TOLERANCE = 0.10  # declared vs probed memory may differ this much (firmware reserves)
+
+
+class DeclarationError(Exception):
+    """A system declaration that is missing, malformed, or contradicts the machine."""
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+def schema_errors(doc) -> list[str]:
+    """Every schema violation as 'path: message' (empty when valid)."""
+    errs = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    return [f"/{'/'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errs]
+
+
+def load_system(name: str, systems_dir: Path = SYSTEMS_DIR) -> dict:
+    if not name or "/" in name or name.startswith("."):
+        raise DeclarationError(f"bad system name {name!r}")
+    path = systems_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in systems_dir.glob("*.yaml"))) or "none"
+        raise DeclarationError(f"no declaration {path} (known systems: {known})")
+    try:
+        doc = load_yaml(path)
+    except YamlError as err:
+        raise DeclarationError(str(err)) from None
+    errors = schema_errors(doc)
+    if errors:
+        raise DeclarationError(f"{path} does not match the declaration schema:\n  "
+                               + "\n  ".join(errors))
+    return doc
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gb() -> float:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 2)
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
+def probe() -> dict:
+    """What this machine is, as far as the run can see."""
+    import torch
+    accel = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            accel.append({"name": p.name, "memory_gb": round(p.total_memory / 2**30, 2)})
+    return {
+        "host_processor_model_name": _cpu_model(),
+        "host_processor_core_count": len(os.sched_getaffinity(0)),
+        "host_memory_capacity_gb": _memory_gb(),
+        "accelerators": accel,
+        "operating_system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "loadgen": metadata.version("mlcommons-loadgen"),
+        "machine": platform.machine(),
+    }
+
+
+def mismatches(decl: dict, found: dict) -> list[str]:
+    """Where the declaration contradicts the probe (empty when they agree)."""
+    out = []
+    if decl["host_processor_model_name"] != "any" and \
+            decl["host_processor_model_name"] != found["host_processor_model_name"]:
+        out.append(f"CPU: declared {decl['host_processor_model_name']!r}, "
+                   f"found {found['host_processor_model_name']!r}")
+    if decl["host_processor_core_count"] != found["host_processor_core_count"]:
+        out.append(f"cores: declared {decl['host_processor_core_count']}, "
+                   f"found {found['host_processor_core_count']}")
+    mem_d, mem_f = decl["host_memory_capacity_gb"], found["host_memory_capacity_gb"]
+    if abs(mem_d - mem_f) > MEMORY_TOLERANCE * max(mem_d, mem_f):
+        out.append(f"memory: declared {mem_d} GiB, found {mem_f} GiB")
+    accel = found["accelerators"]
+    n = decl["accelerators_per_node"]
+    if n != len(accel):
+        names = ", ".join(a["name"] for a in accel) or "none"
+        out.append(f"accelerators: declared {n} x {decl['accelerator_model_name']!r}, "
+                   f"found {len(accel)} ({names})")
+    elif n:
+        for a in accel:
+            if decl["accelerator_model_name"] not in a["name"]:
+                out.append(f"accelerator: declared {decl['accelerator_model_name']!r}, "
+                           f"found {a['name']!r}")
+            m = decl["accelerator_memory_capacity_gb"]
+            if abs(m - a["memory_gb"]) > MEMORY_TOLERANCE * max(m, a["memory_gb"]):
+                out.append(f"accelerator memory: declared {m} GiB, found {a['memory_gb']} GiB")
+    fw = decl["framework"].split()[1]
+    if not found["torch"].startswith(fw):
+        out.append(f"framework: declared torch {fw}, found torch {found['torch']}")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Validate a system declaration against this machine.")
+    ap.add_argument("system", help="name of systems/<name>.yaml")
+    args = ap.parse_args(argv)
+    try:
+        doc = load_system(args.system)
+    except DeclarationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    found = probe()
+    bad = mismatches(doc["declaration"], found)
+    print(json.dumps({"probe": found, "mismatches": bad}, indent=1))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Agent traces: one JSON line per episode with its steps, tool calls and per-step timings.
+
+The trace sits beside LoadGen's own logs in every run directory (`agent_trace.jsonl`); its
+JSON Schema is `loadgen_harness/schemas/agent_trace.schema.json`. LoadGen times whole
+episodes; the trace says where the time went (generation against tools, context and KV-cache
+growth per step), and lets the checker re-execute every tool call.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+
+from reference.react.agent import EpisodeResult
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "agent_trace.schema.json"
+SCHEMA_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def trace_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+def episode_record(seq: int, idx: int, task_id: str, mode: str, result: EpisodeResult) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION, "seq": seq, "qsl_idx": idx, "task_id": task_id,
+        "mode": mode, "question": result.question, "answer": result.answer,
+        "stop_reason": result.stop_reason, "latency_ms": round(result.latency_ms, 3),
+        "generated_tokens": result.generated_tokens,
+        "steps": [{"text": s.text, "tool": s.tool, "tool_input": s.tool_input,
+                   "observation": s.observation, "context_tokens": s.context_tokens,
+                   "kv_cache_bytes": s.kv_cache_bytes, "generated_tokens": s.generated_tokens,
+                   "generation_ms": round(s.generation_ms, 3), "tool_ms": round(s.tool_ms, 4)}
+                  for s in result.steps],
+    }
+
+
+class TraceWriter:
+    """Thread-safe JSON-lines writer (SUT workers complete episodes concurrently)."""
+
+    def __init__(self, path: Path, tasks, mode: str):
+        self.f = open(path, "w")
+        self.tasks, self.mode = tasks, mode
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def write(self, idx: int, result: EpisodeResult) -> None:
+        with self.lock:
+            rec = episode_record(self.seq, idx, self.tasks[idx].id, self.mode, result)
+            self.f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            self.seq += 1
+
+    def close(self) -> None:
+        with self.lock:
+            self.f.close()
