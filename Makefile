@@ -3,10 +3,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 WORKLOAD ?= nano-react
+SYSTEM   ?= cpu
+PROFILE  ?= official
+SUBMITTER ?= reference
+ALLOW_MISMATCH ?=
 
-.PHONY: help venv test test-slow train evaluate clean-venv
+.PHONY: help venv test test-slow train evaluate submission bench clean-venv
 
 help:
+	@echo "make submission    SYSTEM=cpu PROFILE=official|smoke SUBMITTER=name: MLPerf-layout results"
+	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s"
 	@echo "make evaluate      closed-loop evaluation of the committed nano-react agent"
 	@echo "make test          fast test suite (creates .venv if missing)"
 	@echo "make test-slow     slow tests: full frozen-set accuracy, determinism"
@@ -33,6 +39,13 @@ train: venv
 
 evaluate: venv
 	$(PY) -m reference.evaluate $(WORKLOAD)
+
+submission: venv
+	$(PY) -m loadgen_harness.submission --system $(SYSTEM) --profile $(PROFILE) \
+		--submitter $(SUBMITTER) $(if $(ALLOW_MISMATCH),--allow-mismatch,)
+
+bench: venv
+	$(PY) -m loadgen_harness.bench --system $(SYSTEM)
 
 clean-venv:
 	rm -rf $(VENV)

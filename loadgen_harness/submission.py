@@ -257,6 +257,7 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=("na
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     git = git_state()
     summary_rows = []
+    calibrated: dict[str, float] = {}
     try:
         sysdir = staging / "systems"
         sysdir.mkdir(parents=True)
@@ -276,6 +277,18 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=("na
                 progress.start(plan)
                 t0 = time.time()
                 run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
+                if plan.scenario == "Offline" and plan.mode == "PerformanceOnly":
+                    # LoadGen pre-generates 1.1 x min_duration x expected_qps samples; a SUT
+                    # faster than expected finishes early and the run is INVALID. Re-run once
+                    # with the measured rate, and record that the rate was calibrated.
+                    d = read_detail(run_dir / "mlperf_log_detail.txt")
+                    measured = d.get("result_samples_per_second") or 0
+                    if not d.get("result_min_duration_met") and measured > plan.settings["offline_expected_qps"]:
+                        plan.settings["offline_expected_qps"] = round(measured * 1.25, 2)
+                        calibrated[plan.benchmark] = plan.settings["offline_expected_qps"]
+                        spec["settings"] = plan.settings
+                        shutil.rmtree(run_dir)
+                        run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
                 for f in list(run_dir.iterdir()):
                     if f.name not in KEEP[plan.rel_dir.split("/")[0]]:
                         f.unlink()
@@ -306,6 +319,8 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=("na
                          "rules_sha256": file_sha256(rules.path),
                          "loadgen_version": detail.get("loadgen_version"),
                          "performance": perf, "accuracy": acc,
+                         "offline_expected_qps_calibrated":
+                             calibrated.get(bname) if scen == "Offline" else None,
                          "trace": trace_summary(sdir / "performance/run_1/agent_trace.jsonl")}
                     (sdir / "measurements.json").write_text(json.dumps(m, indent=1) + "\n")
                     (sdir / "user.conf").write_text(user_conf(perf_plan))

@@ -27,45 +27,32 @@ from reference.react.agent import EpisodeResult
 _STOP = object()
 
 
-class AgentSUT:
-    """Base SUT: a shared queue of (response id, sample index) and engine worker threads."""
+class WorkerPool:
+    """Episode workers: threads, each with its own continuous-batching engine, pulling
+    (key, sample index) items from one shared queue and reporting finished episodes."""
 
-    scenario = ""
-    max_batch = 32
-
-    def __init__(self, model, tasks, n_workers: int = 1,
-                 on_episode: Callable[[int, EpisodeResult], None] | None = None,
-                 max_batch: int | None = None):
-        self.model, self.tasks = model, tasks
-        self.n_workers = n_workers
-        self.max_batch = max_batch or self.max_batch
-        self.on_episode = on_episode
+    def __init__(self, model, tasks, on_done: Callable[[object, int, EpisodeResult], None],
+                 n_workers: int = 1, max_batch: int = 32):
+        self.model, self.tasks, self.on_done = model, tasks, on_done
+        self.max_batch = max_batch
         self.queue: queue.Queue = queue.Queue()
         self.errors: list[BaseException] = []
-        self.completed = 0
-        self._lock = threading.Lock()
-        self.workers = [threading.Thread(target=self._work, name=f"sut-worker-{i}", daemon=True)
-                        for i in range(n_workers)]
-        self.sut = lg.ConstructSUT(self.issue_queries, self.flush_queries)
+        self.workers = [threading.Thread(target=self._work, name=f"episode-worker-{i}",
+                                         daemon=True) for i in range(n_workers)]
 
-    # LoadGen's callbacks: enqueue only
-    def issue_queries(self, query_samples) -> None:
-        for qs in query_samples:
-            self.queue.put((qs.id, qs.index))
-
-    def flush_queries(self) -> None:
-        pass
+    def submit(self, key, idx: int) -> None:
+        self.queue.put((key, idx))
 
     def start(self) -> None:
         for w in self.workers:
             w.start()
 
     def stop(self) -> None:
+        """Finish everything submitted, then end the workers."""
         for _ in self.workers:
             self.queue.put(_STOP)
         for w in self.workers:
             w.join()
-        lg.DestroySUT(self.sut)
 
     def _pull(self, n_free: int, idle: bool):
         items = []
@@ -91,20 +78,55 @@ class AgentSUT:
             got = self._pull(n_free, idle)
             if got is None:
                 return None
-            return [((rid, idx), self.tasks[idx].question) for rid, idx in got]
+            return [((key, idx), self.tasks[idx].question) for key, idx in got]
 
         try:
-            engine.serve(pull, self._complete)
+            engine.serve(pull, lambda k, result: self.on_done(k[0], k[1], result))
         except BaseException as err:  # a worker crash must end the run, not hang it
             self.errors.append(err)
             raise
 
-    def _complete(self, key, result: EpisodeResult) -> None:
-        rid, idx = key
+
+class AgentSUT:
+    """Base SUT: LoadGen's queries go into a WorkerPool; finished episodes complete them."""
+
+    scenario = ""
+    max_batch = 32
+
+    def __init__(self, model, tasks, n_workers: int = 1,
+                 on_episode: Callable[[int, EpisodeResult], None] | None = None,
+                 max_batch: int | None = None):
+        self.on_episode = on_episode
+        self.pool = WorkerPool(model, tasks, self._complete, n_workers,
+                               max_batch or self.max_batch)
+        self.completed = 0
+        self._lock = threading.Lock()
+        self.sut = lg.ConstructSUT(self.issue_queries, self.flush_queries)
+
+    @property
+    def errors(self) -> list[BaseException]:
+        return self.pool.errors
+
+    # LoadGen's callbacks: enqueue only
+    def issue_queries(self, query_samples) -> None:
+        for qs in query_samples:
+            self.pool.submit(qs.id, qs.index)
+
+    def flush_queries(self) -> None:
+        pass
+
+    def start(self) -> None:
+        self.pool.start()
+
+    def stop(self) -> None:
+        self.pool.stop()
+        lg.DestroySUT(self.sut)
+
+    def _complete(self, response_id: int, idx: int, result: EpisodeResult) -> None:
         buf = array.array("B", (result.answer or "").encode("utf-8"))
         addr, n = buf.buffer_info()
         # LoadGen copies the bytes inside QuerySamplesComplete; `buf` stays alive until then.
-        resp = lg.QuerySampleResponse(rid, addr, n, result.generated_tokens)
+        resp = lg.QuerySampleResponse(response_id, addr, n, result.generated_tokens)
         if self.on_episode is not None:
             self.on_episode(idx, result)
         lg.QuerySamplesComplete([resp])

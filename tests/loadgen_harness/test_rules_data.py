@@ -1,0 +1,75 @@
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadgen_harness.rules import ROOT, RulesError, load_rules
+from loadgen_harness.submission import loadgen_settings, plan_runs
+from reference.react.tasks import file_sha256
+
+
+def test_rules_file_matches_the_repository():
+    rules = load_rules()
+    b = rules.benchmark("nano-react")
+    assert file_sha256(b.eval_set) == b.eval_set_sha256
+    assert file_sha256(b.reference_checkpoint) == b.reference_checkpoint_sha256
+    recorded = (b.reference_checkpoint.parent / "model.sha256").read_text().split()[0]
+    assert recorded == b.reference_checkpoint_sha256
+
+
+def test_rules_md_states_the_numbers_of_rules_yaml():
+    rules = load_rules()
+    text = (ROOT / "rules.md").read_text()
+    b = rules.benchmark("nano-react")
+    for needle in [b.eval_set_sha256, b.reference_checkpoint_sha256,
+                   f"{b.quality_reference:.4f}", f"{b.quality_target:.4f}",
+                   f"{b.scenarios['Server']['target_latency_ms']} ms",
+                   f"{rules.profile('official').min_duration_ms // 1000} s",
+                   f"{rules.profile('smoke').min_duration_ms // 1000} s"]:
+        assert needle in text, needle
+    for name, seed in rules.official_seeds.items():
+        assert f"{name} = {seed}" in text
+    for prof in rules.profiles.values():
+        for scen, n in prof.min_query_count.items():
+            assert re.search(rf"\| {prof.name} \| {scen} \| {n} \|", text), (prof.name, scen)
+
+
+def test_official_seeds_are_loadgens_builtin_ones(tmp_path):
+    conf = tmp_path / "user.conf"
+    conf.write_text("")
+    code = ("import mlperf_loadgen as lg; ts = lg.TestSettings(); "
+            f"ts.FromConfig({str(conf)!r}, 'gptj', 'Offline'); "
+            "print(ts.qsl_rng_seed, ts.sample_index_rng_seed, ts.schedule_rng_seed)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    qsl, sample, schedule = map(int, out.stdout.split())
+    assert load_rules().official_seeds == {"qsl_rng_seed": qsl, "sample_index_rng_seed": sample,
+                                           "schedule_rng_seed": schedule}
+
+
+def test_profiles_set_loadgen_settings():
+    rules = load_rules()
+    bench = rules.benchmark("nano-react")
+    tuning = {"offline_expected_qps": 10, "server_target_qps": 5,
+              "single_stream_expected_latency_ms": 50}
+    off = loadgen_settings(rules, bench, "Offline", "PerformanceOnly", rules.profile("official"), tuning)
+    assert off["min_duration_ms"] == 60000 and off["offline_expected_qps"] == 10
+    assert off["qsl_rng_seed"] == rules.official_seeds["qsl_rng_seed"]
+    srv = loadgen_settings(rules, bench, "Server", "PerformanceOnly", rules.profile("smoke"), tuning)
+    assert srv["min_duration_ms"] == 5000 and srv["min_query_count"] >= 459
+    assert srv["server_target_latency_ns"] == bench.target_latency_ns("Server")
+    acc = loadgen_settings(rules, bench, "Offline", "AccuracyOnly", rules.profile("smoke"), tuning)
+    assert acc["accuracy_sample_count_override"] == 200
+    full = loadgen_settings(rules, bench, "Offline", "AccuracyOnly", rules.profile("official"), tuning)
+    assert "accuracy_sample_count_override" not in full
+    assert not rules.profile("smoke").eligible and rules.profile("official").eligible
+
+
+def test_unknown_profile_and_malformed_rules_are_errors(tmp_path):
+    with pytest.raises(RulesError, match="unknown profile"):
+        load_rules().profile("fast")
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("version: 1\nbenchmarks: {}\n")
+    with pytest.raises(RulesError, match="malformed"):
+        load_rules(bad)
