@@ -1,0 +1,127 @@
+"""Open a submission archive (.tar.gz, .tgz, .tar, .zip) safely into a temporary directory.
+
+Members are refused, each as a problem string, never extracted, when they have an absolute
+path, a `..` component, are links, devices or other special files, or would exceed the size
+or count limits. Nothing is ever written outside the destination directory, and no member's
+content is executed or interpreted here.
+"""
+from __future__ import annotations
+
+import stat
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+MAX_MEMBERS = 20_000
+MAX_MEMBER_BYTES = 64 * 2**20
+MAX_TOTAL_BYTES = 512 * 2**20
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+
+def is_archive(path: Path) -> bool:
+    return Path(path).name.endswith(ARCHIVE_SUFFIXES)
+
+
+def _safe_name(name: str) -> str | None:
+    """The member's relative path if it is safe, else None."""
+    if not name or "\\" in name or "\x00" in name or name.startswith("/"):
+        return None
+    parts = PurePosixPath(name).parts
+    if ".." in parts:
+        return None
+    rel = "/".join(p for p in parts if p not in ("", "."))
+    return rel or None
+
+
+def extract(archive: Path, dest: Path) -> list[str]:
+    """Extract the safe members of `archive` into `dest`; returns the refusals."""
+    archive, dest = Path(archive), Path(dest)
+    problems: list[str] = []
+    try:
+        if archive.name.endswith(".zip"):
+            _extract_zip(archive, dest, problems)
+        else:
+            _extract_tar(archive, dest, problems)
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        problems.append(f"archive unreadable: {type(err).__name__}: {err}")
+    return problems
+
+
+def _write(dest: Path, rel: str, src, size_left: int, problems: list[str], name: str) -> int:
+    target = dest / rel
+    if dest.resolve() not in target.resolve().parents:
+        problems.append(f"{name}: path escapes the archive root")
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open(target, "wb") as out:
+        while True:
+            chunk = src.read(1 << 20)
+            if not chunk:
+                break
+            written += len(chunk)
+            if written > MAX_MEMBER_BYTES or written > size_left:
+                out.close()
+                target.unlink()
+                problems.append(f"{name}: member larger than the limit "
+                                f"({MAX_MEMBER_BYTES} bytes, {MAX_TOTAL_BYTES} in all)")
+                return written
+            out.write(chunk)
+    return written
+
+
+def _extract_tar(archive: Path, dest: Path, problems: list[str]) -> None:
+    total = 0
+    with tarfile.open(archive, "r:*") as tf:
+        for count, m in enumerate(tf):
+            if count >= MAX_MEMBERS:
+                problems.append(f"more than {MAX_MEMBERS} members: the rest were refused")
+                break
+            rel = _safe_name(m.name)
+            if rel is None:
+                problems.append(f"{m.name!r}: absolute path or '..' refused")
+                continue
+            if m.issym() or m.islnk():
+                problems.append(f"{m.name}: link refused")
+                continue
+            if m.isdir():
+                (dest / rel).mkdir(parents=True, exist_ok=True)
+                continue
+            if not m.isfile():
+                problems.append(f"{m.name}: special file refused")
+                continue
+            if m.size > MAX_MEMBER_BYTES or total + m.size > MAX_TOTAL_BYTES:
+                problems.append(f"{m.name}: member larger than the limit ({m.size} bytes)")
+                continue
+            src = tf.extractfile(m)
+            if src is not None:
+                total += _write(dest, rel, src, MAX_TOTAL_BYTES - total, problems, m.name)
+
+
+def _extract_zip(archive: Path, dest: Path, problems: list[str]) -> None:
+    total = 0
+    with zipfile.ZipFile(archive) as zf:
+        for count, info in enumerate(zf.infolist()):
+            if count >= MAX_MEMBERS:
+                problems.append(f"more than {MAX_MEMBERS} members: the rest were refused")
+                break
+            rel = _safe_name(info.filename.rstrip("/"))
+            if rel is None:
+                problems.append(f"{info.filename!r}: absolute path or '..' refused")
+                continue
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                problems.append(f"{info.filename}: link refused")
+                continue
+            if info.is_dir():
+                (dest / rel).mkdir(parents=True, exist_ok=True)
+                continue
+            if mode and not stat.S_ISREG(mode):
+                problems.append(f"{info.filename}: special file refused")
+                continue
+            if info.file_size > MAX_MEMBER_BYTES or total + info.file_size > MAX_TOTAL_BYTES:
+                problems.append(f"{info.filename}: member larger than the limit "
+                                f"({info.file_size} bytes)")
+                continue
+            with zf.open(info) as src:
+                total += _write(dest, rel, src, MAX_TOTAL_BYTES - total, problems, info.filename)

@@ -1,0 +1,137 @@
+"""Q4xx: quality, recomputed from mlperf_log_accuracy.json and the frozen set (section 2)."""
+from __future__ import annotations
+
+import math
+import re
+
+from compliance.checks import err
+from compliance.context import Ctx
+
+HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})*$")
+MAX_ANSWER_BYTES = 4096
+
+
+def parse_accuracy_log(ctx: Ctx, r):
+    """(entries, problem): entries are (qsl_idx, answer, position) of well-formed items."""
+    rel = f"{r.acc}/mlperf_log_accuracy.json"
+    data, problem = ctx.tree.json(rel)
+    if data is None:
+        return None, problem
+    if not isinstance(data, list):
+        return None, f"expected a JSON list, found {type(data).__name__}"
+    out, bad = [], []
+    for i, e in enumerate(data):
+        if not (isinstance(e, dict) and isinstance(e.get("qsl_idx"), int)
+                and not isinstance(e.get("qsl_idx"), bool)
+                and isinstance(e.get("data"), str) and HEX.match(e["data"])
+                and len(e["data"]) <= 2 * MAX_ANSWER_BYTES):
+            bad.append(i)
+            continue
+        answer = bytes.fromhex(e["data"]).decode("utf-8", errors="replace")
+        out.append((e["qsl_idx"], answer, i))
+    if bad:
+        return out, f"{len(bad)} malformed entries (first at /{bad[0]})"
+    return out, ""
+
+
+def accuracy_log_wellformed(ctx: Ctx):
+    """Q401: the accuracy log is a list of {qsl_idx, data: hex} entries."""
+    for r in ctx.results:
+        rel = f"{r.acc}/mlperf_log_accuracy.json"
+        if ctx.tree.kind(rel) == "missing":
+            continue
+        entries, problem = parse_accuracy_log(ctx, r)
+        if problem:
+            yield err("Q401", rel, f"accuracy log malformed: {problem}",
+                      hint="the accuracy log is LoadGen's; do not edit it")
+
+
+def _expected_count(ctx: Ctx, r) -> int:
+    prof = ctx.rules.profile(ctx.profile_of(r))
+    return prof.accuracy_sample_count or ctx.rules.benchmark(r.benchmark).eval_set_size
+
+
+def sample_coverage(ctx: Ctx):
+    """Q402: every sample the profile requires is logged exactly once, none out of range."""
+    for r in ctx.results:
+        rel = f"{r.acc}/mlperf_log_accuracy.json"
+        entries, _ = parse_accuracy_log(ctx, r)
+        if entries is None:
+            continue
+        n_tasks = len(ctx.tasks(r.benchmark))
+        seen: dict[int, int] = {}
+        for idx, _, pos in entries:
+            if not 0 <= idx < n_tasks:
+                yield err("Q402", rel, "sample index out of range", location=f"/{pos}/qsl_idx",
+                          expected=f"0..{n_tasks - 1}", found=idx)
+            seen[idx] = seen.get(idx, 0) + 1
+        dup = [i for i, c in seen.items() if c > 1]
+        if dup:
+            yield err("Q402", rel, "samples logged more than once", found=f"{len(dup)} samples, "
+                      f"first {dup[0]}")
+        need = _expected_count(ctx, r)
+        if len(seen) != need:
+            yield err("Q402", rel, "the accuracy run does not cover the required samples",
+                      expected=f"{need} distinct samples", found=len(seen))
+
+
+def _recomputed(ctx: Ctx, r):
+    entries, _ = parse_accuracy_log(ctx, r)
+    if entries is None:
+        return None
+    tasks = ctx.tasks(r.benchmark)
+    first: dict[int, str] = {}
+    for idx, answer, _ in entries:
+        if 0 <= idx < len(tasks):
+            first.setdefault(idx, answer)
+    correct = sum(1 for i, a in first.items() if a == tasks[i].answer)
+    return correct / _expected_count(ctx, r), correct
+
+
+def quality_target(ctx: Ctx):
+    """Q403: the recomputed exact match reaches the quality target."""
+    for r in ctx.results:
+        got = _recomputed(ctx, r)
+        if got is None:
+            continue
+        target = ctx.rules.benchmark(r.benchmark).quality_target
+        if got[0] < target:
+            yield err("Q403", f"{r.acc}/mlperf_log_accuracy.json", "quality below the target",
+                      expected=f">= {target:.4f}", found=f"{got[0]:.4f}",
+                      hint="recomputed from the accuracy log against the frozen set")
+
+
+def accuracy_json_agrees(ctx: Ctx):
+    """Q404: accuracy.json and measurements.json state the recomputed accuracy."""
+    for r in ctx.results:
+        got = _recomputed(ctx, r)
+        if got is None:
+            continue
+        for rel, pointer in ((f"{r.acc}/accuracy.json", ""), (r.file("measurements.json"), "/accuracy")):
+            doc, _ = ctx.tree.json(rel)
+            if doc is None:
+                continue
+            part = doc.get("accuracy") if pointer and isinstance(doc, dict) else doc
+            claimed = part.get("exact_match") if isinstance(part, dict) else None
+            if not isinstance(claimed, (int, float)) or isinstance(claimed, bool) or \
+                    not math.isclose(claimed, round(got[0], 4), abs_tol=1e-4):
+                yield err("Q404", rel, "the stated accuracy differs from the accuracy log",
+                          location=f"{pointer}/exact_match", expected=f"{got[0]:.4f}",
+                          found=claimed)
+
+
+def reference_weights(ctx: Ctx):
+    """Q405: closed-division results ran the reference checkpoint."""
+    for r in ctx.results:
+        m = ctx.measurements(r)
+        if m is None:
+            continue
+        want = ctx.rules.benchmark(r.benchmark).reference_checkpoint_sha256
+        division = m.get("division")
+        if division not in ("closed", "open"):
+            yield err("Q405", r.file("measurements.json"), "unknown division",
+                      location="/division", expected="closed or open", found=division)
+        elif division == "closed" and m.get("checkpoint_sha256") != want:
+            yield err("Q405", r.file("measurements.json"),
+                      "closed division requires the reference checkpoint",
+                      location="/checkpoint_sha256", expected=want, found=m.get("checkpoint_sha256"))

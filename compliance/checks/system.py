@@ -1,0 +1,64 @@
+"""S2xx: the hardware declaration, against its schema and the probe (rules.md section 6)."""
+from __future__ import annotations
+
+from compliance.checks import err, warn
+from compliance.context import Ctx
+from loadgen_harness.system import mismatches, schema_errors
+
+PROBE_FIELDS = {"host_processor_model_name": str, "host_processor_core_count": int,
+                "host_memory_capacity_gb": (int, float), "accelerators": list, "torch": str,
+                "loadgen": str}
+
+
+def _doc(ctx: Ctx, s: str):
+    d, _ = ctx.tree.json(f"systems/{s}.json")
+    return d if isinstance(d, dict) else None
+
+
+def declaration_schema(ctx: Ctx):
+    """S201: systems/<system>.json holds a declaration that matches the schema."""
+    for s in ctx.systems:
+        rel = f"systems/{s}.json"
+        d, problem = ctx.tree.json(rel)
+        if d is None:
+            if ctx.tree.kind(rel) != "missing":  # a missing file is L101's finding
+                yield err("S201", rel, f"declaration unreadable: {problem}")
+            continue
+        if not isinstance(d, dict):
+            yield err("S201", rel, "declaration is not a JSON object", found=type(d).__name__)
+            continue
+        decl = {k: d.get(k) for k in ("schema_version", "declaration", "tuning")}
+        for e in schema_errors(decl):
+            path, _, msg = e.partition(": ")
+            yield err("S201", rel, f"declaration does not match the schema: {msg}",
+                      location=path, hint="see loadgen_harness/schemas/system.schema.json")
+
+
+def declaration_matches_probe(ctx: Ctx):
+    """S202: the declaration agrees with what the run probed, or the override is recorded."""
+    for s in ctx.systems:
+        rel = f"systems/{s}.json"
+        d = _doc(ctx, s)
+        if d is None or schema_errors({k: d.get(k) for k in ("schema_version", "declaration", "tuning")}):
+            continue  # S201 reports it
+        probe = d.get("probe")
+        if not isinstance(probe, dict) or any(
+                not isinstance(probe.get(k), t) or isinstance(probe.get(k), bool)
+                for k, t in PROBE_FIELDS.items()):
+            yield err("S202", rel, "the machine probe is missing or malformed", location="/probe",
+                      expected=", ".join(PROBE_FIELDS), hint="the probe is written by make submission")
+            continue
+        try:
+            found = mismatches(d["declaration"], probe)
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            yield err("S202", rel, f"the machine probe is malformed ({type(e).__name__})",
+                      location="/probe")
+            continue
+        override = d.get("mismatch_override") is True
+        for m in found:
+            if override:
+                yield warn("S202", rel, f"declaration contradicts the probe (override recorded): {m}",
+                           location="/declaration")
+            else:
+                yield err("S202", rel, f"declaration contradicts the probe: {m}",
+                          location="/declaration", hint="declare the machine the run used")

@@ -1,0 +1,127 @@
+"""T6xx: agent traces, against their schema, LoadGen's logs and the reference tools."""
+from __future__ import annotations
+
+from compliance.checks import err
+from compliance.checks.quality import parse_accuracy_log
+from compliance.context import Ctx
+from loadgen_harness.trace import trace_validator
+from reference.tools import run_tool
+
+TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
+MAX_REEXECUTED = 20_000   # tool calls re-executed per trace at most (bounds the checker's time)
+
+
+def _records(ctx: Ctx, rel: str):
+    """Schema-valid records of a trace as (line, record)."""
+    rows, _ = ctx.tree.json_lines(rel)
+    if rows is None:
+        return []
+    v = trace_validator()
+    return [(line, rec) for line, rec, problem in rows
+            if not problem and isinstance(rec, dict) and v.is_valid(rec)]
+
+
+def trace_schema(ctx: Ctx):
+    """T601: every line of every agent trace matches the trace schema."""
+    v = trace_validator()
+    for r in ctx.results:
+        for base, mode in ((r.acc, "AccuracyOnly"), (r.perf, "PerformanceOnly")):
+            rel = f"{base}/agent_trace.jsonl"
+            rows, problem = ctx.tree.json_lines(rel)
+            if rows is None:
+                if ctx.tree.kind(rel) != "missing":
+                    yield err("T601", rel, f"trace unreadable: {problem}")
+                continue
+            if not rows:
+                yield err("T601", rel, "the trace is empty", expected=">= 1 episode", found=0)
+            for line, rec, problem in rows:
+                if problem:
+                    yield err("T601", rel, problem, location=f"line {line}")
+                    continue
+                e = next(iter(sorted(v.iter_errors(rec), key=lambda x: list(x.absolute_path))), None)
+                if e is not None:
+                    ptr = "/" + "/".join(str(p) for p in e.absolute_path)
+                    yield err("T601", rel, f"schema violation: {e.message[:160]}",
+                              location=f"line {line} {ptr}")
+                elif rec["mode"] != mode:
+                    yield err("T601", rel, "the trace is of another test mode",
+                              location=f"line {line} /mode", expected=mode, found=rec["mode"])
+
+
+def trace_matches_accuracy_log(ctx: Ctx):
+    """T602: the accuracy trace has the accuracy log's samples, with the same final answers."""
+    for r in ctx.results:
+        rel = f"{r.acc}/agent_trace.jsonl"
+        entries, _ = parse_accuracy_log(ctx, r)
+        recs = _records(ctx, rel)
+        if entries is None or not recs:
+            continue
+        logged = {}
+        for idx, answer, _ in entries:
+            logged.setdefault(idx, answer)
+        traced = {}
+        tasks = ctx.tasks(r.benchmark)
+        for line, rec in recs:
+            traced.setdefault(rec["qsl_idx"], (rec["answer"] or "", line))
+            i = rec["qsl_idx"]
+            if 0 <= i < len(tasks) and (rec["task_id"] != tasks[i].id or rec["question"] != tasks[i].question):
+                yield err("T602", rel, "the episode is not the sample's task",
+                          location=f"line {line}", expected=tasks[i].id, found=rec["task_id"])
+        if set(traced) != set(logged):
+            yield err("T602", rel, "the trace and the accuracy log cover different samples",
+                      expected=f"{len(logged)} samples of the accuracy log",
+                      found=f"{len(set(traced) ^ set(logged))} differ")
+        for idx, (answer, line) in traced.items():
+            if idx in logged and logged[idx] != answer:
+                yield err("T602", rel, "the traced final answer differs from the accuracy log",
+                          location=f"line {line}", expected=logged[idx], found=answer)
+                break
+
+
+def step_bounds(ctx: Ctx):
+    """T603: no episode takes more steps than the benchmark's max_steps."""
+    for r in ctx.results:
+        max_steps = ctx.rules.benchmark(r.benchmark).max_steps
+        for base in (r.acc, r.perf):
+            rel = f"{base}/agent_trace.jsonl"
+            for line, rec in _records(ctx, rel):
+                if len(rec["steps"]) > max_steps:
+                    yield err("T603", rel, "more steps than max_steps", location=f"line {line}",
+                              expected=f"<= {max_steps}", found=len(rec["steps"]))
+                    break
+
+
+def step_times_add_up(ctx: Ctx):
+    """T604: per-step generation and tool times fit within the episode's time."""
+    for r in ctx.results:
+        for base in (r.acc, r.perf):
+            rel = f"{base}/agent_trace.jsonl"
+            for line, rec in _records(ctx, rel):
+                total = sum(s["generation_ms"] + s["tool_ms"] for s in rec["steps"])
+                if total > rec["latency_ms"] + TIME_SLACK_MS:
+                    yield err("T604", rel, "step times add up to more than the episode time",
+                              location=f"line {line}", expected=f"<= {rec['latency_ms']} ms",
+                              found=f"{total:.3f} ms")
+                    break
+
+
+def tool_calls_reexecuted(ctx: Ctx):
+    """T605: every tool call in the traces, re-executed with the reference tools, gives the
+    logged observation."""
+    for r in ctx.results:
+        budget = MAX_REEXECUTED
+        for base in (r.acc, r.perf):
+            rel = f"{base}/agent_trace.jsonl"
+            for line, rec in _records(ctx, rel):
+                for i, s in enumerate(rec["steps"]):
+                    if s["tool"] is None or s["tool_input"] is None:
+                        continue
+                    budget -= 1
+                    if budget < 0:
+                        break
+                    obs = run_tool(s["tool"], s["tool_input"])
+                    if obs != s["observation"]:
+                        yield err("T605", rel, "a tool observation does not match re-execution",
+                                  location=f"line {line} /steps/{i}", expected=obs,
+                                  found=s["observation"])
+                        break

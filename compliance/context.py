@@ -1,0 +1,75 @@
+"""What a rule sees: the submission tree, the trusted rules, and the results found in it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from compliance.tree import Tree
+from loadgen_harness.rules import SCENARIOS, Rules
+from reference.react.tasks import load_eval_set
+
+REQUIRED_SCENARIOS = ("Offline", "Server")
+ACCURACY_FILES = ("mlperf_log_accuracy.json", "mlperf_log_detail.txt", "mlperf_log_summary.txt",
+                  "accuracy.json", "agent_trace.jsonl")
+PERFORMANCE_FILES = ("mlperf_log_detail.txt", "mlperf_log_summary.txt", "agent_trace.jsonl")
+RESULT_FILES = ("user.conf", "measurements.json", "README.md")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One results/<system>/<benchmark>/<scenario> directory."""
+    system: str
+    benchmark: str
+    scenario: str
+
+    @property
+    def rel(self) -> str:
+        return f"results/{self.system}/{self.benchmark}/{self.scenario}"
+
+    def file(self, name: str) -> str:
+        return f"{self.rel}/{name}"
+
+    @property
+    def acc(self) -> str:
+        return f"{self.rel}/accuracy"
+
+    @property
+    def perf(self) -> str:
+        return f"{self.rel}/performance/run_1"
+
+
+class Ctx:
+    def __init__(self, tree: Tree, rules: Rules, expect_profile: str = "official"):
+        self.tree, self.rules, self.expect_profile = tree, rules, expect_profile
+        self._tasks: dict = {}
+
+    @cached_property
+    def systems(self) -> list[str]:
+        return [s for s in self.tree.listdir("results") if self.tree.kind(f"results/{s}") == "dir"]
+
+    @cached_property
+    def results(self) -> list[Result]:
+        out = []
+        for s in self.systems:
+            for b in self.tree.listdir(f"results/{s}"):
+                if b not in self.rules.benchmarks:
+                    continue
+                for sc in self.tree.listdir(f"results/{s}/{b}"):
+                    if sc in SCENARIOS and self.tree.kind(f"results/{s}/{b}/{sc}") == "dir":
+                        out.append(Result(s, b, sc))
+        return out
+
+    def tasks(self, benchmark: str):
+        if benchmark not in self._tasks:
+            self._tasks[benchmark] = load_eval_set(self.rules.benchmark(benchmark).eval_set)
+        return self._tasks[benchmark]
+
+    def measurements(self, r: Result) -> dict | None:
+        m, _ = self.tree.json(r.file("measurements.json"))
+        return m if isinstance(m, dict) else None
+
+    def profile_of(self, r: Result) -> str:
+        """The profile a result claims (measurements.json), else the expected one."""
+        m = self.measurements(r)
+        p = m.get("profile") if m else None
+        return p if isinstance(p, str) and p in self.rules.profiles else self.expect_profile

@@ -1,0 +1,66 @@
+"""Every rule of the checker: id, short name, the rules.md section it enforces, its function.
+
+The rule's documentation is its function's docstring; `python -m compliance explain RULE`
+prints it. Ids group by area: L1xx layout, S2xx system declaration, G3xx LoadGen logs,
+Q4xx quality, T6xx traces, X9xx the checker itself.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from compliance.checks import layout, loadgen, quality, system, traces
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    anchor: str            # the rules.md section it enforces
+    check: Callable | None  # None for the checker's own findings
+
+    @property
+    def doc(self) -> str:
+        if self.check is None:
+            return BUILTIN_DOCS[self.id]
+        return inspect.getdoc(self.check) or ""
+
+
+BUILTIN_DOCS = {
+    "L104": "L104: an archive member was refused: an absolute path, a '..' component, a link, "
+            "a device or other special file, a member over the size limit, or too many members. "
+            "Refused members are never extracted; nothing is written outside a temporary "
+            "directory.",
+    "X901": "X901: a rule raised an exception. This is a bug in the checker, not a verdict on "
+            "the submission; the submission is reported invalid until it is fixed.",
+}
+
+REGISTRY: tuple[Rule, ...] = (
+    Rule("L101", "required-files", "layout", layout.required_files),
+    Rule("L102", "no-links-or-leftovers", "layout", layout.no_links_or_leftovers),
+    Rule("L103", "known-names", "layout", layout.known_names),
+    Rule("L104", "safe-archive", "layout", None),
+    Rule("S201", "declaration-schema", "hardware", system.declaration_schema),
+    Rule("S202", "declaration-matches-probe", "hardware", system.declaration_matches_probe),
+    Rule("G301", "result-valid", "run-rules", loadgen.result_valid),
+    Rule("G302", "no-loadgen-errors", "run-rules", loadgen.no_errors),
+    Rule("G303", "official-seeds", "run-rules", loadgen.official_seeds),
+    Rule("G304", "duration-and-counts", "run-rules", loadgen.duration_and_counts),
+    Rule("G305", "server-latency-bound", "scenarios", loadgen.server_latency_bound),
+    Rule("G306", "run-identity", "run-rules", loadgen.run_identity),
+    Rule("G307", "measurements-agree", "run-rules", loadgen.measurements_agree),
+    Rule("G308", "profile-eligible", "run-rules", loadgen.profile_eligible),
+    Rule("Q401", "accuracy-log-wellformed", "quality", quality.accuracy_log_wellformed),
+    Rule("Q402", "sample-coverage", "quality", quality.sample_coverage),
+    Rule("Q403", "quality-target", "quality", quality.quality_target),
+    Rule("Q404", "accuracy-json-agrees", "quality", quality.accuracy_json_agrees),
+    Rule("Q405", "reference-weights", "divisions", quality.reference_weights),
+    Rule("T601", "trace-schema", "layout", traces.trace_schema),
+    Rule("T602", "trace-matches-accuracy-log", "layout", traces.trace_matches_accuracy_log),
+    Rule("T603", "step-bounds", "benchmarks", traces.step_bounds),
+    Rule("T604", "step-times-add-up", "layout", traces.step_times_add_up),
+    Rule("T605", "tool-calls-reexecuted", "benchmarks", traces.tool_calls_reexecuted),
+    Rule("X901", "checker-internal-error", "", None),
+)
+RULES_BY_ID = {r.id: r for r in REGISTRY}
