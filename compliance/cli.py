@@ -59,7 +59,8 @@ def main(argv=None) -> int:
                    help="the profile the submission must be (smoke is never leaderboard-eligible)")
     e = sub.add_parser("explain", help="print a rule's documentation")
     e.add_argument("rule", help="rule id, e.g. G301")
-    sub.add_parser("rules", help="list every rule")
+    rl = sub.add_parser("rules", help="list every rule")
+    rl.add_argument("--markdown", action="store_true", help="as the table in rules.md")
     lb = sub.add_parser("leaderboard", help="validate and rank a folder of submissions")
     lb.add_argument("dir", type=Path, help="folder of submission directories and/or archives")
     lb.add_argument("--out", type=Path, required=True, help="output folder")
@@ -77,7 +78,10 @@ def main(argv=None) -> int:
         print(f"{rule.id} {rule.name} (rules.md#{rule.anchor or 'checker'})\n\n{rule.doc}")
         return 0
     if args.cmd == "rules":
-        from compliance.registry import REGISTRY
+        from compliance.registry import REGISTRY, markdown_table
+        if args.markdown:
+            print(markdown_table())
+            return 0
         for r in REGISTRY:
             print(f"{r.id}  {r.name:<30} rules.md#{r.anchor or 'checker'}  "
                   f"{r.doc.splitlines()[0] if r.doc else ''}")

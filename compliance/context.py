@@ -13,6 +13,9 @@ ACCURACY_FILES = ("mlperf_log_accuracy.json", "mlperf_log_detail.txt", "mlperf_l
                   "accuracy.json", "agent_trace.jsonl")
 PERFORMANCE_FILES = ("mlperf_log_detail.txt", "mlperf_log_summary.txt", "agent_trace.jsonl")
 RESULT_FILES = ("user.conf", "measurements.json", "README.md")
+AUDIT_FILES = ("mlperf_log_accuracy.json", "mlperf_log_detail.txt", "mlperf_log_summary.txt",
+               "agent_trace.jsonl")
+AUDITS = ("TEST01", "TEST04")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ class Result:
     @property
     def perf(self) -> str:
         return f"{self.rel}/performance/run_1"
+
+    @property
+    def runs(self) -> list[tuple[str, str]]:
+        """(directory, LoadGen test mode) of every run of this result, audits included."""
+        return [(self.acc, "AccuracyOnly"), (self.perf, "PerformanceOnly")] + \
+            [(f"{self.rel}/audit/{a}", "PerformanceOnly") for a in AUDITS]
 
 
 class Ctx:

@@ -2,7 +2,7 @@
 
 The rule's documentation is its function's docstring; `python -m compliance explain RULE`
 prints it. Ids group by area: L1xx layout, S2xx system declaration, G3xx LoadGen logs,
-Q4xx quality, T6xx traces, X9xx the checker itself.
+Q4xx quality, A5xx audits, T6xx traces, X9xx the checker itself.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from compliance.checks import layout, loadgen, quality, system, traces
+from compliance.checks import audits, layout, loadgen, quality, system, traces
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("Q403", "quality-target", "quality", quality.quality_target),
     Rule("Q404", "accuracy-json-agrees", "quality", quality.accuracy_json_agrees),
     Rule("Q405", "reference-weights", "divisions", quality.reference_weights),
+    Rule("A501", "test01-outputs-match", "audits", audits.test01_outputs_match),
+    Rule("A502", "test04-no-caching", "audits", audits.test04_no_caching),
+    Rule("A503", "test09-output-length", "audits", audits.test09_output_length),
     Rule("T601", "trace-schema", "layout", traces.trace_schema),
     Rule("T602", "trace-matches-accuracy-log", "layout", traces.trace_matches_accuracy_log),
     Rule("T603", "step-bounds", "benchmarks", traces.step_bounds),
@@ -64,3 +67,13 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("X901", "checker-internal-error", "", None),
 )
 RULES_BY_ID = {r.id: r for r in REGISTRY}
+
+
+def markdown_table() -> str:
+    """The rules table of rules.md section 9, generated from this registry."""
+    rows = ["| id | name | enforces | what it checks |", "|---|---|---|---|"]
+    for r in REGISTRY:
+        first = r.doc.split(": ", 1)[-1].replace("\n", " ").split(". ")[0].rstrip(".")
+        rows.append(f"| {r.id} | {r.name} | [{r.anchor or 'checker'}](#{r.anchor or 'compliance'}) "
+                    f"| {first} |")
+    return "\n".join(rows)

@@ -59,6 +59,7 @@ class Rules:
     official_seeds: dict
     benchmarks: dict
     profiles: dict
+    audits: dict
     path: Path
 
     def benchmark(self, name: str) -> Benchmark:
@@ -94,6 +95,12 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
                                      dict(p["min_query_count"]),
                                      None if acc == "all" else int(acc))
         seeds = {k: int(v) for k, v in doc["loadgen"]["official_seeds"].items()}
-        return Rules(int(doc["version"]), seeds, benchmarks, profiles, Path(path))
+        audits = dict(doc["audits"])
+        for name in ("TEST01", "TEST04", "TEST09"):
+            audits[name] = dict(audits[name])
+        audits["TEST09"]["reference_mean_generated_tokens"] = float(
+            audits["TEST09"]["reference_mean_generated_tokens"])
+        audits["min_duration_ms"] = int(audits["min_duration_ms"])
+        return Rules(int(doc["version"]), seeds, benchmarks, profiles, audits, Path(path))
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise RulesError(f"{path}: malformed rules ({type(err).__name__}: {err})") from None

@@ -15,6 +15,8 @@ watchdog, and writes
         accuracy/          mlperf_log_{accuracy.json,detail.txt,summary.txt}
                            accuracy.json  agent_trace.jsonl
         performance/run_1/ mlperf_log_{detail,summary}.txt  agent_trace.jsonl
+        audit/TEST01/      sampled performance-mode answers (compared with accuracy mode)
+        audit/TEST04/      one sample issued repeatedly (exposes result caching)
 
 Everything is built in a hidden staging directory and moved into place only when every run
 has finished, so an interrupted or failed run leaves nothing that looks complete, and a
@@ -42,7 +44,9 @@ from reference.react.tasks import file_sha256, load_eval_set
 STARTUP_S = 8.0  # a run's process start (torch import, model load), measured about 4 s
 KEEP = {"accuracy": ["mlperf_log_accuracy.json", "mlperf_log_detail.txt",
                      "mlperf_log_summary.txt", "agent_trace.jsonl"],
-        "performance": ["mlperf_log_detail.txt", "mlperf_log_summary.txt", "agent_trace.jsonl"]}
+        "performance": ["mlperf_log_detail.txt", "mlperf_log_summary.txt", "agent_trace.jsonl"],
+        "audit": ["mlperf_log_accuracy.json", "mlperf_log_detail.txt", "mlperf_log_summary.txt",
+                  "agent_trace.jsonl"]}
 
 
 class SubmissionError(Exception):
@@ -60,7 +64,9 @@ class RunPlan:
 
     @property
     def label(self) -> str:
-        return f"{self.benchmark} {self.scenario} {'accuracy' if self.mode == 'AccuracyOnly' else 'performance'}"
+        kind = ("accuracy" if self.mode == "AccuracyOnly" else
+                self.rel_dir.split("/")[-1] if self.rel_dir.startswith("audit") else "performance")
+        return f"{self.benchmark} {self.scenario} {kind}"
 
 
 def git_state() -> dict:
@@ -94,6 +100,21 @@ def loadgen_settings(rules, bench, scenario: str, mode: str, profile, tuning: di
     return s
 
 
+AUDIT_MIN_QUERIES = 32  # audits check answers and caching, not the latency distribution
+
+
+def audit_settings(rules) -> dict[str, dict]:
+    """LoadGen settings that turn a performance run into each audit run."""
+    a = rules.audits
+    short = {"min_duration_ms": a["min_duration_ms"], "min_query_count": AUDIT_MIN_QUERIES}
+    return {
+        "TEST01": {**short, "accuracy_log_probability": a["TEST01"]["accuracy_log_probability"],
+                   "accuracy_log_rng_seed": a["TEST01"]["accuracy_log_rng_seed"]},
+        "TEST04": {**short, "performance_issue_same": True,
+                   "performance_issue_same_index": a["TEST04"]["sample_index"]},
+    }
+
+
 def _qps_hint(scenario: str, tuning: dict) -> float:
     if scenario == "Offline":
         return float(tuning["offline_expected_qps"])
@@ -119,9 +140,13 @@ def plan_runs(rules, profile, benchmarks, scenarios, tuning_all: dict) -> list[R
                                  loadgen_settings(rules, bench, scen, "AccuracyOnly", profile, tuning),
                                  STARTUP_S + n_acc / acc_qps))
             dur = max(profile.min_duration_ms / 1000, profile.min_query_count[scen] / qps) * 1.1
-            plans.append(RunPlan(bname, scen, "PerformanceOnly", "performance/run_1",
-                                 loadgen_settings(rules, bench, scen, "PerformanceOnly", profile, tuning),
+            perf = loadgen_settings(rules, bench, scen, "PerformanceOnly", profile, tuning)
+            plans.append(RunPlan(bname, scen, "PerformanceOnly", "performance/run_1", perf,
                                  STARTUP_S + dur))
+            for name, extra in audit_settings(rules).items():
+                plans.append(RunPlan(bname, scen, "PerformanceOnly", f"audit/{name}",
+                                     {**perf, **extra},
+                                     STARTUP_S + rules.audits["min_duration_ms"] / 1000 * 1.1))
     return plans
 
 
@@ -277,7 +302,7 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=("na
                 progress.start(plan)
                 t0 = time.time()
                 run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
-                if plan.scenario == "Offline" and plan.mode == "PerformanceOnly":
+                if plan.scenario == "Offline" and plan.rel_dir == "performance/run_1":
                     # LoadGen pre-generates 1.1 x min_duration x expected_qps samples; a SUT
                     # faster than expected finishes early and the run is INVALID. Re-run once
                     # with the measured rate, and record that the rate was calibrated.

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from compliance.checks import err
-from compliance.context import (ACCURACY_FILES, PERFORMANCE_FILES, REQUIRED_SCENARIOS,
-                                RESULT_FILES, Ctx)
+from compliance.context import (ACCURACY_FILES, AUDIT_FILES, AUDITS, PERFORMANCE_FILES,
+                                REQUIRED_SCENARIOS, RESULT_FILES, Ctx)
 from loadgen_harness.rules import SCENARIOS
 
 
@@ -17,6 +17,18 @@ def required_files(ctx: Ctx):
     if not ctx.systems:
         yield err("L101", "results", "no results/<system> directory", expected=">= 1 system",
                   found="none")
+    index, problem = t.json("submission.json")
+    if t.is_file("submission.json"):
+        systems = index.get("systems") if isinstance(index, dict) else None
+        if not isinstance(systems, dict):
+            yield err("L101", "submission.json", "submission index unreadable or malformed",
+                      expected='{"systems": {...}}', found=problem or type(index).__name__)
+        else:
+            for s in ctx.systems:
+                entry = systems.get(s)
+                if not isinstance(entry, dict) or entry.get("profile") not in ctx.rules.profiles:
+                    yield err("L101", "submission.json", f"system {s!r} is not indexed with its profile",
+                              location=f"/systems/{s}", expected="{profile: ...}", found=entry)
     for s in ctx.systems:
         rel = f"systems/{s}.json"
         if not t.is_file(rel):
@@ -37,7 +49,8 @@ def required_files(ctx: Ctx):
             if not t.is_file(r.file(name)):
                 yield err("L101", r.file(name), "required file is missing",
                           expected="a regular file", found=t.kind(r.file(name)))
-        for base, names in ((r.acc, ACCURACY_FILES), (r.perf, PERFORMANCE_FILES)):
+        audits = [(f"{r.rel}/audit/{a}", AUDIT_FILES) for a in AUDITS]
+        for base, names in [(r.acc, ACCURACY_FILES), (r.perf, PERFORMANCE_FILES), *audits]:
             for name in names:
                 rel = f"{base}/{name}"
                 if not t.is_file(rel):

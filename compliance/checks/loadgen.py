@@ -12,11 +12,12 @@ RESULT_KEY = {"Offline": "result_samples_per_second",
 SCENARIO_NAME = {"Offline": "Offline", "Server": "Server", "SingleStream": "SingleStream"}
 
 
-def _logs(ctx: Ctx, r, which=("perf", "acc")):
-    for w in which:
-        rel = f"{getattr(r, w)}/mlperf_log_detail.txt"
+def _logs(ctx: Ctx, r):
+    """(test mode, path, parsed log, problem) for every run of a result, audits included."""
+    for base, mode in r.runs:
+        rel = f"{base}/mlperf_log_detail.txt"
         d, problem = ctx.tree.mllog(rel)
-        yield w, rel, d, problem
+        yield mode, rel, d, problem
 
 
 def _val(d, key):
@@ -126,14 +127,13 @@ def server_latency_bound(ctx: Ctx):
 def run_identity(ctx: Ctx):
     """G306: each log is the run its directory says (scenario and mode)."""
     for r in ctx.results:
-        for w, rel, d, _ in _logs(ctx, r):
+        for mode, rel, d, _ in _logs(ctx, r):
             if d is None:
                 continue
             v, loc = _val(d, "effective_scenario")
             if v is not None and v != SCENARIO_NAME[r.scenario]:
                 yield err("G306", rel, "the log is of another scenario", location=loc,
                           expected=r.scenario, found=v)
-            mode = "PerformanceOnly" if w == "perf" else "AccuracyOnly"
             v, loc = _val(d, "effective_test_mode")
             if v is not None and v != mode:
                 yield err("G306", rel, "the log is of another test mode", location=loc,

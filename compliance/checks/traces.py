@@ -25,7 +25,7 @@ def trace_schema(ctx: Ctx):
     """T601: every line of every agent trace matches the trace schema."""
     v = trace_validator()
     for r in ctx.results:
-        for base, mode in ((r.acc, "AccuracyOnly"), (r.perf, "PerformanceOnly")):
+        for base, mode in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             rows, problem = ctx.tree.json_lines(rel)
             if rows is None:
@@ -82,7 +82,7 @@ def step_bounds(ctx: Ctx):
     """T603: no episode takes more steps than the benchmark's max_steps."""
     for r in ctx.results:
         max_steps = ctx.rules.benchmark(r.benchmark).max_steps
-        for base in (r.acc, r.perf):
+        for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             for line, rec in _records(ctx, rel):
                 if len(rec["steps"]) > max_steps:
@@ -94,7 +94,7 @@ def step_bounds(ctx: Ctx):
 def step_times_add_up(ctx: Ctx):
     """T604: per-step generation and tool times fit within the episode's time."""
     for r in ctx.results:
-        for base in (r.acc, r.perf):
+        for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             for line, rec in _records(ctx, rel):
                 total = sum(s["generation_ms"] + s["tool_ms"] for s in rec["steps"])
@@ -110,7 +110,7 @@ def tool_calls_reexecuted(ctx: Ctx):
     logged observation."""
     for r in ctx.results:
         budget = MAX_REEXECUTED
-        for base in (r.acc, r.perf):
+        for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             for line, rec in _records(ctx, rel):
                 for i, s in enumerate(rec["steps"]):

@@ -1,0 +1,130 @@
+"""A5xx: the audit runs make submission writes beside each result (rules.md section 4.1)."""
+from __future__ import annotations
+
+import statistics
+
+from compliance.checks import err
+from compliance.checks.quality import HEX, parse_accuracy_log
+from compliance.checks.traces import _records
+from compliance.context import Ctx
+
+
+def _audit(r, name: str) -> str:
+    return f"{r.rel}/audit/{name}"
+
+
+def test01_outputs_match(ctx: Ctx):
+    """A501 (TEST01, in full): every answer sampled during a performance-mode run equals the
+    accuracy-mode answer of the same sample. MLPerf's TEST01 compares only the first element;
+    here the whole answer is compared."""
+    limit = ctx.rules.audits["TEST01"]["max_mismatch_fraction"]
+    for r in ctx.results:
+        rel = f"{_audit(r, 'TEST01')}/mlperf_log_accuracy.json"
+        data, problem = ctx.tree.json(rel)
+        if data is None:
+            if ctx.tree.kind(rel) != "missing":
+                yield err("A501", rel, f"audit log unreadable: {problem}")
+            continue
+        acc, _ = parse_accuracy_log(ctx, r)
+        if acc is None:
+            continue
+        reference = {}
+        for idx, answer, _ in acc:
+            reference.setdefault(idx, answer)
+        if not isinstance(data, list) or not data:
+            yield err("A501", rel, "no performance-mode answers were sampled",
+                      expected=">= 1 logged answer", found=0 if isinstance(data, list) else type(data).__name__)
+            continue
+        compared = mismatched = 0
+        first_bad = None
+        for i, e in enumerate(data):
+            if not (isinstance(e, dict) and isinstance(e.get("qsl_idx"), int)
+                    and isinstance(e.get("data"), str) and HEX.match(e["data"])):
+                yield err("A501", rel, "malformed audit log entry", location=f"/{i}")
+                break
+            if e["qsl_idx"] not in reference:
+                continue
+            compared += 1
+            answer = bytes.fromhex(e["data"]).decode("utf-8", errors="replace")
+            if answer != reference[e["qsl_idx"]]:
+                mismatched += 1
+                first_bad = first_bad or (i, reference[e["qsl_idx"]], answer)
+        if compared == 0:
+            yield err("A501", rel, "no sampled answer can be compared with accuracy mode",
+                      expected=">= 1 common sample", found=0)
+        elif mismatched / compared > limit:
+            i, want, got = first_bad
+            yield err("A501", rel, f"{mismatched} of {compared} performance-mode answers differ "
+                      f"from accuracy mode", location=f"/{i}", expected=want, found=got,
+                      hint="performance runs must compute the same answers as accuracy runs")
+
+
+def _tokens_per_s(ctx: Ctx, base: str, scenario: str):
+    d, _ = ctx.tree.mllog(f"{base}/mlperf_log_detail.txt")
+    recs = _records(ctx, f"{base}/agent_trace.jsonl")
+    if d is None or not recs:
+        return None
+    key = "result_samples_per_second" if scenario == "Offline" else "result_completed_samples_per_sec"
+    rate = d.get(key, (None,))[0]
+    if not isinstance(rate, (int, float)) or rate <= 0:
+        return None
+    return rate * statistics.fmean(rec["generated_tokens"] for _, rec in recs)
+
+
+def test04_no_caching(ctx: Ctx):
+    """A502 (TEST04's idea): issuing one sample over and over must not be much faster, in
+    generated tokens per second, than the normal performance run; a large speed-up means
+    results are cached across samples, which no division allows."""
+    max_speedup = ctx.rules.audits["TEST04"]["max_speedup"]
+    idx = ctx.rules.audits["TEST04"]["sample_index"]
+    for r in ctx.results:
+        base = _audit(r, "TEST04")
+        rel = f"{base}/mlperf_log_detail.txt"
+        d, _ = ctx.tree.mllog(rel)
+        if d is None:
+            continue
+        same, _ = d.get("effective_performance_issue_same", (None, 0))
+        same_idx, _ = d.get("effective_performance_issue_same_index", (None, 0))
+        if same is not True or same_idx != idx:
+            yield err("A502", rel, "the TEST04 run did not issue the same sample repeatedly",
+                      expected=f"performance_issue_same true, index {idx}",
+                      found=f"{same}, index {same_idx}")
+            continue
+        recs = _records(ctx, f"{base}/agent_trace.jsonl")
+        if not recs:
+            continue  # missing or unreadable: L101 / T601 report it
+        if any(rec["qsl_idx"] != idx or rec["generated_tokens"] == 0 for _, rec in recs):
+            yield err("A502", f"{base}/agent_trace.jsonl",
+                      "TEST04 episodes are not real runs of the repeated sample",
+                      expected=f"qsl_idx {idx}, generated tokens > 0")
+            continue
+        audit = _tokens_per_s(ctx, base, r.scenario)
+        normal = _tokens_per_s(ctx, r.perf, r.scenario)
+        if audit is None or normal is None:
+            if normal is None and not _records(ctx, f"{r.perf}/agent_trace.jsonl"):
+                continue  # the performance run's trace is missing: L101 / T601 report it
+            yield err("A502", rel, "cannot compute generated tokens/s for the caching audit",
+                      hint="the runs' detail logs must state their rates")
+        elif audit > max_speedup * normal:
+            yield err("A502", rel, "the repeated sample ran much faster than the normal run",
+                      expected=f"<= {max_speedup} x {normal:.1f} tokens/s",
+                      found=f"{audit:.1f} tokens/s", hint="results must not be cached")
+
+
+def test09_output_length(ctx: Ctx):
+    """A503 (TEST09's idea): the mean generated tokens per episode of the accuracy run stays
+    within the tolerance of the reference's, so no one shortens outputs to look faster."""
+    a = ctx.rules.audits["TEST09"]
+    ref, tol = a["reference_mean_generated_tokens"], a["tolerance_fraction"]
+    for r in ctx.results:
+        m = ctx.measurements(r)
+        if m is None or m.get("division") != "closed":
+            continue
+        rel = f"{r.acc}/agent_trace.jsonl"
+        recs = _records(ctx, rel)
+        if not recs:
+            continue
+        mean = statistics.fmean(rec["generated_tokens"] for _, rec in recs)
+        if abs(mean - ref) > tol * ref:
+            yield err("A503", rel, "mean generated tokens per episode far from the reference",
+                      expected=f"{ref:.1f} +/- {tol:.0%}", found=f"{mean:.1f}")
