@@ -7,12 +7,17 @@ SYSTEM   ?= cpu
 PROFILE  ?= official
 SUBMITTER ?= reference
 ALLOW_MISMATCH ?=
+DIVISION ?= closed
+SUBMISSIONS ?= submissions
+BOARD ?= leaderboard
 
-.PHONY: help venv test test-slow train evaluate submission bench clean-venv
+.PHONY: help venv test test-slow train evaluate submission bench check leaderboard clean-venv
 
 help:
 	@echo "make submission    SYSTEM=cpu PROFILE=official|smoke SUBMITTER=name: MLPerf-layout results"
 	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s"
+	@echo "make check         validate results/DIVISION/SUBMITTER (PROFILE=smoke for a smoke one)"
+	@echo "make leaderboard   SUBMISSIONS=dir BOARD=out: validate and rank a course's submissions"
 	@echo "make evaluate      closed-loop evaluation of the committed nano-react agent"
 	@echo "make test          fast test suite (creates .venv if missing)"
 	@echo "make test-slow     slow tests: full frozen-set accuracy, determinism"
@@ -42,10 +47,16 @@ evaluate: venv
 
 submission: venv
 	$(PY) -m loadgen_harness.submission --system $(SYSTEM) --profile $(PROFILE) \
-		--submitter $(SUBMITTER) $(if $(ALLOW_MISMATCH),--allow-mismatch,)
+		--submitter $(SUBMITTER) --division $(DIVISION) $(if $(ALLOW_MISMATCH),--allow-mismatch,)
 
 bench: venv
 	$(PY) -m loadgen_harness.bench --system $(SYSTEM)
+
+check: venv
+	$(PY) -m compliance check results/$(DIVISION)/$(SUBMITTER) --profile $(PROFILE)
+
+leaderboard: venv
+	$(PY) -m compliance leaderboard $(SUBMISSIONS) --out $(BOARD) --profile $(PROFILE)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -11,10 +11,12 @@ import json
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jsonschema
 
-from reference.react.agent import EpisodeResult
+if TYPE_CHECKING:  # the checker imports this module and must not pull in torch
+    from reference.react.agent import EpisodeResult
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "agent_trace.schema.json"
 SCHEMA_VERSION = 1
@@ -25,7 +27,7 @@ def trace_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 
 
-def episode_record(seq: int, idx: int, task_id: str, mode: str, result: EpisodeResult) -> dict:
+def episode_record(seq: int, idx: int, task_id: str, mode: str, result: "EpisodeResult") -> dict:
     return {
         "schema_version": SCHEMA_VERSION, "seq": seq, "qsl_idx": idx, "task_id": task_id,
         "mode": mode, "question": result.question, "answer": result.answer,
@@ -48,7 +50,7 @@ class TraceWriter:
         self.seq = 0
         self.lock = threading.Lock()
 
-    def write(self, idx: int, result: EpisodeResult) -> None:
+    def write(self, idx: int, result: "EpisodeResult") -> None:
         with self.lock:
             rec = episode_record(self.seq, idx, self.tasks[idx].id, self.mode, result)
             self.f.write(json.dumps(rec, separators=(",", ":")) + "\n")

@@ -12,13 +12,16 @@ MAX_REEXECUTED = 20_000   # tool calls re-executed per trace at most (bounds the
 
 
 def _records(ctx: Ctx, rel: str):
-    """Schema-valid records of a trace as (line, record)."""
-    rows, _ = ctx.tree.json_lines(rel)
-    if rows is None:
-        return []
-    v = trace_validator()
-    return [(line, rec) for line, rec, problem in rows
+    """Schema-valid records of a trace as (line, record), validated once per file."""
+    key = ("trace_records", rel)
+    cache = ctx.tree._cache
+    if key not in cache:
+        rows, _ = ctx.tree.json_lines(rel)
+        v = trace_validator()
+        cache[key] = [] if rows is None else [
+            (line, rec) for line, rec, problem in rows
             if not problem and isinstance(rec, dict) and v.is_valid(rec)]
+    return cache[key]
 
 
 def trace_schema(ctx: Ctx):
@@ -34,11 +37,13 @@ def trace_schema(ctx: Ctx):
                 continue
             if not rows:
                 yield err("T601", rel, "the trace is empty", expected=">= 1 episode", found=0)
+            valid = {line for line, _ in _records(ctx, rel)}
             for line, rec, problem in rows:
                 if problem:
                     yield err("T601", rel, problem, location=f"line {line}")
                     continue
-                e = next(iter(sorted(v.iter_errors(rec), key=lambda x: list(x.absolute_path))), None)
+                e = None if line in valid else next(iter(sorted(
+                    v.iter_errors(rec), key=lambda x: list(x.absolute_path))), None)
                 if e is not None:
                     ptr = "/" + "/".join(str(p) for p in e.absolute_path)
                     yield err("T601", rel, f"schema violation: {e.message[:160]}",
