@@ -1,0 +1,1 @@
+"""nano-codegen: generate a program, verify it in a sandbox, retry with the feedback."""
