@@ -96,8 +96,8 @@ def wrong_program(rng: random.Random, oracle: str) -> str:
                      ("len(", "str("), ("[::-1]", "[1:]"), (".upper()", ".lower()")):
             if a in oracle:
                 return oracle.replace(a, b, 1)
-    if "[" in oracle and "[::-1]" not in oracle:
-        return oracle.replace("]", ", 1]", 1)       # one element too many
+    if "[" in oracle and "[::-1]" not in oracle:    # one element too many
+        return oracle.replace("]", ", -1]" if "min(" in oracle else ", 99]", 1)
     return oracle + "\nresult = str(result) + '0'"  # an extra character in the output
 
 
