@@ -66,14 +66,19 @@ class Engine:
         slot.kv0 = self.cache.nbytes_used(slot.row)
         slot.t_step = time.perf_counter()
 
-    def _admit(self, key, question: str) -> None:
+    def _admit(self, key, question: str) -> EpisodeResult | None:
+        """Start an episode; returns its result at once if its prompt cannot fit."""
+        env = ReactEnv(question, self.max_steps)
+        prompt = encode(env.prompt())
+        if len(prompt) >= self.block:
+            env.result.stop_reason = "context_full"
+            return env.result
         row = self.free.pop()
         self.cache.reset(row)
-        env = ReactEnv(question, self.max_steps)
-        t0 = time.perf_counter()
-        slot = _Slot(key, env, row, self._prefill(row, encode(env.prompt())), t0)
+        slot = _Slot(key, env, row, self._prefill(row, prompt), time.perf_counter())
         self._begin_step(slot)
         self.active.append(slot)
+        return None
 
     def _end_step(self, slot: _Slot, full: bool) -> bool:
         """Close the slot's agent step; True when its episode has ended."""
@@ -100,6 +105,7 @@ class Engine:
             else:
                 decoding.append(slot)
         if decoding:
+            decoding.sort(key=lambda s: s.row)  # contiguous rows let attention read a view
             toks = torch.stack([s.logits for s in decoding]).argmax(dim=-1)  # (B,)
             rows = [s.row for s in decoding]
             logits = self.model(toks[:, None], cache=self.cache, last_only=True, rows=rows)[:, -1]
@@ -132,7 +138,9 @@ class Engine:
                     closed = True
                 else:
                     for key, question in new:
-                        self._admit(key, question)
+                        early = self._admit(key, question)
+                        if early is not None:
+                            on_done(key, early)
             if not self.active:
                 if closed:
                     return

@@ -119,8 +119,13 @@ class CausalSelfAttention(nn.Module):
             cache.k[layer, ridx, :, pos] = k[:, :, 0]  # (B, nh, hs)
             cache.v[layer, ridx, :, pos] = v[:, :, 0]
             n = max(starts) + 1
-            kk = cache.k[layer, ridx, :, :n]  # (B, nh, n, hs)
-            vv = cache.v[layer, ridx, :, :n]
+            r0 = rows[0]
+            if rows == list(range(r0, r0 + B)):  # contiguous rows: a view, no gather copy
+                kk = cache.k[layer, r0:r0 + B, :, :n]  # (B, nh, n, hs)
+                vv = cache.v[layer, r0:r0 + B, :, :n]
+            else:
+                kk = cache.k[layer, ridx, :, :n]  # (B, nh, n, hs), gathered
+                vv = cache.v[layer, ridx, :, :n]
             mask = torch.arange(n, device=x.device)[None, :] <= pos[:, None]  # (B, n)
             y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask[:, None, None, :])
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)

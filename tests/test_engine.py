@@ -44,6 +44,12 @@ def test_batched_decode_rows_at_different_positions_match_one_row_decode():
     for i, p in enumerate(prompts):
         full = m(torch.tensor([p + [int(toks[i])]]))[0, -1]
         assert torch.allclose(batched[i], full, atol=1e-5)
+    # contiguous rows take the view path; same numbers
+    cache2 = m.new_cache(3)
+    for r, p in enumerate(prompts):
+        m(torch.tensor([p]), cache=cache2, rows=[r])
+    out2 = m(toks[:, None], cache=cache2, last_only=True, rows=[0, 1, 2])[:, -1]
+    assert torch.allclose(out2, batched, atol=1e-5)
 
 
 def test_engine_reuses_rows_when_episodes_finish():

@@ -205,7 +205,11 @@ def run_episode(model: GPT, question: str, max_steps: int = MAX_STEPS,
     block = model.config.block_size
     env = ReactEnv(question, max_steps)
     ctx = _NaiveContext(model) if naive else _CachedContext(model)
-    logits = ctx.feed(encode(env.prompt()))
+    prompt = encode(env.prompt())
+    if len(prompt) >= block:
+        env.result.stop_reason = "context_full"
+        return env.result
+    logits = ctx.feed(prompt)
     while not env.done:
         ctx0, kv0 = ctx.length, ctx.kv_bytes()
         t0 = time.perf_counter()
