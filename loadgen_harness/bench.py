@@ -81,6 +81,7 @@ def main(argv=None) -> int:
     ap.add_argument("--naive-tasks", type=int, default=30, help="episodes for the naive baseline")
     ap.add_argument("--agreement", action="store_true",
                     help="also compare engine answers with naive answers on the naive subset")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the reference one")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
     args = ap.parse_args(argv)
     rules = load_rules()
@@ -90,7 +91,8 @@ def main(argv=None) -> int:
     max_batch = tuning["benchmarks"][args.benchmark]["Offline"].get("max_batch", 64)
     workers, threads = tuning.get("workers", 1), tuning.get("threads", 1)
     torch.set_num_threads(threads)
-    model = load_model(bench.reference_checkpoint, tuning["device"])
+    checkpoint = args.checkpoint or bench.reference_checkpoint
+    model = load_model(checkpoint, tuning["device"])
     tasks = load_eval_set(bench.eval_set)[: args.tasks]
     print(f"{args.benchmark}: {len(tasks)} episodes, {workers} workers x {threads} threads, "
           f"max_batch {max_batch}", flush=True)
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(threads)
     engine, engine_results = engine_rate(model, tasks, workers, max_batch)
     print(f"engine, direct     {engine:8.2f} episodes/s", flush=True)
-    through = loadgen_rate(rules, bench, bench.reference_checkpoint, len(tasks), engine,
+    through = loadgen_rate(rules, bench, checkpoint, len(tasks), engine,
                            tuning, max_batch)
     print(f"engine, LoadGen    {through:8.2f} episodes/s", flush=True)
     figures = {"tasks": len(tasks), "naive_tasks": args.naive_tasks, "workers": workers,

@@ -122,7 +122,22 @@ class Engine:
             self.free.append(slot.row)
             slot.env.result.latency_ms = (time.perf_counter() - slot.t_start) * 1e3
             out.append((slot.key, slot.env.result))
+        if finished:
+            self._compact()
         return out
+
+    def _compact(self) -> None:
+        """Keep active episodes in rows 0..n-1: attention then reads a view of the cache
+        instead of gathering rows (measured: the gather was the engine's largest cost)."""
+        n = len(self.active)
+        occupied = {s.row for s in self.active}
+        holes = [r for r in range(n) if r not in occupied]
+        movers = [s for s in self.active if s.row >= n]
+        for slot, row in zip(movers, holes):
+            self.cache.move_row(slot.row, row)
+            slot.row = row
+        self.free = sorted(set(range(self.max_batch)) - {s.row for s in self.active},
+                           reverse=True)  # pop() hands out the lowest free row
 
     def serve(self, pull: Callable[[int, bool], list | None],
               on_done: Callable[[Any, EpisodeResult], None]) -> None:

@@ -72,6 +72,13 @@ class KVCache:
     def reset(self, row: int) -> None:
         self.lengths[row] = 0
 
+    def move_row(self, src: int, dst: int) -> None:
+        """Move a row's cached tokens to another row (the engine keeps active rows contiguous)."""
+        n = self.lengths[src]
+        self.k[:, dst, :, :n] = self.k[:, src, :, :n]
+        self.v[:, dst, :, :n] = self.v[:, src, :, :n]
+        self.lengths[dst], self.lengths[src] = n, 0
+
     def bytes_per_token(self) -> int:
         n_layer, _, nh, _, hs = self.k.shape
         return 2 * n_layer * nh * hs * self.k.element_size()

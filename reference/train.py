@@ -133,6 +133,8 @@ def main(argv=None) -> None:
     ap.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="autocast dtype")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="start from this checkpoint's weights (a second stage of training)")
     ap.add_argument("--n-layer", type=int, default=GPTConfig.n_layer, help="transformer blocks")
     ap.add_argument("--n-embd", type=int, default=GPTConfig.n_embd, help="model width")
     ap.add_argument("--n-head", type=int, default=GPTConfig.n_head, help="attention heads")
@@ -152,6 +154,11 @@ def main(argv=None) -> None:
     device = pick_device(args.device)
     config = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd)
     model = GPT(config).to(device)
+    if args.init_from:
+        init = torch.load(args.init_from, map_location=device, weights_only=True)
+        if init["config"] != config.to_dict():
+            ap.error(f"--init-from {args.init_from} has config {init['config']}, not {config.to_dict()}")
+        model.load_state_dict(init["model"])
     eval_questions = {t.question for t in load_eval_set()}
     val = validation_tasks(args.val_size)
     exclude = eval_questions | {t.question for t in val}
@@ -173,6 +180,7 @@ def main(argv=None) -> None:
     mll.event(key=c.MAX_SEQUENCE_LENGTH, value=config.block_size)
     mll.event(key="train_steps", value=args.steps)
     mll.event(key="label_masking", value=mask)
+    mll.event(key="init_from", value=str(args.init_from) if args.init_from else None)
     mll.event(key="n_params", value=model.num_params())
     mll.end(key=c.INIT_STOP)
 
