@@ -133,6 +133,8 @@ def main(argv=None) -> None:
     ap.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="autocast dtype")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="end after this many steps (the schedule still fits --steps)")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="start from this checkpoint's weights (a second stage of training)")
     ap.add_argument("--n-layer", type=int, default=GPTConfig.n_layer, help="transformer blocks")
@@ -201,7 +203,7 @@ def main(argv=None) -> None:
     status = c.ABORTED
     progress = open(args.out / "progress.jsonl", "w")
     try:
-        for step in range(args.steps):
+        for step in range(args.stop_after or args.steps):
             lr = lr_at(step, args)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -216,7 +218,7 @@ def main(argv=None) -> None:
             opt.step()
             tokens_seen += int((ids != 0).sum())  # real tokens, padding excluded
             done = step + 1
-            if done % 50 == 0 or done == args.steps:
+            if done % 50 == 0 or done == (args.stop_after or args.steps):
                 el = time.time() - t_start
                 rec = {"step": done, "loss": round(loss.item(), 4), "lr": lr,
                        "elapsed_s": round(el, 1), "tokens": tokens_seen,
@@ -224,7 +226,8 @@ def main(argv=None) -> None:
                 print(json.dumps(rec), flush=True)
                 progress.write(json.dumps(rec) + "\n")
                 progress.flush()
-            if (done >= args.eval_start and done % args.eval_every == 0) or done == args.steps:
+            last = done == (args.stop_after or args.steps)
+            if (done >= args.eval_start and done % args.eval_every == 0) or last:
                 acc = evaluate_accuracy(model, val)
                 mll.event(key=c.EVAL_ACCURACY, value=acc,
                           metadata={"samples_count": done * args.batch_size, "step": done,

@@ -27,7 +27,8 @@ def test_rules_md_states_the_numbers_of_rules_yaml():
                    f"{b.quality_reference:.4f}", f"{b.quality_target:.4f}",
                    f"{b.scenarios['Server']['target_latency_ms']} ms",
                    f"{rules.profile('official').min_duration_ms // 1000} s",
-                   f"{rules.profile('smoke').min_duration_ms // 1000} s"]:
+                   f"{rules.profile('smoke').min_duration_ms // 1000} s",
+                   f"({rules.audits['TEST09']['reference_mean_generated_tokens']} tokens)"]:
         assert needle in text, needle
     for name, seed in rules.official_seeds.items():
         assert f"{name} = {seed}" in text
