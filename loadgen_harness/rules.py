@@ -7,7 +7,9 @@
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from loadgen_harness.yamlio import load_yaml
@@ -28,6 +30,7 @@ class Profile:
     min_duration_ms: int
     min_query_count: dict
     accuracy_sample_count: int | None  # None: every sample
+    audit_min_duration_ms: int
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Benchmark:
     reference_checkpoint: Path
     reference_checkpoint_sha256: str
     max_steps: int
+    reference_results: Path
     quality_metric: str
     quality_reference: float
     quality_target_fraction: float
@@ -48,9 +52,24 @@ class Benchmark:
     def quality_target(self) -> float:
         return round(self.quality_reference * self.quality_target_fraction, 4)
 
+    def subset_target(self, indices) -> float:
+        """The quality target for a run that scored these sample indices: the target fraction
+        of the reference checkpoint's exact match on the same samples."""
+        correct = _reference_correct(self.reference_results)
+        idx = [i for i in set(indices) if 0 <= i < len(correct)]
+        if not idx or len(idx) == len(correct):
+            return self.quality_target
+        return round(self.quality_target_fraction * sum(correct[i] for i in idx) / len(idx), 4)
+
     def target_latency_ns(self, scenario: str) -> int | None:
         ms = self.scenarios.get(scenario, {}).get("target_latency_ms")
         return None if ms is None else int(ms * 1e6)
+
+
+@lru_cache(maxsize=4)
+def _reference_correct(path: Path) -> tuple[bool, ...]:
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return tuple(bool(r["correct"]) for r in sorted(rows, key=lambda r: r["qsl_idx"]))
 
 
 @dataclass(frozen=True)
@@ -84,7 +103,8 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
                 eval_set_size=int(b["eval_set_size"]),
                 reference_checkpoint=ROOT / b["reference_checkpoint"],
                 reference_checkpoint_sha256=b["reference_checkpoint_sha256"],
-                max_steps=int(b["max_steps"]), quality_metric=q["metric"],
+                max_steps=int(b["max_steps"]),
+                reference_results=ROOT / b["reference_results"], quality_metric=q["metric"],
                 quality_reference=float(q["reference_value"]),
                 quality_target_fraction=float(q["target_fraction"]),
                 scenarios=dict(b["scenarios"]))
@@ -93,14 +113,14 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
             acc = p["accuracy_sample_count"]
             profiles[name] = Profile(name, bool(p["eligible"]), int(p["min_duration_ms"]),
                                      dict(p["min_query_count"]),
-                                     None if acc == "all" else int(acc))
+                                     None if acc == "all" else int(acc),
+                                     int(p["audit_min_duration_ms"]))
         seeds = {k: int(v) for k, v in doc["loadgen"]["official_seeds"].items()}
         audits = dict(doc["audits"])
         for name in ("TEST01", "TEST04", "TEST09"):
             audits[name] = dict(audits[name])
         audits["TEST09"]["reference_mean_generated_tokens"] = float(
             audits["TEST09"]["reference_mean_generated_tokens"])
-        audits["min_duration_ms"] = int(audits["min_duration_ms"])
         return Rules(int(doc["version"]), seeds, benchmarks, profiles, audits, Path(path))
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise RulesError(f"{path}: malformed rules ({type(err).__name__}: {err})") from None

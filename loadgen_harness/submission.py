@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadgen_harness.logs import accuracy_from_log, read_detail
+from loadgen_harness.logs import accuracy_from_log, read_accuracy_log, read_detail
 from loadgen_harness.rules import ROOT, SCENARIOS, RulesError, load_rules
 from loadgen_harness.runner import RunError, run_test
 from loadgen_harness.system import DeclarationError, load_system, mismatches, probe
@@ -103,10 +103,10 @@ def loadgen_settings(rules, bench, scenario: str, mode: str, profile, tuning: di
 AUDIT_MIN_QUERIES = 32  # audits check answers and caching, not the latency distribution
 
 
-def audit_settings(rules) -> dict[str, dict]:
+def audit_settings(rules, profile) -> dict[str, dict]:
     """LoadGen settings that turn a performance run into each audit run."""
     a = rules.audits
-    short = {"min_duration_ms": a["min_duration_ms"], "min_query_count": AUDIT_MIN_QUERIES}
+    short = {"min_duration_ms": profile.audit_min_duration_ms, "min_query_count": AUDIT_MIN_QUERIES}
     return {
         "TEST01": {**short, "accuracy_log_probability": a["TEST01"]["accuracy_log_probability"],
                    "accuracy_log_rng_seed": a["TEST01"]["accuracy_log_rng_seed"]},
@@ -143,10 +143,10 @@ def plan_runs(rules, profile, benchmarks, scenarios, tuning_all: dict) -> list[R
             perf = loadgen_settings(rules, bench, scen, "PerformanceOnly", profile, tuning)
             plans.append(RunPlan(bname, scen, "PerformanceOnly", "performance/run_1", perf,
                                  STARTUP_S + dur))
-            for name, extra in audit_settings(rules).items():
+            for name, extra in audit_settings(rules, profile).items():
                 plans.append(RunPlan(bname, scen, "PerformanceOnly", f"audit/{name}",
                                      {**perf, **extra},
-                                     STARTUP_S + rules.audits["min_duration_ms"] / 1000 * 1.1))
+                                     STARTUP_S + profile.audit_min_duration_ms / 1000 * 1.1))
     return plans
 
 
@@ -323,8 +323,10 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=("na
                     acc = accuracy_from_log(run_dir / "mlperf_log_accuracy.json", tasks,
                                             profile.accuracy_sample_count)
                     bench = rules.benchmark(plan.benchmark)
-                    acc.update(metric=bench.quality_metric, target=bench.quality_target,
-                               passed=acc["exact_match"] >= bench.quality_target)
+                    scored = [e["qsl_idx"] for e in read_accuracy_log(run_dir / "mlperf_log_accuracy.json")]
+                    target = bench.subset_target(scored)
+                    acc.update(metric=bench.quality_metric, target=target,
+                               passed=acc["exact_match"] >= target)
                     (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=1) + "\n")
                     note += f", exact match {acc['exact_match']:.4f}"
                 progress.finish(note)

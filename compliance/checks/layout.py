@@ -26,7 +26,8 @@ def required_files(ctx: Ctx):
         else:
             for s in ctx.systems:
                 entry = systems.get(s)
-                if not isinstance(entry, dict) or entry.get("profile") not in ctx.rules.profiles:
+                prof = entry.get("profile") if isinstance(entry, dict) else None
+                if not isinstance(prof, str) or prof not in ctx.rules.profiles:
                     yield err("L101", "submission.json", f"system {s!r} is not indexed with its profile",
                               location=f"/systems/{s}", expected="{profile: ...}", found=entry)
     for s in ctx.systems:

@@ -181,7 +181,7 @@ def profile_eligible(ctx: Ctx):
         if m is None:
             continue
         prof = m.get("profile")
-        if prof not in ctx.rules.profiles:
+        if not isinstance(prof, str) or prof not in ctx.rules.profiles:
             yield err("G308", rel, "unknown profile", location="/profile",
                       expected=", ".join(ctx.rules.profiles), found=prof)
             continue

@@ -7,7 +7,7 @@ import pytest
 
 from loadgen_harness.rules import ROOT, RulesError, load_rules
 from loadgen_harness.submission import loadgen_settings, plan_runs
-from reference.react.tasks import file_sha256
+from reference.react.tasks import file_sha256, load_eval_set
 
 
 def test_rules_file_matches_the_repository():
@@ -17,6 +17,14 @@ def test_rules_file_matches_the_repository():
     assert file_sha256(b.reference_checkpoint) == b.reference_checkpoint_sha256
     recorded = (b.reference_checkpoint.parent / "model.sha256").read_text().split()[0]
     assert recorded == b.reference_checkpoint_sha256
+    # the reference's recorded answers reproduce its stated accuracy, task by task
+    import json
+    rows = [json.loads(l) for l in b.reference_results.read_text().splitlines()]
+    tasks = load_eval_set(b.eval_set)
+    assert [r["id"] for r in rows] == [t.id for t in tasks]
+    assert all(r["correct"] == (r["answer"] == t.answer) for r, t in zip(rows, tasks))
+    assert round(sum(r["correct"] for r in rows) / len(rows), 4) == b.quality_reference
+    assert b.subset_target(range(len(rows))) == b.quality_target
 
 
 def test_rules_md_states_the_numbers_of_rules_yaml():
@@ -61,7 +69,7 @@ def test_profiles_set_loadgen_settings():
     assert srv["min_duration_ms"] == 5000 and srv["min_query_count"] >= 459
     assert srv["server_target_latency_ns"] == bench.target_latency_ns("Server")
     acc = loadgen_settings(rules, bench, "Offline", "AccuracyOnly", rules.profile("smoke"), tuning)
-    assert acc["accuracy_sample_count_override"] == 200
+    assert acc["accuracy_sample_count_override"] == 100
     full = loadgen_settings(rules, bench, "Offline", "AccuracyOnly", rules.profile("official"), tuning)
     assert "accuracy_sample_count_override" not in full
     assert not rules.profile("smoke").eligible and rules.profile("official").eligible
