@@ -50,8 +50,10 @@ def test01_outputs_match(ctx: Ctx):
                 mismatched += 1
                 first_bad = first_bad or (i, reference[e["qsl_idx"]], answer)
         if compared == 0:
-            yield err("A501", rel, "no sampled answer can be compared with accuracy mode",
-                      expected=">= 1 common sample", found=0)
+            # a smoke accuracy run scores a subset, which the sampled answers may miss
+            if len(reference) >= ctx.rules.benchmark(r.benchmark).eval_set_size:
+                yield err("A501", rel, "no sampled answer can be compared with accuracy mode",
+                          expected=">= 1 common sample", found=0)
         elif mismatched / compared > limit:
             i, want, got = first_bad
             yield err("A501", rel, f"{mismatched} of {compared} performance-mode answers differ "
