@@ -54,7 +54,8 @@ class Ctx:
 
     @cached_property
     def systems(self) -> list[str]:
-        return [s for s in self.tree.listdir("results") if self.tree.kind(f"results/{s}") == "dir"]
+        return [s for s in self.tree.listdir("results")
+                if self.tree.kind(f"results/{s}") == "dir" and not s.startswith(".")]
 
     @cached_property
     def results(self) -> list[Result]:

@@ -61,12 +61,15 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("A503", "test09-output-length", "audits", audits.test09_output_length),
     Rule("T601", "trace-schema", "layout", traces.trace_schema),
     Rule("T602", "trace-matches-accuracy-log", "layout", traces.trace_matches_accuracy_log),
+    Rule("T602", "trace-matches-performance-logs", "layout", traces.trace_matches_performance_logs),
     Rule("T603", "step-bounds", "benchmarks", traces.step_bounds),
     Rule("T604", "step-times-add-up", "layout", traces.step_times_add_up),
     Rule("T605", "tool-calls-reexecuted", "benchmarks", traces.tool_calls_reexecuted),
     Rule("X901", "checker-internal-error", "", None),
 )
-RULES_BY_ID = {r.id: r for r in REGISTRY}
+RULES_BY_ID = {}
+for _r in REGISTRY:  # one id may have several checks (T602); explain shows the first
+    RULES_BY_ID.setdefault(_r.id, _r)
 
 
 def markdown_table() -> str:

@@ -110,8 +110,10 @@ def accuracy_json_agrees(ctx: Ctx):
         if got is None:
             continue
         for rel, pointer in ((f"{r.acc}/accuracy.json", ""), (r.file("measurements.json"), "/accuracy")):
-            doc, _ = ctx.tree.json(rel)
+            doc, problem = ctx.tree.json(rel)
             if doc is None:
+                if ctx.tree.kind(rel) != "missing":  # missing: L101's finding
+                    yield err("Q404", rel, f"unreadable: {problem}")
                 continue
             part = doc.get("accuracy") if pointer and isinstance(doc, dict) else doc
             claimed = part.get("exact_match") if isinstance(part, dict) else None

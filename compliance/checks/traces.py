@@ -83,6 +83,29 @@ def trace_matches_accuracy_log(ctx: Ctx):
                 break
 
 
+def trace_matches_performance_logs(ctx: Ctx):
+    """T602 (performance and audit runs): the trace has one episode per sample LoadGen issued."""
+    for r in ctx.results:
+        for base, mode in r.runs:
+            if mode != "PerformanceOnly":
+                continue
+            d, _ = ctx.tree.mllog(f"{base}/mlperf_log_detail.txt")
+            rows, _ = ctx.tree.json_lines(f"{base}/agent_trace.jsonl")
+            if d is None or rows is None:
+                continue
+            q = d.get("generated_query_count", (None,))[0]
+            spq = d.get("generated_samples_per_query", (None,))[0]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (q, spq)):
+                yield err("T602", f"{base}/mlperf_log_detail.txt",
+                          "the log does not say how many samples were issued",
+                          expected="generated_query_count, generated_samples_per_query")
+                continue
+            if len(rows) != q * spq:
+                yield err("T602", f"{base}/agent_trace.jsonl",
+                          "the trace does not hold one episode per issued sample",
+                          expected=q * spq, found=len(rows))
+
+
 def step_bounds(ctx: Ctx):
     """T603: no episode takes more steps than the benchmark's max_steps."""
     for r in ctx.results:
