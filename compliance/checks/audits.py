@@ -81,6 +81,10 @@ def test04_no_caching(ctx: Ctx):
     idx = ctx.rules.audits["TEST04"]["sample_index"]  # LoadGen's index into its loaded set
     for r in ctx.results:
         base = _audit(r, "TEST04")
+        acc_rel = f"{base}/mlperf_log_accuracy.json"
+        data, problem = ctx.tree.json(acc_rel)
+        if ctx.tree.kind(acc_rel) != "missing" and not isinstance(data, list):
+            yield err("A502", acc_rel, f"audit log unreadable: {problem or 'not a JSON list'}")
         rel = f"{base}/mlperf_log_detail.txt"
         d, _ = ctx.tree.mllog(rel)
         if d is None:
