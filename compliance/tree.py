@@ -82,63 +82,56 @@ class Tree:
         except UnicodeDecodeError as err:
             return None, f"not UTF-8 text (byte {err.start})"
 
-    def json(self, rel: str) -> tuple[object, str]:
-        key = ("json", rel)
+    def _parsed(self, kind: str, rel: str, parse) -> tuple[object, str]:
+        """Read a file's text once, parse it once with parse(text) -> (value, problem)."""
+        key = (kind, rel)
         if key not in self._cache:
             text, problem = self.text(rel)
-            if text is None:
-                self._cache[key] = (None, problem)
-            else:
-                try:
-                    self._cache[key] = (json.loads(text), "")
-                except (json.JSONDecodeError, RecursionError) as err:
-                    where = f" at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
-                    self._cache[key] = (None, f"not valid JSON{where}: {getattr(err, 'msg', err)}")
+            self._cache[key] = (None, problem) if text is None else parse(text)
         return self._cache[key]
+
+    def json(self, rel: str) -> tuple[object, str]:
+        def parse(text):
+            try:
+                return json.loads(text), ""
+            except (json.JSONDecodeError, RecursionError) as err:
+                where = f" at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
+                return None, f"not valid JSON{where}: {getattr(err, 'msg', err)}"
+        return self._parsed("json", rel, parse)
 
     def json_lines(self, rel: str) -> tuple[list | None, str]:
         """[(line number, parsed object or None, problem)] for a JSON-lines file."""
-        key = ("jsonl", rel)
-        if key not in self._cache:
-            text, problem = self.text(rel)
-            if text is None:
-                self._cache[key] = (None, problem)
-            else:
-                rows = []
-                for i, line in enumerate(text.splitlines(), 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rows.append((i, json.loads(line), ""))
-                    except (json.JSONDecodeError, RecursionError) as err:
-                        rows.append((i, None, f"not valid JSON: {getattr(err, 'msg', err)}"))
-                self._cache[key] = (rows, "")
-        return self._cache[key]
+        def parse(text):
+            rows = []
+            for i, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((i, json.loads(line), ""))
+                except (json.JSONDecodeError, RecursionError) as err:
+                    rows.append((i, None, f"not valid JSON: {getattr(err, 'msg', err)}"))
+            return rows, ""
+        return self._parsed("jsonl", rel, parse)
 
     def mllog(self, rel: str) -> tuple[dict | None, str]:
         """LoadGen detail log: {key: (value, line number)}, plus '__errors__' [(msg, line)]."""
-        key = ("mllog", rel)
-        if key not in self._cache:
-            text, problem = self.text(rel)
-            if text is None:
-                self._cache[key] = (None, problem)
-            else:
-                out: dict = {"__errors__": [], "__bad_lines__": []}
-                for i, line in enumerate(text.splitlines(), 1):
-                    if not line.startswith(":::MLLOG "):
-                        continue
-                    try:
-                        rec = json.loads(line[len(":::MLLOG "):])
-                        k = rec["key"]
-                    except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
-                        out["__bad_lines__"].append(i)
-                        continue
-                    if not isinstance(k, str):
-                        out["__bad_lines__"].append(i)
-                        continue
-                    out[k] = (rec.get("value"), i)
-                    meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
-                    if k == "error" or meta.get("is_error"):
-                        out["__errors__"].append((str(rec.get("value"))[:200], i))
-                self._cache[key] = (out, "")
-        return self._cache[key]
+        def parse(text):
+            out: dict = {"__errors__": [], "__bad_lines__": []}
+            for i, line in enumerate(text.splitlines(), 1):
+                if not line.startswith(":::MLLOG "):
+                    continue
+                try:
+                    rec = json.loads(line[len(":::MLLOG "):])
+                    k = rec["key"]
+                except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
+                    out["__bad_lines__"].append(i)
+                    continue
+                if not isinstance(k, str):
+                    out["__bad_lines__"].append(i)
+                    continue
+                out[k] = (rec.get("value"), i)
+                meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+                if k == "error" or meta.get("is_error"):
+                    out["__errors__"].append((str(rec.get("value"))[:200], i))
+            return out, ""
+        return self._parsed("mllog", rel, parse)
