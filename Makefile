@@ -11,17 +11,18 @@ DIVISION ?= closed
 SUBMISSIONS ?= submissions
 BOARD ?= leaderboard
 
-.PHONY: help venv test test-slow train evaluate submission bench check leaderboard clean-venv
+.PHONY: help venv test test-slow train train-react train-codegen evaluate submission bench check \
+	leaderboard clean-venv
 
 help:
 	@echo "make submission    SYSTEM=cpu PROFILE=official|smoke SUBMITTER=name: MLPerf-layout results"
 	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s"
 	@echo "make check         validate results/DIVISION/SUBMITTER (PROFILE=smoke for a smoke one)"
 	@echo "make leaderboard   SUBMISSIONS=dir BOARD=out: validate and rank a course's submissions"
-	@echo "make evaluate      closed-loop evaluation of the committed nano-react agent"
+	@echo "make evaluate      closed-loop evaluation of a committed agent (WORKLOAD=nano-react|nano-codegen)"
 	@echo "make test          fast test suite (creates .venv if missing)"
 	@echo "make test-slow     slow tests: full frozen-set accuracy, determinism"
-	@echo "make train         retrain the nano-react checkpoint (about 100 min on 2 CPU cores)"
+	@echo "make train         retrain both checkpoints (train-react, then train-codegen from it)"
 
 venv: $(VENV)/.installed
 
@@ -39,12 +40,19 @@ test: venv
 test-slow: venv
 	$(PY) -m pytest -q -m slow
 
-# The committed nano-react checkpoint's two-stage recipe (see its MODEL_CARD.md).
+# The committed checkpoints' recipes (see each MODEL_CARD.md).
 CKPT := reference/checkpoints/nano-react
-train: venv
+train: train-react train-codegen
+
+train-react: venv
 	$(PY) -m reference.train nano-react --steps 3200 --stop-after 2400 --out $(CKPT)/stage1
 	$(PY) -m reference.train nano-react --init-from $(CKPT)/stage1/model.pt --steps 1500 \
-		--lr 1e-3 --warmup 50 --seed 2 --eval-start 750 --eval-every 250 --out $(CKPT)
+		--lr 1e-3 --warmup 50 --seed 2 --eval-start 750 --eval-every 250 --out $(CKPT)/stage2
+	$(PY) -m reference.train nano-react --init-from $(CKPT)/stage2/model.pt --steps 2000 \
+		--lr 8e-4 --warmup 50 --seed 3 --mix sum_lengths=1.5,sum_lengths3=0.5 \
+		--eval-start 1000 --eval-every 250 --out $(CKPT)
+
+CODEGEN_RECIPE_PLACEHOLDER
 
 evaluate: venv
 	$(PY) -m reference.evaluate $(WORKLOAD)

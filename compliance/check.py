@@ -12,6 +12,7 @@ from compliance.findings import Finding, Report, Severity
 from compliance.registry import REGISTRY
 from compliance.tree import Tree
 from loadgen_harness.rules import Rules, load_rules
+from reference.grading import BudgetExceeded
 
 
 def find_root(top: Path, max_depth: int = 4) -> Path | None:
@@ -34,21 +35,32 @@ def check_tree(root: Path, rules: Rules, expect_profile: str, label: str) -> Rep
     report = Report(label)
     ctx = Ctx(Tree(root), rules, expect_profile)
     t0 = time.perf_counter()
+    try:
+        _run_rules(ctx, report)
+    finally:
+        ctx.close()
+    report.meta = {"profile_expected": expect_profile, "systems": ctx.systems,
+                   "results": [r.rel for r in ctx.results], "rows": _rows(ctx),
+                   "check_seconds": round(time.perf_counter() - t0, 3)}
+    return report
+
+
+def _run_rules(ctx: Ctx, report: Report) -> None:
     for rule in REGISTRY:
         if rule.check is None:
             continue
         try:
             report.findings.extend(rule.check(ctx))
+        except BudgetExceeded as exc:  # a hostile or broken submission, not a checker bug
+            report.findings.append(Finding(
+                rule.id, Severity.ERROR, "", f"not checked to the end: {exc}",
+                hint="the submission's programs take too long to re-verify in the sandbox"))
         except Exception as exc:  # a checker bug: its own finding, never a silent verdict
             tb = traceback.extract_tb(exc.__traceback__)[-1]
             report.findings.append(Finding(
                 "X901", Severity.ERROR, "", f"rule {rule.id} crashed: {type(exc).__name__}: {exc}",
                 location=f"{Path(tb.filename).name}:{tb.lineno}",
                 hint="a bug in the checker; please report it with this submission"))
-    report.meta = {"profile_expected": expect_profile, "systems": ctx.systems,
-                   "results": [r.rel for r in ctx.results], "rows": _rows(ctx),
-                   "check_seconds": round(time.perf_counter() - t0, 3)}
-    return report
 
 
 def _rows(ctx: Ctx) -> list[dict]:
@@ -63,7 +75,8 @@ def _rows(ctx: Ctx) -> list[dict]:
         decl = sysdoc.get("declaration") if isinstance(sysdoc, dict) else None
         rows.append({"system": r.system, "benchmark": r.benchmark, "scenario": r.scenario,
                      "division": m.get("division"), "metric": perf.get("metric"),
-                     "value": perf.get("value"), "exact_match": acc.get("exact_match"),
+                     "value": perf.get("value"), "quality": acc.get(acc.get("metric")) if isinstance(acc.get("metric"), str) else None,
+                     "quality_metric": acc.get("metric"),
                      "system_name": decl.get("system_name") if isinstance(decl, dict) else None,
                      "accelerator": decl.get("accelerator_model_name") if isinstance(decl, dict) else None})
     return rows

@@ -6,7 +6,7 @@ from functools import cached_property
 
 from compliance.tree import Tree
 from loadgen_harness.rules import SCENARIOS, Rules
-from reference.react.tasks import load_eval_set
+from reference.grading import Grader, load_tasks
 
 REQUIRED_SCENARIOS = ("Offline", "Server")
 ACCURACY_FILES = ("mlperf_log_accuracy.json", "mlperf_log_detail.txt", "mlperf_log_summary.txt",
@@ -53,6 +53,15 @@ class Ctx:
         self._tasks: dict = {}
 
     @cached_property
+    def grader(self) -> Grader:
+        """Scores answers and re-executes tool calls (starts a sandbox pool on first use)."""
+        return Grader()
+
+    def close(self) -> None:
+        if "grader" in self.__dict__:
+            self.grader.close()
+
+    @cached_property
     def systems(self) -> list[str]:
         return [s for s in self.tree.listdir("results")
                 if self.tree.kind(f"results/{s}") == "dir" and not s.startswith(".")]
@@ -71,7 +80,7 @@ class Ctx:
 
     def tasks(self, benchmark: str):
         if benchmark not in self._tasks:
-            self._tasks[benchmark] = load_eval_set(self.rules.benchmark(benchmark).eval_set)
+            self._tasks[benchmark] = load_tasks(benchmark, self.rules.benchmark(benchmark).eval_set)
         return self._tasks[benchmark]
 
     def measurements(self, r: Result) -> dict | None:

@@ -62,7 +62,7 @@ def collect(folder: Path, profile: str) -> dict:
 
 
 COLUMNS = ("rank", "submission", "system", "system_name", "accelerator", "metric", "value",
-           "exact_match")
+           "quality_metric", "quality")
 
 
 def to_markdown(data: dict) -> str:

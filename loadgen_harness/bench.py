@@ -2,13 +2,15 @@
 
     python -m loadgen_harness.bench                 # make bench
     python -m loadgen_harness.bench --tasks 1000 --naive-tasks 50 --agreement
+    python -m loadgen_harness.bench --benchmark nano-codegen --server-qps 10,20
 
 All three run in one invocation on the same machine, so their ratios are comparable even on a
 shared, noisy machine. The engine and the LoadGen SUT use the same worker setup (workers x
 threads from systems/<system>.yaml); LoadGen runs in its child process as in a submission,
 and its rate is LoadGen's own `result_samples_per_second`. With --agreement the engine's
 answers are compared with the naive baseline's on the naive subset (greedy decoding: they
-should be identical).
+should be identical). With --server-qps, Server runs at those rates with an unbounded latency
+report the p99 episode latency (how rules.md section 8 calibrates each Server bound).
 
 Limits: the naive baseline is slow (the whole context per token), so it runs a subset.
 """
@@ -30,17 +32,17 @@ from loadgen_harness.runner import run_test
 from loadgen_harness.sut import WorkerPool
 from loadgen_harness.system import load_system
 from reference.evaluate import load_model
-from reference.react.agent import run_episode
-from reference.react.tasks import load_eval_set
+from reference.grading import CODEGEN, load_tasks
+from reference.react.agent import ReactEnv, run_env
 
 
-def naive_rate(model, tasks) -> tuple[float, list]:
+def naive_rate(model, tasks, make_env) -> tuple[float, list]:
     t0 = time.perf_counter()
-    results = [run_episode(model, t.question, naive=True) for t in tasks]
+    results = [run_env(model, make_env(t), naive=True) for t in tasks]
     return len(tasks) / (time.perf_counter() - t0), results
 
 
-def engine_rate(model, tasks, workers: int, max_batch: int) -> tuple[float, list]:
+def engine_rate(model, tasks, workers: int, max_batch: int, make_env) -> tuple[float, list]:
     results = [None] * len(tasks)
     lock = threading.Lock()
 
@@ -48,7 +50,7 @@ def engine_rate(model, tasks, workers: int, max_batch: int) -> tuple[float, list
         with lock:
             results[idx] = result
 
-    pool = WorkerPool(model, tasks, on_done, workers, max_batch)
+    pool = WorkerPool(model, tasks, on_done, workers, max_batch, make_env)
     t0 = time.perf_counter()
     for i in range(len(tasks)):
         pool.submit(i, i)
@@ -73,6 +75,25 @@ def loadgen_rate(rules, bench, checkpoint, n: int, expected_qps: float, tuning: 
         return float(d["result_samples_per_second"])
 
 
+def server_p99_ms(rules, bench, checkpoint, qps: float, duration_s: float, tuning: dict,
+                  max_batch: int) -> dict:
+    """A Server performance run at `qps` with an unbounded latency: its p99 and mean (ms)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = {"benchmark": bench.name, "scenario": "Server", "mode": "PerformanceOnly",
+                "out_dir": str(Path(tmp) / "run"), "checkpoint": str(checkpoint),
+                "eval_set": str(bench.eval_set), "workers": tuning.get("workers", 1),
+                "threads": tuning.get("threads", 1), "device": tuning["device"],
+                "max_batch": max_batch,
+                "settings": {**rules.official_seeds, "min_duration_ms": int(duration_s * 1000),
+                             "min_query_count": 1, "server_target_qps": qps,
+                             "server_target_latency_ns": 600 * 10**9}}
+        run_test(spec, timeout_s=duration_s * 4 + 300)
+        d = read_detail(Path(spec["out_dir"]) / "mlperf_log_detail.txt")
+        return {"qps": qps, "p99_ms": round(d["result_99.00_percentile_latency_ns"] / 1e6, 1),
+                "mean_ms": round(d["result_mean_latency_ns"] / 1e6, 1),
+                "scheduled_qps": round(d["result_scheduled_samples_per_sec"], 2)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Naive vs engine vs LoadGen, Offline episodes/s.")
     ap.add_argument("--benchmark", default="nano-react", help="benchmark name")
@@ -82,8 +103,16 @@ def main(argv=None) -> int:
     ap.add_argument("--agreement", action="store_true",
                     help="also compare engine answers with naive answers on the naive subset")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the reference one")
+    ap.add_argument("--server-qps", default="", metavar="LIST",
+                    help="also run Server at these comma-separated rates, latency unbounded, "
+                         "and print each p99 (calibrating the Server bound)")
+    ap.add_argument("--server-seconds", type=float, default=20.0, help="each Server run's length")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
     args = ap.parse_args(argv)
+    try:
+        server_qps = [float(q) for q in args.server_qps.split(",") if q.strip()]
+    except ValueError:
+        ap.error(f"--server-qps {args.server_qps!r}: expected numbers like 5,7")
     rules = load_rules()
     bench = rules.benchmark(args.benchmark)
     doc = load_system(args.system)
@@ -93,16 +122,24 @@ def main(argv=None) -> int:
     torch.set_num_threads(threads)
     checkpoint = args.checkpoint or bench.reference_checkpoint
     model = load_model(checkpoint, tuning["device"])
-    tasks = load_eval_set(bench.eval_set)[: args.tasks]
+    tasks = load_tasks(args.benchmark, bench.eval_set)[: args.tasks]
+    verifier = None
+    if args.benchmark == CODEGEN:
+        from reference.codegen.agent import CodegenEnv
+        from reference.codegen.sandbox import Verifier
+        verifier = Verifier(workers=2)
+        make_env = lambda task: CodegenEnv(task, verifier)  # noqa: E731
+    else:
+        make_env = lambda task: ReactEnv(task.question, bench.max_steps)  # noqa: E731
     print(f"{args.benchmark}: {len(tasks)} episodes, {workers} workers x {threads} threads, "
           f"max_batch {max_batch}", flush=True)
 
     # The naive baseline, one episode at a time, uses every core it is given.
     torch.set_num_threads(workers * threads)
-    naive, naive_results = naive_rate(model, tasks[: args.naive_tasks])
+    naive, naive_results = naive_rate(model, tasks[: args.naive_tasks], make_env)
     print(f"naive baseline     {naive:8.2f} episodes/s  ({args.naive_tasks} episodes)", flush=True)
     torch.set_num_threads(threads)
-    engine, engine_results = engine_rate(model, tasks, workers, max_batch)
+    engine, engine_results = engine_rate(model, tasks, workers, max_batch, make_env)
     print(f"engine, direct     {engine:8.2f} episodes/s", flush=True)
     through = loadgen_rate(rules, bench, checkpoint, len(tasks), engine,
                            tuning, max_batch)
@@ -119,6 +156,18 @@ def main(argv=None) -> int:
         same = sum(a.answer == b.answer for a, b in zip(naive_results, engine_results))
         figures["agreement_naive_engine"] = round(same / len(naive_results), 4)
         print(f"answers identical  {same}/{len(naive_results)} (engine vs naive)")
+    if verifier is not None:
+        verifier.close()
+    if server_qps:
+        srv_batch = tuning["benchmarks"][args.benchmark]["Server"].get("max_batch", 32)
+        figures["server"] = []
+        for qps in server_qps:
+            row = server_p99_ms(rules, bench, checkpoint, qps, args.server_seconds, tuning,
+                                srv_batch)
+            figures["server"].append(row)
+            print(f"Server {qps:6.2f} QPS   p99 {row['p99_ms']:9.1f} ms  mean "
+                  f"{row['mean_ms']:8.1f} ms  (latency unbounded, {args.server_seconds:.0f} s)",
+                  flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
     return 0

@@ -24,7 +24,7 @@ import torch
 from loadgen_harness.sut import QSL, SUTS
 from loadgen_harness.trace import TraceWriter
 from reference.evaluate import load_model
-from reference.react.tasks import load_eval_set
+from reference.grading import CODEGEN, load_tasks
 
 SCENARIOS = {"Offline": lg.TestScenario.Offline, "Server": lg.TestScenario.Server,
              "SingleStream": lg.TestScenario.SingleStream}
@@ -53,7 +53,14 @@ def run(spec: dict) -> int:
     out.mkdir(parents=True, exist_ok=True)  # LoadGen aborts later if its log dir is missing
     torch.set_num_threads(spec.get("threads", 1))
     model = load_model(Path(spec["checkpoint"]), spec.get("device", "cpu"))
-    tasks = load_eval_set(Path(spec["eval_set"]))
+    benchmark = spec.get("benchmark", "nano-react")
+    tasks = load_tasks(benchmark, Path(spec["eval_set"]))
+    verifier = make_env = None
+    if benchmark == CODEGEN:
+        from reference.codegen.agent import CodegenEnv
+        from reference.codegen.sandbox import Verifier
+        verifier = Verifier(workers=spec.get("verifier_workers", 2))
+        make_env = lambda task: CodegenEnv(task, verifier)  # noqa: E731
     fault = spec.get("fault")  # fault injection, used only by the watchdog tests
     trace = TraceWriter(out / "agent_trace.jsonl", tasks, spec["mode"])
 
@@ -65,7 +72,8 @@ def run(spec: dict) -> int:
         trace.write(idx, result)
 
     sut = SUTS[spec["scenario"]](model, tasks, n_workers=spec.get("workers", 1),
-                                 on_episode=on_episode, max_batch=spec.get("max_batch"))
+                                 on_episode=on_episode, max_batch=spec.get("max_batch"),
+                                 make_env=make_env)
     qsl = QSL(len(tasks), spec.get("performance_sample_count", len(tasks)))
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(out)
@@ -90,6 +98,8 @@ def run(spec: dict) -> int:
     sut.stop()
     qsl.destroy()
     trace.close()
+    if verifier is not None:
+        verifier.close()
     _status(out, ok=True, completed=sut.completed, wall_s=round(wall, 3))
     return 0
 

@@ -38,20 +38,32 @@ def read_accuracy_log(path: Path) -> list[dict]:
     return entries
 
 
-def accuracy_from_log(path: Path, tasks, expected_count: int | None = None) -> dict:
-    """Exact match recomputed from the accuracy log against the evaluation set.
+def accuracy_from_log(path: Path, tasks, expected_count: int | None = None,
+                      benchmark: str = "nano-react", grader=None) -> dict:
+    """The benchmark's quality recomputed from the accuracy log against the evaluation set:
+    exact match (nano-react) or pass within the attempt bound (nano-codegen: the logged last
+    program, re-run by the verifier). Keys: the metric's name, correct, n_expected, ...
 
     The denominator is the number of samples the run had to cover (all tasks unless
     expected_count says fewer): a missing sample counts as wrong, and only the first answer
     logged for a sample counts."""
+    from reference.grading import CODEGEN, Grader
     entries = read_accuracy_log(path)
     by_idx: dict[int, list[str]] = {}
     for e in entries:
         by_idx.setdefault(e["qsl_idx"], []).append(e["answer"])
     n_expected = expected_count or len(tasks)
     in_range = {i: a for i, a in by_idx.items() if isinstance(i, int) and 0 <= i < len(tasks)}
-    correct = sum(1 for i, answers in in_range.items() if answers[0] == tasks[i].answer)
-    return {"exact_match": round(correct / n_expected, 4), "correct": correct,
+    own = grader is None
+    grader = grader or Grader()
+    try:
+        correct = sum(1 for i, answers in in_range.items()
+                      if grader.correct(benchmark, tasks[i], answers[0]))
+    finally:
+        if own:
+            grader.close()
+    metric = "pass_within_bound" if benchmark == CODEGEN else "exact_match"
+    return {metric: round(correct / n_expected, 4), "correct": correct,
             "n_expected": n_expected, "n_logged": len(entries), "n_unique": len(in_range),
             "duplicated": sum(1 for v in by_idx.values() if len(v) > 1),
             "out_of_range": len(by_idx) - len(in_range)}

@@ -39,7 +39,8 @@ from loadgen_harness.logs import accuracy_from_log, read_accuracy_log, read_deta
 from loadgen_harness.rules import ROOT, SCENARIOS, RulesError, load_rules
 from loadgen_harness.runner import RunError, run_test
 from loadgen_harness.system import DeclarationError, load_system, mismatches, probe
-from reference.react.tasks import file_sha256, load_eval_set
+from reference.grading import load_tasks
+from reference.react.tasks import file_sha256
 
 STARTUP_S = 8.0  # a run's process start (torch import, model load), measured about 4 s
 KEEP = {"accuracy": ["mlperf_log_accuracy.json", "mlperf_log_detail.txt",
@@ -239,12 +240,15 @@ class Progress:
         self.bar.update(self.total, completed=self.done_s)
 
 
-def make_submission(system: str, profile_name: str = "official", benchmarks=("nano-react",),
+def make_submission(system: str, profile_name: str = "official", benchmarks=None,
                     scenarios=("Offline", "Server"), out_root: Path = ROOT / "results",
                     submitter: str = "reference", division: str = "closed",
                     allow_mismatch: bool = False, checkpoint: Path | None = None) -> Path:
     rules = load_rules()
     profile = rules.profile(profile_name)
+    benchmarks = list(benchmarks or rules.benchmarks)
+    for b in benchmarks:
+        rules.benchmark(b)  # an unknown name is a RulesError with the known ones
     doc = load_system(system)
     found = probe()
     bad = mismatches(doc["declaration"], found)
@@ -319,16 +323,16 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=("na
                         f.unlink()
                 note = f"done in {time.time() - t0:.0f}s"
                 if plan.mode == "AccuracyOnly":
-                    tasks = load_eval_set(rules.benchmark(plan.benchmark).eval_set)
-                    acc = accuracy_from_log(run_dir / "mlperf_log_accuracy.json", tasks,
-                                            profile.accuracy_sample_count)
                     bench = rules.benchmark(plan.benchmark)
+                    tasks = load_tasks(plan.benchmark, bench.eval_set)
+                    acc = accuracy_from_log(run_dir / "mlperf_log_accuracy.json", tasks,
+                                            profile.accuracy_sample_count, plan.benchmark)
                     scored = [e["qsl_idx"] for e in read_accuracy_log(run_dir / "mlperf_log_accuracy.json")]
                     target = bench.subset_target(scored)
                     acc.update(metric=bench.quality_metric, target=target,
-                               passed=acc["exact_match"] >= target)
+                               passed=acc[bench.quality_metric] >= target)
                     (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=1) + "\n")
-                    note += f", exact match {acc['exact_match']:.4f}"
+                    note += f", {bench.quality_metric} {acc[bench.quality_metric]:.4f}"
                 progress.finish(note)
             # per-scenario files, once both runs exist
             for bname in benchmarks:
@@ -402,13 +406,13 @@ def _print_summary(rows, profile) -> None:
     from rich.table import Table
     t = Table(title=f"Submission summary (profile {profile.name}"
                     f"{'' if profile.eligible else ', NOT leaderboard-eligible'})")
-    for col in ("benchmark", "scenario", "metric", "value", "LoadGen", "exact match", "target",
-                "quality"):
+    for col in ("benchmark", "scenario", "metric", "value", "LoadGen", "quality", "target",
+                "verdict"):
         t.add_column(col)
     for bname, scen, perf, acc in rows:
         v = perf["value"]
         t.add_row(bname, scen, perf["metric"], f"{v:.2f}" if isinstance(v, (int, float)) else "-",
-                  perf["validity"] or "-", f"{acc['exact_match']:.4f}", f"{acc['target']:.4f}",
+                  perf["validity"] or "-", f"{acc['metric']} {acc[acc['metric']]:.4f}", f"{acc['target']:.4f}",
                   "PASS" if acc["passed"] else "FAIL")
     Console().print(t)
 
@@ -417,7 +421,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Write a submission in the MLPerf layout.")
     ap.add_argument("--system", default="cpu", help="systems/<name>.yaml to declare")
     ap.add_argument("--profile", default="official", help="official or smoke")
-    ap.add_argument("--benchmarks", default="nano-react", help="comma-separated benchmarks")
+    ap.add_argument("--benchmarks", default="",
+                    help="comma-separated benchmarks (default: every benchmark of rules.yaml)")
     ap.add_argument("--scenarios", default="Offline,Server",
                     help=f"comma-separated, from {', '.join(SCENARIOS)}")
     ap.add_argument("--submitter", default=os.environ.get("SUBMITTER", "reference"),

@@ -1,10 +1,11 @@
 """LoadGen Systems Under Test for the nano agent workloads, and their Query Sample Library.
 
-One LoadGen sample is one whole episode. `issue_queries` only enqueues (it runs on LoadGen's
+One LoadGen sample is one whole episode (a nano-react question, or a nano-codegen task with
+its generate -> verify -> retry loop). `issue_queries` only enqueues (it runs on LoadGen's
 thread, and an exception there aborts or segfaults the process); worker threads, each with its
 own continuous-batching engine, run the episodes and complete them. The response payload is
-the final answer in UTF-8 with the generated-token count, so accuracy can be recomputed from
-`mlperf_log_accuracy.json`.
+the final answer in UTF-8 (nano-codegen: the last program) with the generated-token count, so
+accuracy can be recomputed from `mlperf_log_accuracy.json`.
 
 Scenarios differ in how many episodes an engine batches: Offline fills the batch, Server
 admits queries as they arrive, SingleStream runs one at a time.
@@ -32,8 +33,9 @@ class WorkerPool:
     (key, sample index) items from one shared queue and reporting finished episodes."""
 
     def __init__(self, model, tasks, on_done: Callable[[object, int, EpisodeResult], None],
-                 n_workers: int = 1, max_batch: int = 32):
+                 n_workers: int = 1, max_batch: int = 32, make_env: Callable | None = None):
         self.model, self.tasks, self.on_done = model, tasks, on_done
+        self.make_env = make_env
         self.max_batch = max_batch
         self.queue: queue.Queue = queue.Queue()
         self.errors: list[BaseException] = []
@@ -72,13 +74,15 @@ class WorkerPool:
             return items
 
     def _work(self) -> None:
-        engine = Engine(self.model, max_batch=self.max_batch)
+        engine = Engine(self.model, max_batch=self.max_batch, make_env=self.make_env)
 
         def pull(n_free, idle):
             got = self._pull(n_free, idle)
             if got is None:
                 return None
-            return [((key, idx), self.tasks[idx].question) for key, idx in got]
+            if self.make_env is None:  # the engine's default: a nano-react question
+                return [((key, idx), self.tasks[idx].question) for key, idx in got]
+            return [((key, idx), self.tasks[idx]) for key, idx in got]
 
         try:
             engine.serve(pull, lambda k, result: self.on_done(k[0], k[1], result))
@@ -95,10 +99,10 @@ class AgentSUT:
 
     def __init__(self, model, tasks, n_workers: int = 1,
                  on_episode: Callable[[int, EpisodeResult], None] | None = None,
-                 max_batch: int | None = None):
+                 max_batch: int | None = None, make_env: Callable | None = None):
         self.on_episode = on_episode
         self.pool = WorkerPool(model, tasks, self._complete, n_workers,
-                               max_batch or self.max_batch)
+                               max_batch or self.max_batch, make_env)
         self.completed = 0
         self._lock = threading.Lock()
         self.sut = lg.ConstructSUT(self.issue_queries, self.flush_queries)

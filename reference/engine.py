@@ -24,15 +24,13 @@ from typing import Any, Callable
 import torch
 
 from reference.model import GPT, decode, encode
-from reference.react.agent import (MAX_STEP_TOKENS, MAX_STEPS, NEWLINE, EpisodeResult,
-                                   ReactEnv, finish_step)
-from reference.react.format import step_complete
+from reference.react.agent import MAX_STEPS, NEWLINE, EpisodeResult, ReactEnv, finish_step
 
 
 @dataclass
 class _Slot:
     key: Any
-    env: ReactEnv
+    env: Any                                 # ReactEnv, CodegenEnv: the driver interface
     row: int
     logits: torch.Tensor                     # next-token logits of this row
     t_start: float
@@ -43,12 +41,16 @@ class _Slot:
 
 
 class Engine:
-    """Continuous-batching greedy decoder for nano-react episodes."""
+    """Continuous-batching greedy decoder for agent episodes.
 
-    def __init__(self, model: GPT, max_batch: int = 32, max_steps: int = MAX_STEPS):
+    `make_env(item)` turns a work item into an environment; the default makes a nano-react
+    episode of a question string."""
+
+    def __init__(self, model: GPT, max_batch: int = 32, max_steps: int = MAX_STEPS,
+                 make_env: Callable[[Any], Any] | None = None):
         self.model = model.eval()
         self.max_batch = max_batch
-        self.max_steps = max_steps
+        self.make_env = make_env or (lambda question: ReactEnv(question, max_steps))
         self.block = model.config.block_size
         self.device = next(model.parameters()).device
         self.cache = model.new_cache(max_batch)
@@ -66,9 +68,9 @@ class Engine:
         slot.kv0 = self.cache.nbytes_used(slot.row)
         slot.t_step = time.perf_counter()
 
-    def _admit(self, key, question: str) -> EpisodeResult | None:
+    def _admit(self, key, item) -> EpisodeResult | None:
         """Start an episode; returns its result at once if its prompt cannot fit."""
-        env = ReactEnv(question, self.max_steps)
+        env = self.make_env(item)
         prompt = encode(env.prompt())
         if len(prompt) >= self.block:
             env.result.stop_reason = "context_full"
@@ -112,8 +114,8 @@ class Engine:
             for i, (slot, tok) in enumerate(zip(decoding, toks.tolist())):
                 slot.out.append(tok)
                 slot.logits = logits[i]
-                done_step = ((tok == NEWLINE and step_complete(decode(slot.out)))
-                             or len(slot.out) >= MAX_STEP_TOKENS)
+                done_step = ((tok == NEWLINE and slot.env.step_complete(decode(slot.out)))
+                             or len(slot.out) >= slot.env.max_step_tokens)
                 if done_step and self._end_step(slot, full=False):
                     finished.append(slot)
         out = []
@@ -143,7 +145,7 @@ class Engine:
               on_done: Callable[[Any, EpisodeResult], None]) -> None:
         """Run until `pull` returns None with nothing in flight.
 
-        pull(n_free, idle) returns up to n_free new (key, question) pairs; it may block when
+        pull(n_free, idle) returns up to n_free new (key, item) pairs (items go to make_env); it may block when
         idle is True (nothing is decoding), and returns None once no more work will come."""
         closed = False
         while True:
@@ -152,8 +154,8 @@ class Engine:
                 if new is None:
                     closed = True
                 else:
-                    for key, question in new:
-                        early = self._admit(key, question)
+                    for key, item in new:
+                        early = self._admit(key, item)
                         if early is not None:
                             on_done(key, early)
             if not self.active:
@@ -163,8 +165,8 @@ class Engine:
             for key, result in self.step():
                 on_done(key, result)
 
-    def run_all(self, questions: list[str]) -> list[EpisodeResult]:
-        """Offline convenience: every question at once; results in input order."""
+    def run_all(self, questions: list) -> list[EpisodeResult]:
+        """Offline convenience: every item (question) at once; results in input order."""
         pending = list(enumerate(questions))[::-1]
         results: list[EpisodeResult | None] = [None] * len(questions)
 

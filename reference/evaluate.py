@@ -2,12 +2,17 @@
 
     python -m reference.evaluate nano-react                # the committed checkpoint, all tasks
     python -m reference.evaluate nano-react --json out.json --limit 100
+    python -m reference.evaluate nano-codegen               # pass@1, pass within the bound
 
 Runs every task through the agent loop (greedy decoding, real tools, observations injected)
 and prints exact-match accuracy, mean steps and generated tokens, accuracy per template,
 failure categories, and per-step systems metrics (context tokens, KV-cache bytes, generation
 ms, tool ms). With --json the full report, including every answer, is written to a file
 (`-` for stdout). Answers are compared exactly with the task's ground truth.
+
+nano-codegen runs the generate -> verify -> retry loop (real sandbox) and prints pass@1, pass
+within the attempt bound, mean attempts, tokens per attempt, context growth per retry,
+verdicts per attempt, and verification ms against generation ms.
 
 Limits: one episode at a time (this is the reference measurement, not the fast path).
 """
@@ -24,10 +29,11 @@ from pathlib import Path
 import torch
 
 from reference.model import GPT, GPTConfig
-from reference.react.agent import run_episode
+from reference.react.agent import run_env, run_episode
 from reference.react.tasks import EVAL_PATH, file_sha256, load_eval_set
 
-CHECKPOINTS = {"nano-react": Path(__file__).parent / "checkpoints" / "nano-react" / "model.pt"}
+CHECKPOINTS = {name: Path(__file__).parent / "checkpoints" / name / "model.pt"
+               for name in ("nano-react", "nano-codegen")}
 
 
 class CheckpointError(Exception):
@@ -124,6 +130,106 @@ def evaluate(model: GPT, tasks, progress: bool = False) -> tuple[dict, list[dict
     return summarize(rows), rows
 
 
+def codegen_row(task, res) -> dict:
+    """One nano-codegen episode as a report row."""
+    return {
+        "id": task.id, "template": task.template, "prompt": task.prompt,
+        "expected": task.answer, "program": res.answer, "output": res.output,
+        "correct": res.solved, "passed_first": res.passed_first,
+        "stop_reason": res.stop_reason, "generated_tokens": res.generated_tokens,
+        "latency_ms": round(res.latency_ms, 3),
+        "attempts": [{"program": a.program, "verdict": a.result.kind,
+                      "context_tokens": s.context_tokens, "kv_cache_bytes": s.kv_cache_bytes,
+                      "generated_tokens": s.generated_tokens,
+                      "generation_ms": round(s.generation_ms, 3),
+                      "verify_ms": round(a.verify_ms, 3)}
+                     for a, s in zip(res.attempts, res.steps)],
+    }
+
+
+def summarize_codegen(rows: list[dict]) -> dict:
+    def mean(xs):
+        return round(statistics.fmean(xs), 4) if xs else 0.0
+
+    n = max(1, len(rows))
+    atts = [a for r in rows for a in r["attempts"]]
+    by_pos = defaultdict(list)
+    for r in rows:
+        for i, a in enumerate(r["attempts"]):
+            by_pos[i].append(a)
+    per_template = defaultdict(lambda: [0, 0])
+    for r in rows:
+        per_template[r["template"]][0] += r["correct"]
+        per_template[r["template"]][1] += 1
+    growth = [b["context_tokens"] - a["context_tokens"] for r in rows
+              for a, b in zip(r["attempts"], r["attempts"][1:])]
+    return {
+        "n_tasks": len(rows),
+        "pass_at_1": round(sum(r["passed_first"] for r in rows) / n, 4),
+        "pass_within_bound": round(sum(r["correct"] for r in rows) / n, 4),
+        "mean_attempts": mean([len(r["attempts"]) for r in rows]),
+        "mean_generated_tokens": mean([r["generated_tokens"] for r in rows]),
+        "mean_tokens_per_attempt": mean([a["generated_tokens"] for a in atts]),
+        "mean_context_growth_per_retry": mean(growth),
+        "mean_generation_ms_per_attempt": mean([a["generation_ms"] for a in atts]),
+        "mean_verify_ms_per_attempt": mean([a["verify_ms"] for a in atts]),
+        "mean_episode_latency_ms": mean([r["latency_ms"] for r in rows]),
+        "accuracy_per_template": {k: round(c / m, 4) for k, (c, m) in sorted(per_template.items())},
+        "verdicts": dict(Counter(a["verdict"] for a in atts).most_common()),
+        "stop_reasons": dict(Counter(r["stop_reason"] for r in rows)),
+        "by_attempt": [
+            {"attempt": i + 1, "n": len(aa), "ok": sum(a["verdict"] == "ok" for a in aa),
+             "mean_context_tokens": mean([a["context_tokens"] for a in aa]),
+             "mean_kv_cache_bytes": mean([a["kv_cache_bytes"] for a in aa]),
+             "mean_generated_tokens": mean([a["generated_tokens"] for a in aa]),
+             "mean_generation_ms": mean([a["generation_ms"] for a in aa]),
+             "mean_verify_ms": mean([a["verify_ms"] for a in aa])}
+            for i, aa in sorted(by_pos.items())],
+    }
+
+
+def evaluate_codegen(model: GPT, tasks, progress: bool = False,
+                     workers: int = 2) -> tuple[dict, list[dict]]:
+    from reference.codegen.agent import CodegenEnv
+    from reference.codegen.sandbox import Verifier
+    rows = []
+    t0 = time.perf_counter()
+    with Verifier(workers=workers) as verifier:
+        for i, task in enumerate(tasks):
+            rows.append(codegen_row(task, run_env(model, CodegenEnv(task, verifier))))
+            if progress and ((i + 1) % 100 == 0 or i + 1 == len(tasks)):
+                acc = sum(r["correct"] for r in rows) / len(rows)
+                print(f"  {i + 1}/{len(tasks)} episodes, passed so far {acc:.4f}, "
+                      f"{time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
+    return summarize_codegen(rows), rows
+
+
+def print_codegen_report(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    con = Console()
+    t = Table(title=f"nano-codegen: {summary['n_tasks']} tasks", show_header=False)
+    for key in ("pass_at_1", "pass_within_bound", "mean_attempts", "mean_generated_tokens",
+                "mean_tokens_per_attempt", "mean_context_growth_per_retry",
+                "mean_generation_ms_per_attempt", "mean_verify_ms_per_attempt",
+                "mean_episode_latency_ms"):
+        t.add_row(key, str(summary[key]))
+    con.print(t)
+    tt = Table("template", "passed")
+    for k, v in summary["accuracy_per_template"].items():
+        tt.add_row(k, f"{v:.4f}")
+    con.print(tt)
+    ta = Table("attempt", "episodes", "ok", "context tokens", "KV-cache bytes",
+               "generated tokens", "generation ms", "verify ms")
+    for a in summary["by_attempt"]:
+        ta.add_row(*(str(a[k]) for k in ("attempt", "n", "ok", "mean_context_tokens",
+                                          "mean_kv_cache_bytes", "mean_generated_tokens",
+                                          "mean_generation_ms", "mean_verify_ms")))
+    con.print(ta)
+    con.print(f"verdicts: {summary['verdicts']}")
+    con.print(f"stop reasons: {summary['stop_reasons']}")
+
+
 def print_report(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -156,6 +262,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the full report ('-': stdout)")
+    ap.add_argument("--reference-results", default=None, metavar="PATH",
+                    help="also write each task's answer and verdict as JSON lines (how the "
+                         "reference's per-sample results in rules.yaml are made)")
     args = ap.parse_args(argv)
     if args.limit < 0:
         ap.error("--limit must be >= 0")
@@ -169,17 +278,29 @@ def main(argv=None) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    tasks = load_eval_set()
+    codegen = args.workload == "nano-codegen"
+    if codegen:
+        from reference.codegen.tasks import EVAL_PATH as eval_path
+        from reference.codegen.tasks import load_eval_set as load_tasks
+    else:
+        eval_path, load_tasks = EVAL_PATH, load_eval_set
+    tasks = load_tasks()
     if args.limit:
         tasks = tasks[: args.limit]
-    summary, rows = evaluate(model, tasks, progress=True)
-    summary = {"workload": args.workload, "eval_set_sha256": file_sha256(EVAL_PATH),
+    summary, rows = (evaluate_codegen if codegen else evaluate)(model, tasks, progress=True)
+    summary = {"workload": args.workload, "eval_set_sha256": file_sha256(eval_path),
                "checkpoint": str(args.checkpoint or CHECKPOINTS[args.workload]),
                "device": device, **summary}
+    if args.reference_results:
+        with open(args.reference_results, "w") as f:
+            for i, r in enumerate(rows):
+                f.write(json.dumps({"answer": r["program"] if codegen else r["answer"],
+                                    "correct": r["correct"], "id": r["id"], "qsl_idx": i},
+                                   sort_keys=True) + "\n")
     if args.json == "-":
         print(json.dumps({"summary": summary, "episodes": rows}, indent=1))
     else:
-        print_report(summary)
+        (print_codegen_report if codegen else print_report)(summary)
         if args.json:
             Path(args.json).write_text(json.dumps({"summary": summary, "episodes": rows}, indent=1))
             print(f"wrote {args.json}")

@@ -3,6 +3,11 @@
     python -m reference.train nano-react                 # the committed checkpoint's recipe
     python -m reference.train nano-react --no-mask       # learn every token (comparison)
     python -m reference.train nano-react --steps 200 --out /tmp/quick   # a quick look
+    python -m reference.train nano-codegen --init-from reference/checkpoints/nano-react/model.pt
+
+nano-codegen trains on oracle programs, a share of them after a real failed attempt and its
+verifier feedback (both masked: only the corrected program is learned); its validation is
+the share of episodes solved within the attempt bound.
 
 Trajectories are generated on the fly by the seeded task generator (questions of the frozen
 evaluation set and of the validation set are excluded). The learning rate follows a warmup +
@@ -31,11 +36,13 @@ from pathlib import Path
 import torch
 
 from reference.model import GPT, GPTConfig
-from reference.react.agent import run_episode
-from reference.react.tasks import TRAIN_SEED, VAL_SEED, generate, load_eval_set, file_sha256
+from reference.react.agent import run_env, run_episode
+from reference.react.tasks import (TRAIN_SEED, VAL_SEED, generate, load_eval_set, file_sha256,
+                                   parse_mix)
 from reference.sft import IGNORE_INDEX, build_sft_labels, masked_cross_entropy
 
-DEFAULT_OUT = Path(__file__).parent / "checkpoints" / "nano-react"
+CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+WORKLOADS = ("nano-react", "nano-codegen")
 
 
 def pick_device(name: str) -> torch.device:
@@ -52,23 +59,62 @@ def git_commit() -> str:
         return "unknown"
 
 
-def validation_tasks(n: int):
-    exclude = {t.question for t in load_eval_set()}
-    return [t.task for t in generate(VAL_SEED, n, exclude=exclude, prefix="val-")]
+class Workload:
+    """What training needs of a workload: validation tasks, a trajectory stream, an episode."""
+
+    def __init__(self, name: str, verifier=None):
+        self.name, self.verifier = name, verifier
+
+    def eval_prompts(self) -> set[str]:
+        if self.name == "nano-codegen":
+            from reference.codegen.tasks import load_eval_set as load_code
+            return {t.prompt for t in load_code()}
+        return {t.question for t in load_eval_set()}
+
+    def eval_set_path(self) -> Path:
+        return Path(__file__).parent / ("codegen" if self.name == "nano-codegen" else "react") \
+            / "data" / "eval.jsonl"
+
+    def validation_tasks(self, n: int) -> list:
+        if self.name == "nano-codegen":
+            from reference.codegen.tasks import generate as gen_code
+            return gen_code(VAL_SEED, n, self.verifier, exclude=self.eval_prompts(), prefix="val-")
+        return [t.task for t in generate(VAL_SEED, n, exclude=self.eval_prompts(), prefix="val-")]
+
+    def prompt_of(self, task) -> str:
+        return task.prompt if self.name == "nano-codegen" else task.question
+
+    def stream(self, seed: int, exclude: set[str], p_detour: float, mix):
+        """Endless oracle trajectories as (role, text) segment lists."""
+        if self.name == "nano-codegen":
+            from reference.codegen.agent import trajectory
+            from reference.codegen.tasks import generate as gen_code
+            rng = random.Random(seed + 1)
+            for chunk in range(sys.maxsize):  # ground truth comes from the sandbox, in chunks
+                for task in gen_code(seed * 1_000_003 + chunk, 256, self.verifier,
+                                     exclude=exclude):
+                    yield trajectory(task, self.verifier, rng, p_repair=p_detour)
+        for traj in generate(seed, sys.maxsize, exclude=exclude, p_detour=p_detour,
+                             unique=False, mix=mix):
+            yield traj.segments
+
+    def solved(self, model: GPT, task) -> bool:
+        if self.name == "nano-codegen":
+            from reference.codegen.agent import CodegenEnv
+            return run_env(model, CodegenEnv(task, self.verifier)).stop_reason == "solved"
+        return run_episode(model, task.question).answer == task.answer
 
 
-def batches(seed: int, batch_size: int, block_size: int, exclude: set[str], mask: bool,
-            p_detour: float, pool: int = 8):
+def batches(stream, seed: int, batch_size: int, block_size: int, mask: bool, pool: int = 8):
     """Endless (ids, labels) batches, each row one trajectory padded to the batch's longest.
 
     Trajectories are drawn `pool` batches at a time and grouped by length, which cuts the
     padding (wasted compute) roughly in half; the batch order is then shuffled."""
-    stream = generate(seed, sys.maxsize, exclude=exclude, p_detour=p_detour, unique=False)
     rng = random.Random(seed)
     while True:
         rows = []
         while len(rows) < batch_size * pool:
-            ids, labels = build_sft_labels(next(stream).segments, mask=mask)
+            ids, labels = build_sft_labels(next(stream), mask=mask)
             if len(ids) <= block_size:
                 rows.append((ids, labels))
         rows.sort(key=lambda r: len(r[0]))
@@ -106,16 +152,16 @@ def lr_at(step: int, args) -> float:
     return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def evaluate_accuracy(model: GPT, tasks) -> float:
+def evaluate_accuracy(model: GPT, workload: Workload, tasks) -> float:
     model.eval()
-    correct = sum(run_episode(model, t.question).answer == t.answer for t in tasks)
+    correct = sum(workload.solved(model, t) for t in tasks)
     model.train()
     return correct / len(tasks)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Masked SFT of a nano agent workload.")
-    ap.add_argument("workload", choices=["nano-react"], help="which workload to train")
+    ap.add_argument("workload", choices=WORKLOADS, help="which workload to train")
     ap.add_argument("--steps", type=int, default=3200, help="optimizer steps (the schedule fits them)")
     ap.add_argument("--batch-size", type=int, default=32, help="trajectories per step")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
@@ -123,7 +169,11 @@ def main(argv=None) -> None:
     ap.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
     ap.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay")
     ap.add_argument("--p-detour", type=float, default=0.15,
-                    help="share of trajectories with an error-recovery detour")
+                    help="share of trajectories with an error-recovery detour (nano-codegen: "
+                         "a failed attempt and its feedback before the right program)")
+    ap.add_argument("--mix", default="",
+                    help="training template weights, e.g. 'sum_lengths=1.5,sum_lengths3=0.5' "
+                         "(unnamed templates weigh 1; default: uniform)")
     ap.add_argument("--seed", type=int, default=TRAIN_SEED, help="seed for weights and data")
     ap.add_argument("--no-mask", action="store_true", help="learn every token, not only the agent's")
     ap.add_argument("--eval-every", type=int, default=400, help="validate every N steps")
@@ -132,7 +182,8 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="autocast dtype")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output directory (default: reference/checkpoints/<workload>)")
     ap.add_argument("--stop-after", type=int, default=0,
                     help="end after this many steps (the schedule still fits --steps)")
     ap.add_argument("--init-from", type=Path, default=None,
@@ -141,6 +192,16 @@ def main(argv=None) -> None:
     ap.add_argument("--n-embd", type=int, default=GPTConfig.n_embd, help="model width")
     ap.add_argument("--n-head", type=int, default=GPTConfig.n_head, help="attention heads")
     args = ap.parse_args(argv)
+    try:
+        mix = parse_mix(args.mix) if args.mix else None
+    except ValueError as e:
+        ap.error(f"--mix: {e}")
+    if mix is not None and args.workload != "nano-react":
+        ap.error("--mix applies to nano-react only")
+    if args.out is None:
+        args.out = CHECKPOINT_DIR / args.workload
+    if args.init_from is not None and not args.init_from.is_file():
+        ap.error(f"--init-from {args.init_from}: no such file")
 
     from mlperf_logging import mllog  # imported here: heavy, and only training needs it
     c = mllog.constants
@@ -161,14 +222,18 @@ def main(argv=None) -> None:
         if init["config"] != config.to_dict():
             ap.error(f"--init-from {args.init_from} has config {init['config']}, not {config.to_dict()}")
         model.load_state_dict(init["model"])
-    eval_questions = {t.question for t in load_eval_set()}
-    val = validation_tasks(args.val_size)
-    exclude = eval_questions | {t.question for t in val}
+    verifier = None
+    if args.workload == "nano-codegen":
+        from reference.codegen.sandbox import Verifier
+        verifier = Verifier(workers=2)
+    workload = Workload(args.workload, verifier)
+    val = workload.validation_tasks(args.val_size)
+    exclude = workload.eval_prompts() | {workload.prompt_of(t) for t in val}
     mask = not args.no_mask
     resolved = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "model": config.to_dict(), "n_params": model.num_params(),
                 "device": str(device), "torch": torch.__version__, "commit": git_commit(),
-                "eval_set_sha256": file_sha256(Path(__file__).parent / "react/data/eval.jsonl")}
+                "eval_set_sha256": file_sha256(workload.eval_set_path())}
     (args.out / "train_config.json").write_text(json.dumps(resolved, indent=2) + "\n")
 
     mll.start(key=c.INIT_START)
@@ -182,6 +247,7 @@ def main(argv=None) -> None:
     mll.event(key=c.MAX_SEQUENCE_LENGTH, value=config.block_size)
     mll.event(key="train_steps", value=args.steps)
     mll.event(key="label_masking", value=mask)
+    mll.event(key="template_mix", value=mix)
     mll.event(key="init_from", value=str(args.init_from) if args.init_from else None)
     mll.event(key="n_params", value=model.num_params())
     mll.end(key=c.INIT_STOP)
@@ -192,8 +258,9 @@ def main(argv=None) -> None:
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.99))
     autocast_dtype = torch.bfloat16 if args.dtype == "bf16" else None
-    data = prefetch(batches(args.seed, args.batch_size, config.block_size, exclude, mask, args.p_detour))
-    print(f"nano-react: {model.num_params():,} parameters on {device}, {args.steps} steps, "
+    stream = workload.stream(args.seed, exclude, args.p_detour, mix)
+    data = prefetch(batches(stream, args.seed, args.batch_size, config.block_size, mask))
+    print(f"{args.workload}: {model.num_params():,} parameters on {device}, {args.steps} steps, "
           f"batch {args.batch_size}, {'masked' if mask else 'unmasked'} SFT", flush=True)
 
     mll.start(key=c.RUN_START)
@@ -228,7 +295,7 @@ def main(argv=None) -> None:
                 progress.flush()
             last = done == (args.stop_after or args.steps)
             if (done >= args.eval_start and done % args.eval_every == 0) or last:
-                acc = evaluate_accuracy(model, val)
+                acc = evaluate_accuracy(model, workload, val)
                 mll.event(key=c.EVAL_ACCURACY, value=acc,
                           metadata={"samples_count": done * args.batch_size, "step": done,
                                     "split": "validation"})
@@ -245,6 +312,8 @@ def main(argv=None) -> None:
     finally:
         mll.end(key=c.RUN_STOP, metadata={"status": status})
         progress.close()
+        if verifier is not None:
+            verifier.close()
     wall = time.time() - t_start
     digest = file_sha256(args.out / "model.pt")
     (args.out / "model.sha256").write_text(f"{digest}  model.pt\n")

@@ -122,9 +122,9 @@ def test04_no_caching(ctx: Ctx):
 def test09_output_length(ctx: Ctx):
     """A503 (TEST09's idea): the mean generated tokens per episode of the accuracy run stays
     within the tolerance of the reference's, so no one shortens outputs to look faster."""
-    a = ctx.rules.audits["TEST09"]
-    ref, tol = a["reference_mean_generated_tokens"], a["tolerance_fraction"]
+    tol = ctx.rules.audits["TEST09"]["tolerance_fraction"]
     for r in ctx.results:
+        ref = ctx.rules.benchmark(r.benchmark).reference_mean_generated_tokens
         m = ctx.measurements(r)
         if m is None or m.get("division") != "closed":
             continue

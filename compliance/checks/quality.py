@@ -84,7 +84,7 @@ def _recomputed(ctx: Ctx, r):
     for idx, answer, _ in entries:
         if 0 <= idx < len(tasks):
             first.setdefault(idx, answer)
-    correct = sum(1 for i, a in first.items() if a == tasks[i].answer)
+    correct = sum(1 for i, a in first.items() if ctx.grader.correct(r.benchmark, tasks[i], a))
     return correct / _expected_count(ctx, r), correct, sorted(first)
 
 
@@ -116,11 +116,12 @@ def accuracy_json_agrees(ctx: Ctx):
                     yield err("Q404", rel, f"unreadable: {problem}")
                 continue
             part = doc.get("accuracy") if pointer and isinstance(doc, dict) else doc
-            claimed = part.get("exact_match") if isinstance(part, dict) else None
+            metric = ctx.rules.benchmark(r.benchmark).quality_metric
+            claimed = part.get(metric) if isinstance(part, dict) else None
             if not isinstance(claimed, (int, float)) or isinstance(claimed, bool) or \
                     not math.isclose(claimed, round(got[0], 4), abs_tol=1e-4):
                 yield err("Q404", rel, "the stated accuracy differs from the accuracy log",
-                          location=f"{pointer}/exact_match", expected=f"{got[0]:.4f}",
+                          location=f"{pointer}/{metric}", expected=f"{got[0]:.4f}",
                           found=claimed)
 
 

@@ -5,7 +5,6 @@ from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
 from loadgen_harness.trace import trace_validator
-from reference.tools import run_tool
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
 MAX_REEXECUTED = 20_000   # tool calls re-executed per trace at most (bounds the checker's time)
@@ -134,21 +133,27 @@ def step_times_add_up(ctx: Ctx):
 
 
 def tool_calls_reexecuted(ctx: Ctx):
-    """T605: every tool call in the traces, re-executed with the reference tools, gives the
-    logged observation."""
+    """T605: every tool call in the traces, re-executed, gives the logged observation
+    (nano-react: the reference tools; nano-codegen: every attempt's program verified again in
+    the sandbox against the task's expected output gives the logged feedback)."""
     for r in ctx.results:
         budget = MAX_REEXECUTED
+        tasks = ctx.tasks(r.benchmark)
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             for line, rec in _records(ctx, rel):
+                if not 0 <= rec["qsl_idx"] < len(tasks):
+                    continue  # T602's finding
                 for i, s in enumerate(rec["steps"]):
                     if s["tool"] is None or s["tool_input"] is None:
                         continue
                     budget -= 1
                     if budget < 0:
                         break
-                    obs = run_tool(s["tool"], s["tool_input"])
-                    if obs != s["observation"]:
+                    same, obs = ctx.grader.observation_matches(
+                        r.benchmark, tasks[rec["qsl_idx"]], s["tool"], s["tool_input"],
+                        s["observation"])
+                    if not same:
                         yield err("T605", rel, "a tool observation does not match re-execution",
                                   location=f"line {line} /steps/{i}", expected=obs,
                                   found=s["observation"])

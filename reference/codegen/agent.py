@@ -14,8 +14,12 @@ safety, sandboxed run, output check) and, on failure, appends `Feedback: <text>`
 attempt sees why the last one failed (the context grows with every retry). An episode ends
 at the first correct program or after `max_attempts` (3) attempts.
 
-Limits: the decoding loop and the batched engine drive this environment as they drive
-ReactEnv; this module holds no model code.
+The environment has ReactEnv's driver interface (prompt, cut, step, injection, done, result,
+step_complete, max_step_tokens), so `reference.react.agent.run_env` and the batched engine
+drive it unchanged; the result is an `EpisodeResult` whose steps are the attempts.
+
+Limits: verification runs inline in the driver's thread (a pool of sandbox workers serves
+concurrent drivers); this module holds no model code.
 """
 from __future__ import annotations
 
@@ -25,8 +29,12 @@ from dataclasses import dataclass, field
 
 from reference.codegen.sandbox import VerifyResult
 from reference.codegen.tasks import CodeTask, wrong_program
+from reference.react.agent import EpisodeResult, StepRecord
+from reference.model import decode
 
 MAX_ATTEMPTS = 3
+MAX_STEP_TOKENS = 400      # tokens one attempt may take before it is cut off
+TOOL = "python"            # the `tool` of an attempt's step in results and traces
 TASK, PROGRAM, END, FEEDBACK = "Task: ", "Program:", "End", "Feedback: "
 
 
@@ -53,21 +61,19 @@ class Attempt:
     program: str
     result: VerifyResult
     verify_ms: float
-    context_tokens: int = 0
-    generated_tokens: int = 0
-    generation_ms: float = 0.0
 
 
 @dataclass
-class CodegenResult:
-    prompt: str
+class CodegenResult(EpisodeResult):
+    """An episode's result in the shape every driver, trace and report shares: each attempt is
+    a step whose `tool` is `python`, `tool_input` the program and `observation` the feedback;
+    `answer` is the last attempt's program (what LoadGen logs and the checker re-runs).
+    `attempts` keeps the typed verdicts."""
     attempts: list[Attempt] = field(default_factory=list)
-    stop_reason: str = "running"  # solved | max_attempts | context_full
-    transcript: str = ""
 
     @property
-    def answer(self) -> str | None:
-        """The output of the last attempt that ran (what the benchmark scores)."""
+    def output(self) -> str | None:
+        """The output of the last attempt that ran."""
         for a in reversed(self.attempts):
             if a.result.output is not None:
                 return a.result.output
@@ -77,8 +83,18 @@ class CodegenResult:
     def passed_first(self) -> bool:
         return bool(self.attempts) and self.attempts[0].result.ok
 
+    @property
+    def solved(self) -> bool:
+        return self.stop_reason == "solved"
+
 
 class CodegenEnv:
+    """One episode's environment: feed it `Program:` ... `End` blocks, it verifies each one and
+    answers a failed attempt with a `Feedback:` line (the same driver interface as ReactEnv)."""
+
+    max_step_tokens = MAX_STEP_TOKENS
+    step_complete = staticmethod(lambda text: step_complete(text))
+
     def __init__(self, task: CodeTask, verifier, max_attempts: int = MAX_ATTEMPTS):
         self.task, self.verifier, self.max_attempts = task, verifier, max_attempts
         self.result = CodegenResult(task.prompt, transcript=f"{TASK}{task.prompt}\n")
@@ -90,25 +106,39 @@ class CodegenEnv:
     def prompt(self) -> str:
         return self.result.transcript
 
-    def step(self, agent_text: str) -> Attempt:
+    @staticmethod
+    def cut(tokens: list[int]) -> tuple[str, int]:
+        return decode(tokens), len(tokens)
+
+    def step(self, agent_text: str) -> StepRecord:
         assert not self.done, "episode already ended"
         program = parse_program(agent_text)
         t0 = time.perf_counter()
         verdict = self.verifier.verify(program, self.task.answer)
-        att = Attempt(program, verdict, (time.perf_counter() - t0) * 1e3)
-        self.result.attempts.append(att)
+        verify_ms = (time.perf_counter() - t0) * 1e3
+        self.result.attempts.append(Attempt(program, verdict, verify_ms))
+        rec = StepRecord(text=agent_text, tool=TOOL, tool_input=program,
+                         observation=feedback_line(verdict), tool_ms=verify_ms)
+        self.result.steps.append(rec)
+        self.result.answer = program
         self.result.transcript += agent_text
         if verdict.ok:
             self.result.stop_reason = "solved"
         elif len(self.result.attempts) >= self.max_attempts:
             self.result.stop_reason = "max_attempts"
         else:
-            self.result.transcript += self.injection(att)
-        return att
+            self.result.transcript += self.injection(rec)
+        return rec
 
     @staticmethod
-    def injection(att: Attempt) -> str:
-        return f"{FEEDBACK}{' '.join(att.result.feedback.splitlines())}\n"
+    def injection(rec: StepRecord) -> str:
+        sep = "" if rec.text.endswith("\n") or not rec.text else "\n"
+        return f"{sep}{FEEDBACK}{rec.observation}\n"
+
+
+def feedback_line(verdict: VerifyResult) -> str:
+    """The verifier's feedback (one line: what the agent reads and the trace records)."""
+    return verdict.feedback
 
 
 def trajectory(task: CodeTask, verifier, rng: random.Random | None = None,
@@ -121,6 +151,6 @@ def trajectory(task: CodeTask, verifier, rng: random.Random | None = None,
         verdict = verifier.verify(bad, task.answer)
         if not verdict.ok:
             segs.append(("agent_masked", f"{PROGRAM}\n{bad}\n{END}\n"))
-            segs.append(("observation", f"{FEEDBACK}{verdict.feedback}\n"))
+            segs.append(("observation", f"{FEEDBACK}{feedback_line(verdict)}\n"))
     segs.append(("agent", f"{PROGRAM}\n{task.oracle}\n{END}\n"))
     return segs

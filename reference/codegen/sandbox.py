@@ -66,15 +66,17 @@ class VerifyResult:
 
     @property
     def feedback(self) -> str:
-        """The text appended to the agent's context after a failed attempt."""
+        """The text appended to the agent's context after a failed attempt (one line)."""
         if self.kind == "ok":
-            return f"Output: {self.output} (correct)"
-        if self.kind == "wrong_output":
-            return f"Wrong output: {self.output}"
-        label = {"syntax": "Syntax error", "unsafe": "Unsafe program", "runtime": "Runtime error",
-                 "timeout": "Timeout", "memory": "Memory limit exceeded",
-                 "output_too_large": "Output too large"}[self.kind]
-        return f"{label}: {self.detail}"
+            text = f"Output: {self.output} (correct)"
+        elif self.kind == "wrong_output":
+            text = f"Wrong output: {self.output}"
+        else:
+            label = {"syntax": "Syntax error", "unsafe": "Unsafe program",
+                     "runtime": "Runtime error", "timeout": "Timeout",
+                     "memory": "Memory limit exceeded", "output_too_large": "Output too large"}
+            text = f"{label[self.kind]}: {self.detail}"
+        return " ".join(text.splitlines())
 
 
 def check_safety(code: str) -> VerifyResult | None:

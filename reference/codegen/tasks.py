@@ -54,6 +54,11 @@ class CodeTask:
     answer: str      # expected str(result)
     oracle: str      # a program that solves it
 
+    @property
+    def question(self) -> str:
+        """The prompt, under the name traces and the harness use for every workload."""
+        return self.prompt
+
 
 def _ints(rng, lo=1, hi=30, n=None):
     return [rng.randint(lo, hi) for _ in range(n or rng.randint(3, 8))]

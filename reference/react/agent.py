@@ -66,7 +66,13 @@ class EpisodeResult:
 
 
 class ReactEnv:
-    """One episode's environment: feed it agent steps, it answers with observation lines."""
+    """One episode's environment: feed it agent steps, it answers with observation lines.
+
+    The driver interface (shared with the codegen environment): prompt(), cut(tokens),
+    step(text), injection(record), done, result, step_complete(text), max_step_tokens."""
+
+    max_step_tokens = MAX_STEP_TOKENS
+    step_complete = staticmethod(lambda text: step_complete(text))
 
     def __init__(self, question: str, max_steps: int = MAX_STEPS):
         self.result = EpisodeResult(question)
@@ -106,6 +112,10 @@ class ReactEnv:
         return rec
 
     @staticmethod
+    def cut(tokens: list[int]) -> tuple[str, int]:
+        return cut_step(tokens)
+
+    @staticmethod
     def injection(rec: StepRecord) -> str:
         """The text appended to the context after an agent step that did not end the episode."""
         sep = "" if rec.text.endswith("\n") or not rec.text else "\n"
@@ -126,13 +136,13 @@ def cut_step(tokens: list[int]) -> tuple[str, int]:
     return text, len(tokens)
 
 
-def finish_step(env: ReactEnv, out: list[int], ctx0: int, kv0: int, gen_ms: float,
+def finish_step(env, out: list[int], ctx0: int, kv0: int, gen_ms: float,
                 full: bool, block_size: int) -> tuple[int, list[int] | None]:
     """Close one agent step of `out` tokens that began at context length ctx0.
 
     Returns (how many of the step's tokens stay in context, the tokens to inject next, or None
     when the episode has ended). Shared by the single-episode loop and the batched engine."""
-    text, n_keep = cut_step(out)
+    text, n_keep = env.cut(out)
     if full:
         env.result.steps.append(StepRecord(text=text, context_tokens=ctx0, kv_cache_bytes=kv0,
                                            generated_tokens=len(out), generation_ms=gen_ms))
@@ -199,11 +209,17 @@ class _NaiveContext:
 @torch.no_grad()
 def run_episode(model: GPT, question: str, max_steps: int = MAX_STEPS,
                 naive: bool = False) -> EpisodeResult:
-    """Greedy closed-loop episode. By default the KV cache persists across steps; with
-    naive=True the whole context is recomputed for every generated token (the baseline)."""
+    """Greedy closed-loop nano-react episode (see run_env)."""
+    return run_env(model, ReactEnv(question, max_steps), naive=naive)
+
+
+@torch.no_grad()
+def run_env(model: GPT, env, naive: bool = False) -> EpisodeResult:
+    """Drive one environment (ReactEnv, CodegenEnv) greedily to its end. By default the KV
+    cache persists across steps; with naive=True the whole context is recomputed for every
+    generated token (the baseline)."""
     t_start = time.perf_counter()
     block = model.config.block_size
-    env = ReactEnv(question, max_steps)
     ctx = _NaiveContext(model) if naive else _CachedContext(model)
     prompt = encode(env.prompt())
     if len(prompt) >= block:
@@ -215,14 +231,14 @@ def run_episode(model: GPT, question: str, max_steps: int = MAX_STEPS,
         t0 = time.perf_counter()
         out: list[int] = []
         full = False
-        while len(out) < MAX_STEP_TOKENS:
+        while len(out) < env.max_step_tokens:
             if ctx.length >= block:
                 full = True
                 break
             tok = int(torch.argmax(logits))
             out.append(tok)
             logits = ctx.feed([tok])
-            if tok == NEWLINE and step_complete(decode(out)):
+            if tok == NEWLINE and env.step_complete(decode(out)):
                 break
         n_keep, inject = finish_step(env, out, ctx0, kv0, (time.perf_counter() - t0) * 1e3,
                                      full, block)

@@ -122,8 +122,8 @@ def _tpl_compare_lengths(rng):
              ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {o[1]}")])
 
 
-def _tpl_sum_lengths(rng):
-    k = rng.choice([2, 2, 3])
+def _tpl_sum_lengths(rng, ks=(2, 2, 3)):
+    k = rng.choice(ks)
     ss = [_phrase(rng) for _ in range(k)]
     q = " plus ".join(f"the length of '{s}'" for s in ss)
     steps = [(f"I need the length of the {ORDINALS[i]} string.", "string_length", s)
@@ -170,6 +170,33 @@ TEMPLATES = {
     "product_vs_number": _tpl_product_vs_number,
     "length_const_vs_const": _tpl_length_const_vs_const,
 }
+
+
+# Training-only variants (never used for the frozen or validation sets): `sum_lengths3` is
+# sum_lengths with three strings, so a training mix can even out the 2:1 prior that made the
+# agent stop after the second length (see the model card).
+TRAIN_VARIANTS = {
+    "sum_lengths3": ("sum_lengths", lambda rng: _tpl_sum_lengths(rng, ks=(3,))),
+}
+
+
+def parse_mix(spec: str) -> dict[str, float]:
+    """Parse a training mix `name=weight,...` (templates not named keep weight 1)."""
+    weights = {name: 1.0 for name in TEMPLATES}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, w = part.partition("=")
+        if not sep or (name not in TEMPLATES and name not in TRAIN_VARIANTS):
+            raise ValueError(f"bad mix entry {part!r}: expected NAME=WEIGHT with NAME one of "
+                             f"{', '.join(sorted(TEMPLATES) + sorted(TRAIN_VARIANTS))}")
+        try:
+            weights[name] = float(w)
+        except ValueError:
+            raise ValueError(f"bad mix weight in {part!r}: not a number") from None
+        if not weights[name] >= 0:
+            raise ValueError(f"bad mix weight in {part!r}: must be >= 0")
+    if sum(weights.values()) <= 0:
+        raise ValueError("the mix gives every template weight 0")
+    return weights
 
 
 def _seed_plan(question: str):
@@ -226,9 +253,12 @@ def solve(task_id: str, template: str, question: str, plan, rng: random.Random |
 
 
 def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "t",
-             p_detour: float = 0.0, with_seed_tasks: bool = False, unique: bool = True):
-    """Yield n oracle trajectories, templates drawn uniformly, questions not in exclude
-    (and, with unique, not repeated)."""
+             p_detour: float = 0.0, with_seed_tasks: bool = False, unique: bool = True,
+             mix: dict[str, float] | None = None):
+    """Yield n oracle trajectories, questions not in exclude (and, with unique, not repeated).
+
+    Templates are drawn uniformly, or by the weights of `mix` (see `parse_mix`; training only:
+    the frozen and validation sets are drawn uniformly)."""
     rng = random.Random(seed)
     seen = set(exclude)
     count = 0
@@ -241,9 +271,16 @@ def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "
             count += 1
             yield traj
     names = sorted(TEMPLATES)
+    if mix is not None:
+        names = sorted(mix)
+        weights = [mix[k] for k in names]
     while count < n:
-        name = rng.choice(names)
-        question, plan = TEMPLATES[name](rng)
+        name = rng.choice(names) if mix is None else rng.choices(names, weights)[0]
+        if name in TRAIN_VARIANTS:
+            name, tpl = TRAIN_VARIANTS[name]
+        else:
+            tpl = TEMPLATES[name]
+        question, plan = tpl(rng)
         if question in seen:
             continue
         if unique:

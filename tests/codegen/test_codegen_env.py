@@ -38,12 +38,14 @@ def test_retry_loop_appends_feedback_and_stops_when_solved(verifier):
     task = CodeTask("t", "sum_list", "Return the sum of [1, 2, 3, 4, 5]", "15",
                     "result = sum([1, 2, 3, 4, 5])")
     env = CodegenEnv(task, verifier)
-    a = env.step("Program:\nresult = sum([1, 2, 3, 4])\nEnd\n")
-    assert a.result.kind == "wrong_output" and not env.done
+    rec = env.step("Program:\nresult = sum([1, 2, 3, 4])\nEnd\n")
+    assert env.result.attempts[-1].result.kind == "wrong_output" and not env.done
+    assert rec.tool == "python" and rec.observation == "Wrong output: 10"
     assert env.prompt().endswith("End\nFeedback: Wrong output: 10\n")
-    a = env.step("Program:\nresult = sum([1, 2, 3, 4, 5])\nEnd\n")
-    assert a.result.ok and env.done and env.result.stop_reason == "solved"
-    assert env.result.answer == "15" and not env.result.passed_first
+    env.step("Program:\nresult = sum([1, 2, 3, 4, 5])\nEnd\n")
+    assert env.result.attempts[-1].result.ok and env.done and env.result.stop_reason == "solved"
+    assert env.result.output == "15" and not env.result.passed_first
+    assert env.result.answer == "result = sum([1, 2, 3, 4, 5])"
 
 
 def test_attempt_bound_ends_the_episode(verifier):
@@ -53,7 +55,8 @@ def test_attempt_bound_ends_the_episode(verifier):
         env.step(f"Program:\n{program}\nEnd\n")
     assert env.done and env.result.stop_reason == "max_attempts"
     kinds = [a.result.kind for a in env.result.attempts]
-    assert kinds == ["unsafe", "syntax", "timeout"] and env.result.answer is None
+    assert kinds == ["unsafe", "syntax", "timeout"] and env.result.output is None
+    assert [s.tool_input for s in env.result.steps] == ["import os", "result = (", "while True: pass"]
 
 
 def test_program_parsing_and_step_end():

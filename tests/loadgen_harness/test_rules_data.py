@@ -7,12 +7,14 @@ import pytest
 
 from loadgen_harness.rules import ROOT, RulesError, load_rules
 from loadgen_harness.submission import loadgen_settings, plan_runs
-from reference.react.tasks import file_sha256, load_eval_set
+from reference.grading import Grader, load_tasks
+from reference.react.tasks import file_sha256
 
 
-def test_rules_file_matches_the_repository():
+@pytest.mark.parametrize("name", ["nano-react", "nano-codegen"])
+def test_rules_file_matches_the_repository(name):
     rules = load_rules()
-    b = rules.benchmark("nano-react")
+    b = rules.benchmark(name)
     assert file_sha256(b.eval_set) == b.eval_set_sha256
     assert file_sha256(b.reference_checkpoint) == b.reference_checkpoint_sha256
     recorded = (b.reference_checkpoint.parent / "model.sha256").read_text().split()[0]
@@ -20,9 +22,10 @@ def test_rules_file_matches_the_repository():
     # the reference's recorded answers reproduce its stated accuracy, task by task
     import json
     rows = [json.loads(l) for l in b.reference_results.read_text().splitlines()]
-    tasks = load_eval_set(b.eval_set)
+    tasks = load_tasks(name, b.eval_set)
     assert [r["id"] for r in rows] == [t.id for t in tasks]
-    assert all(r["correct"] == (r["answer"] == t.answer) for r, t in zip(rows, tasks))
+    with Grader() as g:
+        assert all(r["correct"] == g.correct(name, t, r["answer"]) for r, t in zip(rows, tasks))
     assert round(sum(r["correct"] for r in rows) / len(rows), 4) == b.quality_reference
     assert b.subset_target(range(len(rows))) == b.quality_target
 
@@ -30,13 +33,15 @@ def test_rules_file_matches_the_repository():
 def test_rules_md_states_the_numbers_of_rules_yaml():
     rules = load_rules()
     text = (ROOT / "rules.md").read_text()
-    b = rules.benchmark("nano-react")
-    for needle in [b.eval_set_sha256, b.reference_checkpoint_sha256,
-                   f"{b.quality_reference:.4f}", f"{b.quality_target:.4f}",
-                   f"{b.scenarios['Server']['target_latency_ms']} ms",
-                   f"{rules.profile('official').min_duration_ms // 1000} s",
-                   f"{rules.profile('smoke').min_duration_ms // 1000} s",
-                   f"({rules.audits['TEST09']['reference_mean_generated_tokens']} tokens)"]:
+    assert set(rules.benchmarks) == {"nano-react", "nano-codegen"}
+    for b in rules.benchmarks.values():
+        for needle in [b.eval_set_sha256, b.reference_checkpoint_sha256,
+                       f"{b.quality_reference:.4f}", f"{b.quality_target:.4f}",
+                       f"{b.name} {b.scenarios['Server']['target_latency_ms']} ms",
+                       f"{b.name} {b.reference_mean_generated_tokens} tokens"]:
+            assert needle in text, needle
+    for needle in [f"{rules.profile('official').min_duration_ms // 1000} s",
+                   f"{rules.profile('smoke').min_duration_ms // 1000} s"]:
         assert needle in text, needle
     for name, seed in rules.official_seeds.items():
         assert f"{name} = {seed}" in text

@@ -1,0 +1,105 @@
+"""Scoring logged answers and re-executing logged tool calls, per benchmark (no torch).
+
+    from reference.grading import Grader, load_tasks
+    tasks = load_tasks("nano-codegen", path)
+    with Grader() as g:
+        g.correct("nano-codegen", tasks[0], "result = sum([1, 2, 3, 4, 5])")   # True
+        g.observation("nano-react", task, "lookup", "pi")                     # "3.14159"
+
+`make submission` and the compliance checker both score through this module, so a result is
+judged the same way where it is made and where it is checked:
+- nano-react: the logged answer must equal the task's answer exactly; a tool call re-executes
+  through `reference.tools`.
+- nano-codegen: the logged answer is the episode's last program; it passes when the sandboxed
+  verifier runs it and `str(result)` equals the task's expected output. An attempt (tool
+  `python`) re-executes by verifying its program again: the feedback must be the logged one.
+
+Programs in a submission are untrusted: they run only in the verifier's sandbox, each distinct
+(program, expected output) once, under a total budget of sandbox wall time (`budget_s`);
+past it `BudgetExceeded` is raised so a hostile submission full of slow programs cannot stall
+a checker.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from reference.tools import run_tool
+
+CODEGEN = "nano-codegen"
+PROGRAM_TOOL = "python"
+# Verdicts whose detail depends on which limit fired first (CPU or wall clock, address space
+# or a dead child): re-execution must reproduce the kind, not the wording.
+_LOOSE_KINDS = ("Timeout", "Memory limit exceeded")
+
+
+class BudgetExceeded(Exception):
+    """The sandbox time allowed for re-verifying a submission's programs is spent."""
+
+
+def load_tasks(benchmark: str, path: Path):
+    """The frozen evaluation set of a benchmark (ReAct tasks or code tasks)."""
+    if benchmark == CODEGEN:
+        from reference.codegen.tasks import load_eval_set
+    else:
+        from reference.react.tasks import load_eval_set
+    return load_eval_set(Path(path))
+
+
+def same_feedback(logged: str | None, fresh: str) -> bool:
+    if logged == fresh:
+        return True
+    label = fresh.split(":", 1)[0]
+    return label in _LOOSE_KINDS and isinstance(logged, str) and logged.split(":", 1)[0] == label
+
+
+class Grader:
+    """Scores answers and re-executes tool calls; owns a sandbox pool when codegen needs one."""
+
+    def __init__(self, workers: int = 2, budget_s: float = 120.0):
+        self.workers, self.budget_s = workers, budget_s
+        self.spent_s = 0.0
+        self._verifier = None
+        self._verdicts: dict[tuple[str, str], object] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self._verifier is not None:
+            self._verifier.close()
+            self._verifier = None
+
+    def verify(self, program: str, expected: str):
+        """The verifier's verdict on a program (cached; counted against the budget)."""
+        key = (program, expected)
+        if key not in self._verdicts:
+            if self.spent_s > self.budget_s:
+                raise BudgetExceeded(f"more than {self.budget_s:.0f} s of sandbox time spent "
+                                     "re-verifying programs")
+            if self._verifier is None:
+                from reference.codegen.sandbox import Verifier
+                self._verifier = Verifier(workers=self.workers)
+            t0 = time.perf_counter()
+            self._verdicts[key] = self._verifier.verify(program, expected)
+            self.spent_s += time.perf_counter() - t0
+        return self._verdicts[key]
+
+    def correct(self, benchmark: str, task, answer: str | None) -> bool:
+        if benchmark == CODEGEN:
+            return answer is not None and self.verify(answer, task.answer).ok
+        return answer == task.answer
+
+    def observation_matches(self, benchmark: str, task, tool: str, tool_input: str,
+                            logged: str | None) -> tuple[bool, str]:
+        """(whether the logged observation is what re-execution gives, the fresh one)."""
+        if benchmark == CODEGEN:
+            if tool != PROGRAM_TOOL:
+                return False, f"(no tool {tool!r} in {CODEGEN}; attempts use {PROGRAM_TOOL!r})"
+            fresh = self.verify(tool_input, task.answer).feedback
+            return same_feedback(logged, fresh), fresh
+        fresh = run_tool(tool, tool_input)
+        return fresh == logged, fresh

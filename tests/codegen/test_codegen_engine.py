@@ -1,0 +1,93 @@
+"""nano-codegen driven by the one-episode loop, the batched engine and the real LoadGen."""
+import json
+from pathlib import Path
+
+import pytest
+
+from loadgen_harness.logs import accuracy_from_log, read_accuracy_log
+from loadgen_harness.runner import run_test
+from loadgen_harness.trace import trace_validator
+from reference.codegen.agent import CodegenEnv
+from reference.codegen.sandbox import Verifier
+from reference.codegen.tasks import load_eval_set
+from reference.engine import Engine
+from reference.evaluate import CHECKPOINTS, load_model
+from reference.grading import Grader
+from reference.react.agent import run_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(CHECKPOINTS["nano-codegen"])
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    with Verifier(workers=2) as v:
+        yield v
+
+
+def _summary(res):
+    return (res.answer, res.stop_reason, [a.program for a in res.attempts],
+            [a.result.kind for a in res.attempts])
+
+
+def test_the_committed_checkpoint_solves_the_seed_tasks(model, verifier):
+    for task in load_eval_set()[:8]:
+        res = run_env(model, CodegenEnv(task, verifier))
+        assert res.solved and res.output == task.answer, (task.prompt, _summary(res))
+
+
+def test_engine_gives_the_one_episode_results_with_retries_in_the_batch(model, verifier):
+    tasks = load_eval_set()[:24]
+    engine = Engine(model, max_batch=8, make_env=lambda t: CodegenEnv(t, verifier))
+    batched = engine.run_all(tasks)
+    single = [run_env(model, CodegenEnv(t, verifier)) for t in tasks]
+    assert [_summary(r) for r in batched] == [_summary(r) for r in single]
+
+
+def test_a_failed_attempt_is_retried_with_its_feedback_in_context(model, verifier):
+    """Force a first failure (a wrong program written for the agent), then let the model go on
+    from the feedback: the context grows by the failed attempt and the feedback line."""
+    task = load_eval_set()[3]  # Return 2 to the power of 10
+    env = CodegenEnv(task, verifier)
+    env.step("Program:\nresult = 2 ** 9\nEnd\n")
+    assert env.prompt().endswith("End\nFeedback: Wrong output: 512\n")
+    res = run_env(model, env)
+    assert len(res.attempts) >= 2 and res.attempts[0].result.kind == "wrong_output"
+    assert res.steps[1].context_tokens > res.steps[0].context_tokens or res.steps[0].context_tokens == 0
+
+
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+def test_codegen_through_loadgen_logs_programs_the_checker_can_rerun(tmp_path, scenario):
+    lines = (ROOT / "reference/codegen/data/eval.jsonl").read_text().splitlines()[:16]
+    eval_set = tmp_path / "eval16.jsonl"
+    eval_set.write_text("\n".join(lines) + "\n")
+    settings = {"server_target_qps": 50.0, "server_target_latency_ns": 10**10} \
+        if scenario == "Server" else {}
+    spec = {"benchmark": "nano-codegen", "scenario": scenario, "mode": "AccuracyOnly",
+            "out_dir": str(tmp_path / scenario), "checkpoint": str(CHECKPOINTS["nano-codegen"]),
+            "eval_set": str(eval_set), "settings": settings, "workers": 1, "threads": 1}
+    status = run_test(spec, timeout_s=180)
+    out = Path(spec["out_dir"])
+    assert status["ok"] and status["completed"] == 16
+    entries = read_accuracy_log(out / "mlperf_log_accuracy.json")
+    trace = [json.loads(l) for l in (out / "agent_trace.jsonl").read_text().splitlines()]
+    assert sorted(e["qsl_idx"] for e in entries) == list(range(16)) and len(trace) == 16
+    for rec in trace:
+        assert not list(trace_validator().iter_errors(rec))
+        assert all(s["tool"] == "python" for s in rec["steps"]) and 1 <= len(rec["steps"]) <= 3
+    programs = {r["qsl_idx"]: r["answer"] for r in trace}
+    assert all(e["answer"] == programs[e["qsl_idx"]] for e in entries)
+    tasks = load_eval_set(eval_set)
+    with Grader() as g:
+        acc = accuracy_from_log(out / "mlperf_log_accuracy.json", tasks,
+                                benchmark="nano-codegen", grader=g)
+        assert acc["pass_within_bound"] >= 0.75, acc
+        # every logged attempt re-verifies to its logged feedback
+        for rec in trace:
+            for s in rec["steps"]:
+                assert g.observation_matches("nano-codegen", tasks[rec["qsl_idx"]], s["tool"],
+                                             s["tool_input"], s["observation"])[0]
