@@ -84,7 +84,8 @@ class Workload:
     def prompt_of(self, task) -> str:
         return task.prompt if self.name == "nano-codegen" else task.question
 
-    def stream(self, seed: int, exclude: set[str], p_detour: float, mix):
+    def stream(self, seed: int, exclude: set[str], p_detour: float, mix, anchored=False,
+               variety=False):
         """Endless oracle trajectories as (role, text) segment lists."""
         if self.name == "nano-codegen":
             from reference.codegen.agent import trajectory
@@ -92,10 +93,10 @@ class Workload:
             rng = random.Random(seed + 1)
             for chunk in range(sys.maxsize):  # ground truth comes from the sandbox, in chunks
                 for task in gen_code(seed * 1_000_003 + chunk, 256, self.verifier,
-                                     exclude=exclude):
+                                     exclude=exclude, variety=variety):
                     yield trajectory(task, self.verifier, rng, p_repair=p_detour)
         for traj in generate(seed, sys.maxsize, exclude=exclude, p_detour=p_detour,
-                             unique=False, mix=mix):
+                             unique=False, mix=mix, anchored=anchored):
             yield traj.segments
 
     def solved(self, model: GPT, task) -> bool:
@@ -174,6 +175,12 @@ def main(argv=None) -> None:
     ap.add_argument("--mix", default="",
                     help="training template weights, e.g. 'sum_lengths=1.5,sum_lengths3=0.5' "
                          "(unnamed templates weigh 1; default: uniform)")
+    ap.add_argument("--anchored-thoughts", action="store_true",
+                    help="nano-react: name the 2nd/3rd string of a question by the string "
+                         "before it in the agent's thought (see reference/react/tasks.py)")
+    ap.add_argument("--variety", action="store_true",
+                    help="nano-codegen: random words besides the vocabulary, arithmetic-free "
+                         "oracle programs (see reference/codegen/tasks.py)")
     ap.add_argument("--seed", type=int, default=TRAIN_SEED, help="seed for weights and data")
     ap.add_argument("--no-mask", action="store_true", help="learn every token, not only the agent's")
     ap.add_argument("--eval-every", type=int, default=400, help="validate every N steps")
@@ -248,6 +255,8 @@ def main(argv=None) -> None:
     mll.event(key="train_steps", value=args.steps)
     mll.event(key="label_masking", value=mask)
     mll.event(key="template_mix", value=mix)
+    mll.event(key="anchored_thoughts", value=args.anchored_thoughts)
+    mll.event(key="variety", value=args.variety)
     mll.event(key="init_from", value=str(args.init_from) if args.init_from else None)
     mll.event(key="n_params", value=model.num_params())
     mll.end(key=c.INIT_STOP)
@@ -258,7 +267,8 @@ def main(argv=None) -> None:
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.99))
     autocast_dtype = torch.bfloat16 if args.dtype == "bf16" else None
-    stream = workload.stream(args.seed, exclude, args.p_detour, mix)
+    stream = workload.stream(args.seed, exclude, args.p_detour, mix, args.anchored_thoughts,
+                             args.variety)
     data = prefetch(batches(stream, args.seed, args.batch_size, config.block_size, mask))
     print(f"{args.workload}: {model.num_params():,} parameters on {device}, {args.steps} steps, "
           f"batch {args.batch_size}, {'masked' if mask else 'unmasked'} SFT", flush=True)

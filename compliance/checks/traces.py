@@ -4,6 +4,7 @@ from __future__ import annotations
 from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
+from reference.grading import CODEGEN
 from loadgen_harness.trace import trace_validator
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
@@ -80,6 +81,14 @@ def trace_matches_accuracy_log(ctx: Ctx):
                 yield err("T602", rel, "the traced final answer differs from the accuracy log",
                           location=f"line {line}", expected=logged[idx], found=answer)
                 break
+        if r.benchmark == CODEGEN:  # the logged program is the episode's last attempt
+            for line, rec in recs:
+                last = next((s["tool_input"] for s in reversed(rec["steps"])
+                             if s["tool"] is not None), None)
+                if rec["answer"] != last:
+                    yield err("T602", rel, "the logged program is not the episode's last attempt",
+                              location=f"line {line} /answer", expected=last, found=rec["answer"])
+                    break
 
 
 def trace_matches_performance_logs(ctx: Ctx):

@@ -64,26 +64,57 @@ def _ints(rng, lo=1, hi=30, n=None):
     return [rng.randint(lo, hi) for _ in range(n or rng.randint(3, 8))]
 
 
-def _tpl(rng: random.Random):
+def _tpl(rng: random.Random, variety: bool = False):
     """(template, prompt, oracle program) for one random task."""
     name = rng.choice(sorted(TEMPLATES))
-    return (name, *TEMPLATES[name](rng))
+    return (name, *TEMPLATES[name](rng, variety))
 
 
+def _word(r: random.Random, variety: bool) -> str:
+    """A word of the vocabulary; with training variety, half the time a random lowercase
+    string instead, so the model learns to copy any word, not only the ones it has seen
+    (the seed's 'benchmark' is in no vocabulary)."""
+    if variety and r.random() < 0.5:
+        return "".join(r.choice(LETTERS) for _ in range(r.randint(2, 12)))
+    return r.choice(WORDS)
+
+
+def _range_list(r, v):
+    a, n = r.randint(0, 20), r.randint(2, 12)
+    b = a + n - 1
+    # with training variety the oracle needs no arithmetic: range(a, b + 1), not range(a, b+1)
+    return (f"Return a list of the numbers from {a} to {b}",
+            f"result = list(range({a}, {b} + 1))" if v else f"result = list(range({a}, {a + n}))")
+
+
+def _sum_range(r, v):
+    n = r.randint(3, 50)
+    return (f"Return the sum of the numbers from 1 to {n}",
+            f"result = sum(range(1, {n} + 1))" if v else f"result = sum(range(1, {n + 1}))")
+
+
+def _count_char(r, v):
+    w = _word(r, v)
+    c = r.choice(w)
+    return f"Count the letter '{c}' in '{w}'", f"result = '{w}'.count('{c}')"
+
+
+# Each template: (rng, variety) -> (prompt, oracle). `variety` (training only) widens the words
+# and writes oracles without arithmetic; the frozen set was generated without it.
 TEMPLATES = {
-    "sum_list": lambda r: (lambda xs: (f"Return the sum of {xs}", f"result = sum({xs})"))(_ints(r)),
-    "reverse_string": lambda r: (lambda w: (f"Reverse the string '{w}'", f"result = '{w}'[::-1]"))(r.choice(WORDS)),
-    "length": lambda r: (lambda w: (f"Return the length of '{w}'", f"result = len('{w}')"))(r.choice(WORDS)),
-    "power": lambda r: (lambda b, e: (f"Return {b} to the power of {e}", f"result = {b} ** {e}"))(r.randint(2, 9), r.randint(2, 12)),
-    "sorted_list": lambda r: (lambda xs: (f"Return the sorted version of {xs}", f"result = sorted({xs})"))(_ints(r, 0, 9)),
-    "max_list": lambda r: (lambda xs: (f"Return the maximum of {xs}", f"result = max({xs})"))(_ints(r)),
-    "min_list": lambda r: (lambda xs: (f"Return the minimum of {xs}", f"result = min({xs})"))(_ints(r)),
-    "repeat": lambda r: (lambda w, n: (f"Repeat the string '{w}' {n} times", f"result = '{w}' * {n}"))("".join(r.choice(LETTERS) for _ in range(r.randint(1, 3))), r.randint(2, 5)),
-    "range_list": lambda r: (lambda a, n: (f"Return a list of the numbers from {a} to {a + n - 1}", f"result = list(range({a}, {a + n}))"))(r.randint(0, 20), r.randint(2, 12)),
-    "upper": lambda r: (lambda w: (f"Return '{w}' in upper case", f"result = '{w}'.upper()"))(r.choice(WORDS)),
-    "count_char": lambda r: (lambda w: (lambda c: (f"Count the letter '{c}' in '{w}'", f"result = '{w}'.count('{c}')"))(r.choice(w)))(r.choice(WORDS)),
-    "sum_range": lambda r: (lambda n: (f"Return the sum of the numbers from 1 to {n}", f"result = sum(range(1, {n + 1}))"))(r.randint(3, 50)),
-    "reverse_list": lambda r: (lambda xs: (f"Reverse the list {xs}", f"result = {xs}[::-1]"))(_ints(r, 0, 9)),
+    "sum_list": lambda r, v: (lambda xs: (f"Return the sum of {xs}", f"result = sum({xs})"))(_ints(r)),
+    "reverse_string": lambda r, v: (lambda w: (f"Reverse the string '{w}'", f"result = '{w}'[::-1]"))(_word(r, v)),
+    "length": lambda r, v: (lambda w: (f"Return the length of '{w}'", f"result = len('{w}')"))(_word(r, v)),
+    "power": lambda r, v: (lambda b, e: (f"Return {b} to the power of {e}", f"result = {b} ** {e}"))(r.randint(2, 9), r.randint(2, 12)),
+    "sorted_list": lambda r, v: (lambda xs: (f"Return the sorted version of {xs}", f"result = sorted({xs})"))(_ints(r, 0, 9)),
+    "max_list": lambda r, v: (lambda xs: (f"Return the maximum of {xs}", f"result = max({xs})"))(_ints(r)),
+    "min_list": lambda r, v: (lambda xs: (f"Return the minimum of {xs}", f"result = min({xs})"))(_ints(r)),
+    "repeat": lambda r, v: (lambda w, n: (f"Repeat the string '{w}' {n} times", f"result = '{w}' * {n}"))("".join(r.choice(LETTERS) for _ in range(r.randint(1, 3))), r.randint(2, 5)),
+    "range_list": _range_list,
+    "upper": lambda r, v: (lambda w: (f"Return '{w}' in upper case", f"result = '{w}'.upper()"))(_word(r, v)),
+    "count_char": _count_char,
+    "sum_range": _sum_range,
+    "reverse_list": lambda r, v: (lambda xs: (f"Reverse the list {xs}", f"result = {xs}[::-1]"))(_ints(r, 0, 9)),
 }
 
 
@@ -107,8 +138,9 @@ def wrong_program(rng: random.Random, oracle: str) -> str:
 
 
 def generate(seed: int, n: int, verifier, exclude=frozenset(), with_seed_tasks=False,
-             prefix="code-"):
-    """n tasks with ground truth from running the oracle through `verifier` (a Verifier)."""
+             prefix="code-", variety: bool = False):
+    """n tasks with ground truth from running the oracle through `verifier` (a Verifier);
+    `variety` (training only) widens words and writes arithmetic-free oracles."""
     rng = random.Random(seed)
     seen = set(exclude)
     out = []
@@ -119,7 +151,7 @@ def generate(seed: int, n: int, verifier, exclude=frozenset(), with_seed_tasks=F
             out.append(CodeTask(f"{prefix}{len(out):05d}", template, prompt, answer, oracle))
             seen.add(prompt)
     while len(out) < n:
-        template, prompt, oracle = _tpl(rng)
+        template, prompt, oracle = _tpl(rng, variety)
         if prompt in seen:
             continue
         seen.add(prompt)

@@ -107,18 +107,26 @@ def wrong_answers(result: Path, n: int) -> None:
         if e["qsl_idx"] in changed:
             e["data"] = changed[e["qsl_idx"]].encode().hex().upper()
     t01.write_text(json.dumps(doc))
+    from loadgen_harness.rules import load_rules
+    from reference.grading import CODEGEN, Grader, load_tasks
+    benchmark = result.parent.name
+    bench = load_rules().benchmark(benchmark)
+    tasks = load_tasks(benchmark, bench.eval_set)
     trace = result / "accuracy/agent_trace.jsonl"
     recs = [json.loads(l) for l in trace.read_text().splitlines()]
-    for rec in recs:
-        if rec["qsl_idx"] in changed:
-            rec["answer"] = changed[rec["qsl_idx"]]
-    trace.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    from reference.react.tasks import load_eval_set
-    tasks = load_eval_set()
-    acc = json.loads((result / "accuracy/accuracy.json").read_text())
-    acc["correct"] = sum(1 for e in entries
-                         if bytes.fromhex(e["data"]).decode() == tasks[e["qsl_idx"]].answer)
-    acc["exact_match"] = round(acc["correct"] / acc["n_expected"], 4)
+    with Grader() as g:
+        for rec in recs:
+            if rec["qsl_idx"] in changed:
+                rec["answer"] = changed[rec["qsl_idx"]]
+                if benchmark == CODEGEN:  # the last attempt is the logged program
+                    last = rec["steps"][-1]
+                    last["tool_input"] = rec["answer"]
+                    last["observation"] = g.verify(rec["answer"], tasks[rec["qsl_idx"]].answer).feedback
+        trace.write_text("".join(json.dumps(r) + "\n" for r in recs))
+        acc = json.loads((result / "accuracy/accuracy.json").read_text())
+        acc["correct"] = sum(1 for e in entries if g.correct(
+            benchmark, tasks[e["qsl_idx"]], bytes.fromhex(e["data"]).decode()))
+    acc[bench.quality_metric] = round(acc["correct"] / acc["n_expected"], 4)
     acc["passed"] = False
     (result / "accuracy/accuracy.json").write_text(json.dumps(acc))
     m = json.loads((result / "measurements.json").read_text())
