@@ -52,7 +52,15 @@ train-react: venv
 		--lr 8e-4 --warmup 50 --seed 3 --mix sum_lengths=1.5,sum_lengths3=0.5 \
 		--eval-start 1000 --eval-every 250 --out $(CKPT)
 
-CODEGEN_RECIPE_PLACEHOLDER
+# nano-codegen starts from the nano-react weights (the byte-level copying transfers), then a
+# second stage with training variety (random words, arithmetic-free oracles).
+CG := reference/checkpoints/nano-codegen
+train-codegen: venv
+	$(PY) -m reference.train nano-codegen --init-from $(CKPT)/model.pt --steps 1500 --lr 1e-3 \
+		--warmup 50 --p-detour 0.3 --seed 1 --eval-start 500 --eval-every 250 --out $(CG)/stage1
+	$(PY) -m reference.train nano-codegen --init-from $(CG)/stage1/model.pt --variety \
+		--steps 1000 --lr 6e-4 --warmup 50 --p-detour 0.3 --seed 2 --eval-start 500 \
+		--eval-every 250 --out $(CG)
 
 evaluate: venv
 	$(PY) -m reference.evaluate $(WORKLOAD)

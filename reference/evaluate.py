@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -60,6 +61,9 @@ def classify_failure(result, task) -> str | None:
         return result.stop_reason
     if any(s.observation and s.observation.startswith("Error:") for s in result.steps):
         return "wrong_answer_after_tool_error"
+    quoted = set(re.findall(r"'([^']*)'", task.question))
+    if any(s.tool == "string_length" and s.tool_input not in quoted for s in result.steps):
+        return "copied_a_wrong_string"
     if result.answer in {s.observation for s in result.steps}:
         return "answered_an_intermediate_observation"
     return "wrong_answer"

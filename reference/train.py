@@ -42,6 +42,15 @@ from reference.react.tasks import (TRAIN_SEED, VAL_SEED, generate, load_eval_set
 from reference.sft import IGNORE_INDEX, build_sft_labels, masked_cross_entropy
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _portable(path: Path) -> str:
+    """A path as recorded in training logs: relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 WORKLOADS = ("nano-react", "nano-codegen")
 
 
@@ -84,8 +93,7 @@ class Workload:
     def prompt_of(self, task) -> str:
         return task.prompt if self.name == "nano-codegen" else task.question
 
-    def stream(self, seed: int, exclude: set[str], p_detour: float, mix, anchored=False,
-               variety=False):
+    def stream(self, seed: int, exclude: set[str], p_detour: float, mix, variety=False):
         """Endless oracle trajectories as (role, text) segment lists."""
         if self.name == "nano-codegen":
             from reference.codegen.agent import trajectory
@@ -96,7 +104,7 @@ class Workload:
                                      exclude=exclude, variety=variety):
                     yield trajectory(task, self.verifier, rng, p_repair=p_detour)
         for traj in generate(seed, sys.maxsize, exclude=exclude, p_detour=p_detour,
-                             unique=False, mix=mix, anchored=anchored):
+                             unique=False, mix=mix):
             yield traj.segments
 
     def solved(self, model: GPT, task) -> bool:
@@ -175,9 +183,6 @@ def main(argv=None) -> None:
     ap.add_argument("--mix", default="",
                     help="training template weights, e.g. 'sum_lengths=1.5,sum_lengths3=0.5' "
                          "(unnamed templates weigh 1; default: uniform)")
-    ap.add_argument("--anchored-thoughts", action="store_true",
-                    help="nano-react: name the 2nd/3rd string of a question by the string "
-                         "before it in the agent's thought (see reference/react/tasks.py)")
     ap.add_argument("--variety", action="store_true",
                     help="nano-codegen: random words besides the vocabulary, arithmetic-free "
                          "oracle programs (see reference/codegen/tasks.py)")
@@ -215,7 +220,8 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "train_log.txt"
     log_path.unlink(missing_ok=True)
-    mllog.config(filename=str(log_path))
+    # call sites are logged relative to the repository, never as this machine's paths
+    mllog.config(filename=str(log_path), root_dir=str(REPO_ROOT) + "/")
     mll = mllog.get_mllogger()
 
     if args.threads:
@@ -237,7 +243,7 @@ def main(argv=None) -> None:
     val = workload.validation_tasks(args.val_size)
     exclude = workload.eval_prompts() | {workload.prompt_of(t) for t in val}
     mask = not args.no_mask
-    resolved = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    resolved = {"args": {k: _portable(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "model": config.to_dict(), "n_params": model.num_params(),
                 "device": str(device), "torch": torch.__version__, "commit": git_commit(),
                 "eval_set_sha256": file_sha256(workload.eval_set_path())}
@@ -255,9 +261,8 @@ def main(argv=None) -> None:
     mll.event(key="train_steps", value=args.steps)
     mll.event(key="label_masking", value=mask)
     mll.event(key="template_mix", value=mix)
-    mll.event(key="anchored_thoughts", value=args.anchored_thoughts)
     mll.event(key="variety", value=args.variety)
-    mll.event(key="init_from", value=str(args.init_from) if args.init_from else None)
+    mll.event(key="init_from", value=_portable(args.init_from) if args.init_from else None)
     mll.event(key="n_params", value=model.num_params())
     mll.end(key=c.INIT_STOP)
 
@@ -267,8 +272,7 @@ def main(argv=None) -> None:
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.99))
     autocast_dtype = torch.bfloat16 if args.dtype == "bf16" else None
-    stream = workload.stream(args.seed, exclude, args.p_detour, mix, args.anchored_thoughts,
-                             args.variety)
+    stream = workload.stream(args.seed, exclude, args.p_detour, mix, args.variety)
     data = prefetch(batches(stream, args.seed, args.batch_size, config.block_size, mask))
     print(f"{args.workload}: {model.num_params():,} parameters on {device}, {args.steps} steps, "
           f"batch {args.batch_size}, {'masked' if mask else 'unmasked'} SFT", flush=True)

@@ -89,7 +89,8 @@ def _recomputed(ctx: Ctx, r):
 
 
 def quality_target(ctx: Ctx):
-    """Q403: the recomputed exact match reaches the quality target."""
+    """Q403: the recomputed quality (nano-react: exact match; nano-codegen: the logged programs
+    re-run in the sandbox, pass within the attempt bound) reaches the quality target."""
     for r in ctx.results:
         got = _recomputed(ctx, r)
         if got is None:

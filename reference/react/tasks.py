@@ -225,28 +225,13 @@ def _bad_call(rng: random.Random, tool: str, tool_input: str) -> tuple[str, str]
     return tool, tool_input.replace(",", "")  # compare without its comma
 
 
-def _anchored(thought: str, plan, i: int, obs) -> str:
-    """With anchored thoughts, the second and third strings of a question are named by the
-    string before them: "I need the length of the string after 'blue bridge'." The agent then
-    finds its next argument by content (the text after its previous argument in the question),
-    not by counting quotes, which the nano model did badly (wrong words copied)."""
-    if i == 0 or not thought.startswith("I need the length of the ") or \
-            thought.startswith("I need the length of the first") or plan[i - 1][1] != "string_length":
-        return thought
-    prev = plan[i - 1][2]
-    prev = prev(obs) if callable(prev) else prev
-    return f"I need the length of the string after '{prev}'."
-
-
 def solve(task_id: str, template: str, question: str, plan, rng: random.Random | None = None,
-          p_detour: float = 0.0, anchored: bool = False) -> Trajectory:
+          p_detour: float = 0.0) -> Trajectory:
     """Run the oracle plan through the real tools; optionally add one error-recovery detour."""
     segs: list[tuple[str, str]] = [("prompt", question_line(question))]
     obs: list[str] = []
     detour_at = rng.randrange(len(plan)) if rng is not None and rng.random() < p_detour else -1
     for i, (thought, tool, inp) in enumerate(plan):
-        if anchored:
-            thought = _anchored(thought, plan, i, obs)
         tool_input = inp(obs) if callable(inp) else inp
         if i == detour_at:
             bad_tool, bad_input = _bad_call(rng, tool, tool_input)
@@ -269,12 +254,11 @@ def solve(task_id: str, template: str, question: str, plan, rng: random.Random |
 
 def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "t",
              p_detour: float = 0.0, with_seed_tasks: bool = False, unique: bool = True,
-             mix: dict[str, float] | None = None, anchored: bool = False):
+             mix: dict[str, float] | None = None):
     """Yield n oracle trajectories, questions not in exclude (and, with unique, not repeated).
 
     Templates are drawn uniformly, or by the weights of `mix` (see `parse_mix`; training only:
-    the frozen and validation sets are drawn uniformly). `anchored` switches on anchored
-    thoughts (see `_anchored`); questions and answers do not change."""
+    the frozen and validation sets are drawn uniformly)."""
     rng = random.Random(seed)
     seen = set(exclude)
     count = 0
@@ -301,7 +285,7 @@ def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "
             continue
         if unique:
             seen.add(question)
-        yield solve(f"{prefix}{count:05d}", name, question, plan, rng, p_detour, anchored)
+        yield solve(f"{prefix}{count:05d}", name, question, plan, rng, p_detour)
         count += 1
 
 

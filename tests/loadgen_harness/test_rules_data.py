@@ -87,3 +87,9 @@ def test_unknown_profile_and_malformed_rules_are_errors(tmp_path):
     bad.write_text("version: 1\nbenchmarks: {}\n")
     with pytest.raises(RulesError, match="malformed"):
         load_rules(bad)
+
+
+def test_rules_md_compliance_table_is_the_generated_one():
+    out = subprocess.run([sys.executable, "-m", "compliance", "rules", "--markdown"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+    assert out in (ROOT / "rules.md").read_text(), "regenerate section 9 of rules.md"
