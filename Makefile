@@ -8,6 +8,7 @@ PROFILE  ?= official
 SUBMITTER ?= reference
 ALLOW_MISMATCH ?=
 DIVISION ?= closed
+BENCHMARKS ?=
 SUBMISSIONS ?= submissions
 BOARD ?= leaderboard
 
@@ -16,6 +17,7 @@ BOARD ?= leaderboard
 
 help:
 	@echo "make submission    SYSTEM=cpu PROFILE=official|smoke SUBMITTER=name: MLPerf-layout results"
+	@echo "                   (both benchmarks; BENCHMARKS=nano-react or nano-codegen for one)"
 	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s"
 	@echo "make check         validate results/DIVISION/SUBMITTER (PROFILE=smoke for a smoke one)"
 	@echo "make leaderboard   SUBMISSIONS=dir BOARD=out: validate and rank a course's submissions"
@@ -67,10 +69,11 @@ evaluate: venv
 
 submission: venv
 	$(PY) -m loadgen_harness.submission --system $(SYSTEM) --profile $(PROFILE) \
-		--submitter $(SUBMITTER) --division $(DIVISION) $(if $(ALLOW_MISMATCH),--allow-mismatch,)
+		--submitter $(SUBMITTER) --division $(DIVISION) $(if $(ALLOW_MISMATCH),--allow-mismatch,) \
+		$(if $(BENCHMARKS),--benchmarks $(BENCHMARKS),)
 
 bench: venv
-	$(PY) -m loadgen_harness.bench --system $(SYSTEM)
+	$(PY) -m loadgen_harness.bench --system $(SYSTEM) --benchmark $(WORKLOAD)
 
 check: venv
 	$(PY) -m compliance check results/$(DIVISION)/$(SUBMITTER) --profile $(PROFILE)

@@ -54,7 +54,9 @@ def mutate(root: Path, rng: random.Random) -> tuple[str, bool]:
         path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))))
         return kind, True
     res = rng.choice(["Offline", "Server"])
-    base = root / "results/cpu/nano-react" / res
+    bench = rng.choice(["nano-react", "nano-codegen"])
+    metric = "pass_within_bound" if bench == "nano-codegen" else "exact_match"
+    base = root / "results/cpu" / bench / res
     if kind == "swap_answers":
         log = base / "accuracy/mlperf_log_accuracy.json"
         entries = json.loads(log.read_text())
@@ -73,8 +75,8 @@ def mutate(root: Path, rng: random.Random) -> tuple[str, bool]:
         target = rng.choice(["accuracy/accuracy.json", "measurements.json"])
         doc = json.loads((base / target).read_text())
         part = doc if target.startswith("accuracy/") else doc["accuracy"]
-        old = part["exact_match"]
-        part["exact_match"] = rng.choice([v for v in (0.0, 0.5, 0.9, 0.99, 1.0, old - 0.01)
+        old = part[metric]
+        part[metric] = rng.choice([v for v in (0.0, 0.5, 0.9, 0.99, 1.0, old - 0.01)
                                           if abs(v - old) > 1e-3])
         (base / target).write_text(json.dumps(doc))
         return kind, True
