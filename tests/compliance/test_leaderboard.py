@@ -53,7 +53,10 @@ def test_leaderboard_ranks_valid_and_lists_invalid(tmp_path, capsys):
     assert [i["submission"] for i in data["invalid"]] == ["<img src=x onerror=alert(1)>"]
     assert "G307" in data["invalid"][0]["reasons"][0]
     rows = list(csv.reader(io.StringIO((out / "leaderboard.csv").read_text())))
-    assert rows[0][:4] == ["benchmark", "scenario", "division", "rank"] and len(rows) == 5
+    # 2 valid submissions x 2 benchmarks x 2 scenarios, and the header
+    assert rows[0][:4] == ["benchmark", "scenario", "division", "rank"] and len(rows) == 9
+    assert {r[0] for r in rows[1:]} == {"nano-react", "nano-codegen"}
+    assert "quality" in rows[0] and "quality_metric" in rows[0]
     md = (out / "leaderboard.md").read_text()
     assert "## nano-react / Server / closed" in md and "Invalid submissions" in md
     html = (out / "index.html").read_text()
