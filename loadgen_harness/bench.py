@@ -59,39 +59,37 @@ def engine_rate(model, tasks, workers: int, max_batch: int, make_env) -> tuple[f
     return len(tasks) / (time.perf_counter() - t0), results
 
 
-def loadgen_rate(rules, bench, checkpoint, n: int, expected_qps: float, tuning: dict,
-                 max_batch: int) -> float:
+def _performance_run(rules, bench, checkpoint, scenario: str, tuning: dict, max_batch: int,
+                     settings: dict, timeout_s: float) -> dict:
+    """One PerformanceOnly LoadGen run in its child process; its detail log as a dict."""
     with tempfile.TemporaryDirectory() as tmp:
-        spec = {"benchmark": bench.name, "scenario": "Offline", "mode": "PerformanceOnly",
+        spec = {"benchmark": bench.name, "scenario": scenario, "mode": "PerformanceOnly",
                 "out_dir": str(Path(tmp) / "run"), "checkpoint": str(checkpoint),
                 "eval_set": str(bench.eval_set), "workers": tuning.get("workers", 1),
                 "threads": tuning.get("threads", 1), "device": tuning["device"],
-                "max_batch": max_batch,
-                "settings": {**rules.official_seeds, "min_duration_ms": 0,
-                             "min_query_count": n,
-                             "offline_expected_qps": expected_qps}}
-        run_test(spec, timeout_s=600)
-        d = read_detail(Path(spec["out_dir"]) / "mlperf_log_detail.txt")
-        return float(d["result_samples_per_second"])
+                "max_batch": max_batch, "settings": {**rules.official_seeds, **settings}}
+        run_test(spec, timeout_s=timeout_s)
+        return read_detail(Path(spec["out_dir"]) / "mlperf_log_detail.txt")
+
+
+def loadgen_rate(rules, bench, checkpoint, n: int, expected_qps: float, tuning: dict,
+                 max_batch: int) -> float:
+    d = _performance_run(rules, bench, checkpoint, "Offline", tuning, max_batch,
+                         {"min_duration_ms": 0, "min_query_count": n,
+                          "offline_expected_qps": expected_qps}, timeout_s=600)
+    return float(d["result_samples_per_second"])
 
 
 def server_p99_ms(rules, bench, checkpoint, qps: float, duration_s: float, tuning: dict,
                   max_batch: int) -> dict:
     """A Server performance run at `qps` with an unbounded latency: its p99 and mean (ms)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = {"benchmark": bench.name, "scenario": "Server", "mode": "PerformanceOnly",
-                "out_dir": str(Path(tmp) / "run"), "checkpoint": str(checkpoint),
-                "eval_set": str(bench.eval_set), "workers": tuning.get("workers", 1),
-                "threads": tuning.get("threads", 1), "device": tuning["device"],
-                "max_batch": max_batch,
-                "settings": {**rules.official_seeds, "min_duration_ms": int(duration_s * 1000),
-                             "min_query_count": 1, "server_target_qps": qps,
-                             "server_target_latency_ns": 600 * 10**9}}
-        run_test(spec, timeout_s=duration_s * 4 + 300)
-        d = read_detail(Path(spec["out_dir"]) / "mlperf_log_detail.txt")
-        return {"qps": qps, "p99_ms": round(d["result_99.00_percentile_latency_ns"] / 1e6, 1),
-                "mean_ms": round(d["result_mean_latency_ns"] / 1e6, 1),
-                "scheduled_qps": round(d["result_scheduled_samples_per_sec"], 2)}
+    d = _performance_run(rules, bench, checkpoint, "Server", tuning, max_batch,
+                         {"min_duration_ms": int(duration_s * 1000), "min_query_count": 1,
+                          "server_target_qps": qps, "server_target_latency_ns": 600 * 10**9},
+                         timeout_s=duration_s * 4 + 300)
+    return {"qps": qps, "p99_ms": round(d["result_99.00_percentile_latency_ns"] / 1e6, 1),
+            "mean_ms": round(d["result_mean_latency_ns"] / 1e6, 1),
+            "scheduled_qps": round(d["result_scheduled_samples_per_sec"], 2)}
 
 
 def main(argv=None) -> int:
