@@ -29,11 +29,11 @@ import torch
 from loadgen_harness.logs import read_detail
 from loadgen_harness.rules import load_rules
 from loadgen_harness.runner import run_test
-from loadgen_harness.sut import WorkerPool
+from loadgen_harness.sut import EpisodeFactory, WorkerPool
 from loadgen_harness.system import load_system
 from reference.evaluate import load_model
-from reference.grading import CODEGEN, load_tasks
-from reference.react.agent import ReactEnv, run_env
+from reference.grading import load_tasks
+from reference.react.agent import run_env
 
 
 def naive_rate(model, tasks, make_env) -> tuple[float, list]:
@@ -121,14 +121,7 @@ def main(argv=None) -> int:
     checkpoint = args.checkpoint or bench.reference_checkpoint
     model = load_model(checkpoint, tuning["device"])
     tasks = load_tasks(args.benchmark, bench.eval_set)[: args.tasks]
-    verifier = None
-    if args.benchmark == CODEGEN:
-        from reference.codegen.agent import CodegenEnv
-        from reference.codegen.sandbox import Verifier
-        verifier = Verifier(workers=2)
-        make_env = lambda task: CodegenEnv(task, verifier)  # noqa: E731
-    else:
-        make_env = lambda task: ReactEnv(task.question, bench.max_steps)  # noqa: E731
+    make_env = EpisodeFactory(args.benchmark, bench.max_steps)
     print(f"{args.benchmark}: {len(tasks)} episodes, {workers} workers x {threads} threads, "
           f"max_batch {max_batch}", flush=True)
 
@@ -154,8 +147,7 @@ def main(argv=None) -> int:
         same = sum(a.answer == b.answer for a, b in zip(naive_results, engine_results))
         figures["agreement_naive_engine"] = round(same / len(naive_results), 4)
         print(f"answers identical  {same}/{len(naive_results)} (engine vs naive)")
-    if verifier is not None:
-        verifier.close()
+    make_env.close()
     if server_qps:
         srv_batch = tuning["benchmarks"][args.benchmark]["Server"].get("max_batch", 32)
         figures["server"] = []

@@ -21,10 +21,10 @@ from pathlib import Path
 import mlperf_loadgen as lg
 import torch
 
-from loadgen_harness.sut import QSL, SUTS
+from loadgen_harness.sut import QSL, SUTS, EpisodeFactory
 from loadgen_harness.trace import TraceWriter
 from reference.evaluate import load_model
-from reference.grading import CODEGEN, load_tasks
+from reference.grading import load_tasks
 
 SCENARIOS = {"Offline": lg.TestScenario.Offline, "Server": lg.TestScenario.Server,
              "SingleStream": lg.TestScenario.SingleStream}
@@ -55,12 +55,7 @@ def run(spec: dict) -> int:
     model = load_model(Path(spec["checkpoint"]), spec.get("device", "cpu"))
     benchmark = spec.get("benchmark", "nano-react")
     tasks = load_tasks(benchmark, Path(spec["eval_set"]))
-    verifier = make_env = None
-    if benchmark == CODEGEN:
-        from reference.codegen.agent import CodegenEnv
-        from reference.codegen.sandbox import Verifier
-        verifier = Verifier(workers=spec.get("verifier_workers", 2))
-        make_env = lambda task: CodegenEnv(task, verifier)  # noqa: E731
+    make_env = EpisodeFactory(benchmark, verifier_workers=spec.get("verifier_workers", 2))
     fault = spec.get("fault")  # fault injection, used only by the watchdog tests
     trace = TraceWriter(out / "agent_trace.jsonl", tasks, spec["mode"])
 
@@ -98,8 +93,7 @@ def run(spec: dict) -> int:
     sut.stop()
     qsl.destroy()
     trace.close()
-    if verifier is not None:
-        verifier.close()
+    make_env.close()
     _status(out, ok=True, completed=sut.completed, wall_s=round(wall, 3))
     return 0
 

@@ -39,15 +39,16 @@ def read_accuracy_log(path: Path) -> list[dict]:
 
 
 def accuracy_from_log(path: Path, tasks, expected_count: int | None = None,
-                      benchmark: str = "nano-react", grader=None) -> dict:
+                      benchmark: str = "nano-react", grader=None,
+                      metric: str = "exact_match") -> dict:
     """The benchmark's quality recomputed from the accuracy log against the evaluation set:
     exact match (nano-react) or pass within the attempt bound (nano-codegen: the logged last
-    program, re-run by the verifier). Keys: the metric's name, correct, n_expected, ...
+    program, re-run by the verifier). Keys: `metric` (the rules.yaml name), correct, n_expected, ...
 
     The denominator is the number of samples the run had to cover (all tasks unless
     expected_count says fewer): a missing sample counts as wrong, and only the first answer
     logged for a sample counts."""
-    from reference.grading import CODEGEN, Grader
+    from reference.grading import Grader
     entries = read_accuracy_log(path)
     by_idx: dict[int, list[str]] = {}
     for e in entries:
@@ -62,7 +63,6 @@ def accuracy_from_log(path: Path, tasks, expected_count: int | None = None,
     finally:
         if own:
             grader.close()
-    metric = "pass_within_bound" if benchmark == CODEGEN else "exact_match"
     return {metric: round(correct / n_expected, 4), "correct": correct,
             "n_expected": n_expected, "n_logged": len(entries), "n_unique": len(in_range),
             "duplicated": sum(1 for v in by_idx.values() if len(v) > 1),

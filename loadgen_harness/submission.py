@@ -326,7 +326,8 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                     bench = rules.benchmark(plan.benchmark)
                     tasks = load_tasks(plan.benchmark, bench.eval_set)
                     acc = accuracy_from_log(run_dir / "mlperf_log_accuracy.json", tasks,
-                                            profile.accuracy_sample_count, plan.benchmark)
+                                            profile.accuracy_sample_count, plan.benchmark,
+                                            metric=bench.quality_metric)
                     scored = [e["qsl_idx"] for e in read_accuracy_log(run_dir / "mlperf_log_accuracy.json")]
                     target = bench.subset_target(scored)
                     acc.update(metric=bench.quality_metric, target=target,

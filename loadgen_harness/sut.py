@@ -23,9 +23,32 @@ from typing import Callable
 import mlperf_loadgen as lg
 
 from reference.engine import Engine
-from reference.react.agent import EpisodeResult
+from reference.grading import CODEGEN
+from reference.react.agent import MAX_STEPS, EpisodeResult, ReactEnv
 
 _STOP = object()
+
+
+class EpisodeFactory:
+    """Makes a benchmark's episode environment from a task (nano-codegen's own a sandbox pool,
+    closed with the factory): the one place the harness tells the workloads apart."""
+
+    def __init__(self, benchmark: str, max_steps: int = MAX_STEPS, verifier_workers: int = 2):
+        self.verifier = None
+        if benchmark == CODEGEN:
+            from reference.codegen.agent import CodegenEnv
+            from reference.codegen.sandbox import Verifier
+            self.verifier = Verifier(workers=verifier_workers)
+            self._make = lambda task: CodegenEnv(task, self.verifier)
+        else:
+            self._make = lambda task: ReactEnv(task.question, max_steps)
+
+    def __call__(self, task):
+        return self._make(task)
+
+    def close(self) -> None:
+        if self.verifier is not None:
+            self.verifier.close()
 
 
 class WorkerPool:
@@ -35,7 +58,7 @@ class WorkerPool:
     def __init__(self, model, tasks, on_done: Callable[[object, int, EpisodeResult], None],
                  n_workers: int = 1, max_batch: int = 32, make_env: Callable | None = None):
         self.model, self.tasks, self.on_done = model, tasks, on_done
-        self.make_env = make_env
+        self.make_env = make_env or EpisodeFactory("nano-react")
         self.max_batch = max_batch
         self.queue: queue.Queue = queue.Queue()
         self.errors: list[BaseException] = []
@@ -80,8 +103,6 @@ class WorkerPool:
             got = self._pull(n_free, idle)
             if got is None:
                 return None
-            if self.make_env is None:  # the engine's default: a nano-react question
-                return [((key, idx), self.tasks[idx].question) for key, idx in got]
             return [((key, idx), self.tasks[idx]) for key, idx in got]
 
         try:

@@ -93,7 +93,7 @@ class CodegenEnv:
     answers a failed attempt with a `Feedback:` line (the same driver interface as ReactEnv)."""
 
     max_step_tokens = MAX_STEP_TOKENS
-    step_complete = staticmethod(lambda text: step_complete(text))
+    step_complete = staticmethod(step_complete)
 
     def __init__(self, task: CodeTask, verifier, max_attempts: int = MAX_ATTEMPTS):
         self.task, self.verifier, self.max_attempts = task, verifier, max_attempts

@@ -72,7 +72,7 @@ class ReactEnv:
     step(text), injection(record), done, result, step_complete(text), max_step_tokens."""
 
     max_step_tokens = MAX_STEP_TOKENS
-    step_complete = staticmethod(lambda text: step_complete(text))
+    step_complete = staticmethod(step_complete)
 
     def __init__(self, question: str, max_steps: int = MAX_STEPS):
         self.result = EpisodeResult(question)
