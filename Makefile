@@ -12,7 +12,7 @@ BENCHMARKS ?=
 SUBMISSIONS ?= submissions
 BOARD ?= leaderboard
 
-.PHONY: help venv test test-slow train train-react train-codegen evaluate submission bench check \
+.PHONY: help venv test test-slow train train-react train-codegen train-codegen-init evaluate submission bench check \
 	leaderboard clean-venv
 
 help:
@@ -24,7 +24,7 @@ help:
 	@echo "make evaluate      closed-loop evaluation of a committed agent (WORKLOAD=nano-react|nano-codegen)"
 	@echo "make test          fast test suite (creates .venv if missing)"
 	@echo "make test-slow     slow tests: full frozen-set accuracy, determinism"
-	@echo "make train         retrain both checkpoints (train-react, then train-codegen from it)"
+	@echo "make train         retrain both checkpoints (train-react; train-codegen from its init/ model)"
 
 venv: $(VENV)/.installed
 
@@ -47,22 +47,27 @@ CKPT := reference/checkpoints/nano-react
 train: train-react train-codegen
 
 train-react: venv
-	$(PY) -m reference.train nano-react --steps 3200 --stop-after 2400 --out $(CKPT)/stage1
-	$(PY) -m reference.train nano-react --init-from $(CKPT)/stage1/model.pt --steps 1500 \
-		--lr 1e-3 --warmup 50 --seed 2 --eval-start 750 --eval-every 250 --out $(CKPT)/stage2
-	$(PY) -m reference.train nano-react --init-from $(CKPT)/stage2/model.pt --steps 2000 \
-		--lr 8e-4 --warmup 50 --seed 3 --mix sum_lengths=1.5,sum_lengths3=0.5 \
-		--eval-start 1000 --eval-every 250 --out $(CKPT)
+	$(PY) -m reference.train nano-react --rope --steps 5000 --lr 3e-3 --warmup 200 --seed 11 \
+		--mix sum_lengths=1.5,sum_lengths3=0.5 --eval-start 1500 --eval-every 500 --out $(CKPT)
 
-# nano-codegen starts from the nano-react weights (the byte-level copying transfers), then a
-# second stage with training variety (random words, arithmetic-free oracles).
+# nano-codegen starts from an earlier nano-react model (learned positions, three stages; kept in
+# $(CG)/init, rebuilt by train-codegen-init: the byte-level copying transfers), then a second
+# stage with training variety (random words, arithmetic-free oracles).
 CG := reference/checkpoints/nano-codegen
 train-codegen: venv
-	$(PY) -m reference.train nano-codegen --init-from $(CKPT)/model.pt --steps 1500 --lr 1e-3 \
+	$(PY) -m reference.train nano-codegen --init-from $(CG)/init/model.pt --steps 1500 --lr 1e-3 \
 		--warmup 50 --p-detour 0.3 --seed 1 --eval-start 500 --eval-every 250 --out $(CG)/stage1
 	$(PY) -m reference.train nano-codegen --init-from $(CG)/stage1/model.pt --variety \
 		--steps 1000 --lr 6e-4 --warmup 50 --p-detour 0.3 --seed 2 --eval-start 500 \
 		--eval-every 250 --out $(CG)
+
+train-codegen-init: venv
+	$(PY) -m reference.train nano-react --steps 3200 --stop-after 2400 --out $(CG)/init/stage1
+	$(PY) -m reference.train nano-react --init-from $(CG)/init/stage1/model.pt --steps 1500 \
+		--lr 1e-3 --warmup 50 --seed 2 --eval-start 750 --eval-every 250 --out $(CG)/init/stage2
+	$(PY) -m reference.train nano-react --init-from $(CG)/init/stage2/model.pt --steps 2000 \
+		--lr 8e-4 --warmup 50 --seed 3 --mix sum_lengths=1.5,sum_lengths3=0.5 \
+		--eval-start 1000 --eval-every 250 --out $(CG)/init
 
 evaluate: venv
 	$(PY) -m reference.evaluate $(WORKLOAD)

@@ -1,9 +1,10 @@
 """Train a nano agent workload by masked SFT on oracle trajectories.
 
-    python -m reference.train nano-react                 # the committed checkpoint's recipe
+    make train-react                                     # the committed checkpoint's recipe
+    python -m reference.train nano-react --rope --steps 2000 --out /tmp/rope   # a shorter run
     python -m reference.train nano-react --no-mask       # learn every token (comparison)
     python -m reference.train nano-react --steps 200 --out /tmp/quick   # a quick look
-    python -m reference.train nano-codegen --init-from reference/checkpoints/nano-react/model.pt
+    python -m reference.train nano-codegen --init-from reference/checkpoints/nano-codegen/init/model.pt
 
 nano-codegen trains on oracle programs, a share of them after a real failed attempt and its
 verifier feedback (both masked: only the corrected program is learned); its validation is
@@ -203,6 +204,8 @@ def main(argv=None) -> None:
     ap.add_argument("--n-layer", type=int, default=GPTConfig.n_layer, help="transformer blocks")
     ap.add_argument("--n-embd", type=int, default=GPTConfig.n_embd, help="model width")
     ap.add_argument("--n-head", type=int, default=GPTConfig.n_head, help="attention heads")
+    ap.add_argument("--rope", action="store_true",
+                    help="rotary (relative) positions instead of learned absolute ones")
     args = ap.parse_args(argv)
     try:
         mix = parse_mix(args.mix) if args.mix else None
@@ -215,25 +218,33 @@ def main(argv=None) -> None:
     if args.init_from is not None and not args.init_from.is_file():
         ap.error(f"--init-from {args.init_from}: no such file")
 
+    config = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                       rope=args.rope)
+    init = None
+    if args.init_from is not None:  # checked before anything is written
+        try:
+            init = torch.load(args.init_from, map_location="cpu", weights_only=True)
+            init_config = GPTConfig(**init["config"])  # older checkpoints predate `rope`
+        except Exception as e:
+            ap.error(f"--init-from {args.init_from}: not a checkpoint of this code ({e})")
+        if init_config != config:
+            ap.error(f"--init-from {args.init_from} has config {init['config']}, not {config.to_dict()}")
+
     from mlperf_logging import mllog  # imported here: heavy, and only training needs it
     c = mllog.constants
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "train_log.txt"
     log_path.unlink(missing_ok=True)
     # call sites are logged relative to the repository, never as this machine's paths
-    mllog.config(filename=str(log_path), root_dir=str(REPO_ROOT) + "/")
+    mllog.config(filename=str(log_path), root_dir=str(REPO_ROOT))  # mllog adds the "/"
     mll = mllog.get_mllogger()
 
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
-    config = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd)
     model = GPT(config).to(device)
-    if args.init_from:
-        init = torch.load(args.init_from, map_location=device, weights_only=True)
-        if init["config"] != config.to_dict():
-            ap.error(f"--init-from {args.init_from} has config {init['config']}, not {config.to_dict()}")
+    if init is not None:
         model.load_state_dict(init["model"])
     verifier = None
     if args.workload == "nano-codegen":

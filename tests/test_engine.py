@@ -29,10 +29,11 @@ def test_naive_baseline_gives_the_same_episodes(model):
         assert all(s.kv_cache_bytes == 0 for s in b.steps)
 
 
+@pytest.mark.parametrize("rope", [False, True], ids=["learned-positions", "rope"])
 @torch.no_grad()
-def test_batched_decode_rows_at_different_positions_match_one_row_decode():
+def test_batched_decode_rows_at_different_positions_match_one_row_decode(rope):
     torch.manual_seed(3)
-    m = GPT(GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=32)).eval()
+    m = GPT(GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=32, rope=rope)).eval()
     prompts = [[5, 6, 7], [9] * 11, [1, 2, 3, 4, 5, 6, 7]]
     cache = m.new_cache(4)
     rows = [3, 0, 2]  # rows need not be contiguous or ordered

@@ -1,3 +1,6 @@
+import dataclasses
+
+import pytest
 import torch
 
 from reference.model import GPT, GPTConfig, decode, encode
@@ -10,10 +13,11 @@ def test_tokenizer_round_trips_utf8():
     assert decode(encode(text)) == text
 
 
+@pytest.mark.parametrize("rope", [False, True], ids=["learned-positions", "rope"])
 @torch.no_grad()
-def test_kv_cache_decoding_matches_full_recomputation():
+def test_kv_cache_decoding_matches_full_recomputation(rope):
     torch.manual_seed(0)
-    model = GPT(CFG).eval()
+    model = GPT(dataclasses.replace(CFG, rope=rope)).eval()
     prompt = encode("Question: What is pi times 2?\n")
     # incremental: prefill the prompt, then one token at a time, with a mid-way multi-token chunk
     cache = model.new_cache(1)

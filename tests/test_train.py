@@ -40,6 +40,8 @@ def test_training_log_is_mllog_with_required_keys(two_runs):
         assert k in keys, k
     stop = next(e for e in events if e["key"] == "run_stop")
     assert stop["metadata"]["status"] == "success"
+    # call sites are repository paths, never this machine's
+    assert {e["metadata"]["file"] for e in events} <= {"reference/train.py"}
     acc = next(e for e in events if e["key"] == "eval_accuracy")
     assert acc["metadata"]["samples_count"] == 12 and 0.0 <= acc["value"] <= 1.0
 
@@ -55,3 +57,31 @@ def test_no_mask_switch_is_recorded(tmp_path):
     train.main(TINY + ["--steps", "1", "--eval-start", "1", "--out", str(tmp_path), "--no-mask"])
     events = _mllog(tmp_path / "train_log.txt")
     assert next(e for e in events if e["key"] == "label_masking")["value"] is False
+
+
+def test_init_from_checks_the_architecture_and_accepts_pre_rope_checkpoints(two_runs, tmp_path, capsys):
+    src = two_runs[0] / "model.pt"
+    # a checkpoint written before GPTConfig had `rope` continues as a learned-position model
+    old = torch.load(src, weights_only=True)
+    old["config"].pop("rope")
+    torch.save(old, tmp_path / "old.pt")
+    train.main(TINY + ["--steps", "1", "--eval-start", "1", "--init-from", str(tmp_path / "old.pt"),
+                       "--out", str(tmp_path / "cont")])
+    assert (tmp_path / "cont" / "model.pt").is_file()
+    # a rotary-position model cannot start from learned-position weights: a usage error
+    with pytest.raises(SystemExit) as e:
+        train.main(TINY + ["--rope", "--init-from", str(src), "--out", str(tmp_path / "bad")])
+    assert e.value.code == 2 and "has config" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit):
+        train.main(TINY + ["--init-from", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "bad")])
+    assert "not a checkpoint" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_rope_run_records_its_position_encoding(tmp_path):
+    train.main(TINY + ["--rope", "--steps", "1", "--eval-start", "1", "--out", str(tmp_path)])
+    cfg = json.loads((tmp_path / "train_config.json").read_text())
+    assert cfg["model"]["rope"] is True
+    state = torch.load(tmp_path / "model.pt", weights_only=True)["model"]
+    assert not any(k.startswith("wpe") for k in state)  # no learned position table
