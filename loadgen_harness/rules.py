@@ -31,6 +31,7 @@ class Profile:
     min_query_count: dict
     accuracy_sample_count: int | None  # None: every sample
     audit_min_duration_ms: int
+    audit_min_query_count: dict         # per scenario: queries each audit run issues at least
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class Rules:
     profiles: dict
     audits: dict
     path: Path
+    loadgen_version: str = ""           # the pinned LoadGen build ("6.0.17 @ d6147c7eb7")
+    checker: dict | None = None         # the checker's limits and tolerances
 
     def benchmark(self, name: str) -> Benchmark:
         if name not in self.benchmarks:
@@ -116,12 +119,14 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
             profiles[name] = Profile(name, bool(p["eligible"]), int(p["min_duration_ms"]),
                                      dict(p["min_query_count"]),
                                      None if acc == "all" else int(acc),
-                                     int(p["audit_min_duration_ms"]))
+                                     int(p["audit_min_duration_ms"]),
+                                     dict(p["audit_min_query_count"]))
         seeds = {k: int(v) for k, v in doc["loadgen"]["official_seeds"].items()}
         audits = dict(doc["audits"])
         for name in ("TEST01", "TEST04", "TEST09"):
             audits[name] = dict(audits[name])
         audits["TEST09"]["tolerance_fraction"] = float(audits["TEST09"]["tolerance_fraction"])
-        return Rules(int(doc["version"]), seeds, benchmarks, profiles, audits, Path(path))
+        return Rules(int(doc["version"]), seeds, benchmarks, profiles, audits, Path(path),
+                     str(doc["loadgen"]["version"]), dict(doc["checker"]))
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise RulesError(f"{path}: malformed rules ({type(err).__name__}: {err})") from None
