@@ -15,6 +15,10 @@ from pathlib import Path, PurePosixPath
 MAX_MEMBERS = 20_000
 MAX_MEMBER_BYTES = 64 * 2**20
 MAX_TOTAL_BYTES = 512 * 2**20
+# expanded size at most this multiple of the archive's own size (plus a floor): an honest
+# submission's logs and traces compress about 5-20x; a zip bomb compresses hundreds of times
+MAX_EXPANSION = 100
+EXPANSION_FLOOR_BYTES = 16 * 2**20
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
@@ -38,10 +42,15 @@ def extract(archive: Path, dest: Path) -> list[str]:
     archive, dest = Path(archive), Path(dest)
     problems: list[str] = []
     try:
+        budget = min(MAX_TOTAL_BYTES,
+                     EXPANSION_FLOOR_BYTES + MAX_EXPANSION * archive.stat().st_size)
+    except OSError:
+        budget = EXPANSION_FLOOR_BYTES
+    try:
         if archive.name.endswith(".zip"):
-            _extract_zip(archive, dest, problems)
+            _extract_zip(archive, dest, problems, budget)
         else:
-            _extract_tar(archive, dest, problems)
+            _extract_tar(archive, dest, problems, budget)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         problems.append(f"archive unreadable: {type(err).__name__}: {err}")
     return problems
@@ -64,13 +73,13 @@ def _write(dest: Path, rel: str, src, size_left: int, problems: list[str], name:
                 out.close()
                 target.unlink()
                 problems.append(f"{name}: member larger than the limit "
-                                f"({MAX_MEMBER_BYTES} bytes, {MAX_TOTAL_BYTES} in all)")
+                                f"({MAX_MEMBER_BYTES} bytes, or the archive's expansion budget)")
                 return written
             out.write(chunk)
     return written
 
 
-def _extract_tar(archive: Path, dest: Path, problems: list[str]) -> None:
+def _extract_tar(archive: Path, dest: Path, problems: list[str], budget: int) -> None:
     total = 0
     with tarfile.open(archive, "r:*") as tf:
         for count, m in enumerate(tf):
@@ -90,15 +99,16 @@ def _extract_tar(archive: Path, dest: Path, problems: list[str]) -> None:
             if not m.isfile():
                 problems.append(f"{m.name}: special file refused")
                 continue
-            if m.size > MAX_MEMBER_BYTES or total + m.size > MAX_TOTAL_BYTES:
-                problems.append(f"{m.name}: member larger than the limit ({m.size} bytes)")
+            if m.size > MAX_MEMBER_BYTES or total + m.size > budget:
+                problems.append(f"{m.name}: member larger than the limit ({m.size} bytes; "
+                                f"{budget} bytes expanded in all for this archive)")
                 continue
             src = tf.extractfile(m)
             if src is not None:
-                total += _write(dest, rel, src, MAX_TOTAL_BYTES - total, problems, m.name)
+                total += _write(dest, rel, src, budget - total, problems, m.name)
 
 
-def _extract_zip(archive: Path, dest: Path, problems: list[str]) -> None:
+def _extract_zip(archive: Path, dest: Path, problems: list[str], budget: int) -> None:
     total = 0
     with zipfile.ZipFile(archive) as zf:
         for count, info in enumerate(zf.infolist()):
@@ -116,12 +126,15 @@ def _extract_zip(archive: Path, dest: Path, problems: list[str]) -> None:
             if info.is_dir():
                 (dest / rel).mkdir(parents=True, exist_ok=True)
                 continue
-            if mode and not stat.S_ISREG(mode):
+            # zips written without Unix mode bits (ZipFile.writestr, Windows tools) carry no
+            # file type: those members are regular files
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
                 problems.append(f"{info.filename}: special file refused")
                 continue
-            if info.file_size > MAX_MEMBER_BYTES or total + info.file_size > MAX_TOTAL_BYTES:
+            if info.file_size > MAX_MEMBER_BYTES or total + info.file_size > budget:
                 problems.append(f"{info.filename}: member larger than the limit "
-                                f"({info.file_size} bytes)")
+                                f"({info.file_size} bytes; {budget} bytes expanded in all "
+                                "for this archive)")
                 continue
             with zf.open(info) as src:
-                total += _write(dest, rel, src, MAX_TOTAL_BYTES - total, problems, info.filename)
+                total += _write(dest, rel, src, budget - total, problems, info.filename)

@@ -31,18 +31,46 @@ def find_root(top: Path, max_depth: int = 4) -> Path | None:
     return None
 
 
-def check_tree(root: Path, rules: Rules, expect_profile: str, label: str) -> Report:
+def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
+               sandbox_budget_s: float | None = None) -> Report:
     report = Report(label)
-    ctx = Ctx(Tree(root), rules, expect_profile)
+    ctx = Ctx(Tree(root), rules, expect_profile, sandbox_budget_s)
     t0 = time.perf_counter()
     try:
         _run_rules(ctx, report)
+        rows = _guarded(report, "rows", lambda: _rows(ctx), [])
+        evidence = _guarded(report, "evidence", lambda: _evidence(ctx), {})
     finally:
         ctx.close()
     report.meta = {"profile_expected": expect_profile, "systems": ctx.systems,
-                   "results": [r.rel for r in ctx.results], "rows": _rows(ctx),
+                   "results": [r.rel for r in ctx.results], "rows": rows,
+                   "submitters": sorted({str(r.get("submitter")) for r in rows}),
+                   "evidence": evidence, "sandbox_s": round(ctx.sandbox_spent_s, 3),
                    "check_seconds": round(time.perf_counter() - t0, 3)}
     return report
+
+
+def _guarded(report: Report, what: str, fn, default):
+    try:
+        return fn()
+    except Exception as exc:  # a checker bug: its own finding
+        report.findings.append(Finding("X901", Severity.ERROR, "", f"{what} crashed: "
+                                       f"{type(exc).__name__}: {exc}"))
+        return default
+
+
+def _evidence(ctx: Ctx) -> dict:
+    """SHA-256 of each run's own evidence (detail log, trace): two honest submissions never
+    share one, so the leaderboard flags entries that do (copies of another's runs)."""
+    import hashlib
+    out = {}
+    for r in ctx.results:
+        for base, _ in r.runs:
+            for name in ("mlperf_log_detail.txt", "agent_trace.jsonl"):
+                data, _ = ctx.tree.bytes(f"{base}/{name}")
+                if data:
+                    out[f"{base}/{name}"] = hashlib.sha256(data).hexdigest()
+    return out
 
 
 def _run_rules(ctx: Ctx, report: Report) -> None:
@@ -53,7 +81,8 @@ def _run_rules(ctx: Ctx, report: Report) -> None:
             report.findings.extend(rule.check(ctx))
         except BudgetExceeded as exc:  # a hostile or broken submission, not a checker bug
             report.findings.append(Finding(
-                rule.id, Severity.ERROR, "", f"not checked to the end: {exc}",
+                "T609", Severity.ERROR, "", f"rule {rule.id} not checked to the end: {exc}",
+                expected=f"<= {ctx.sandbox_budget_s:.0f} s of sandbox time",
                 hint="the submission's programs take too long to re-verify in the sandbox"))
         except Exception as exc:  # a checker bug: its own finding, never a silent verdict
             tb = traceback.extract_tb(exc.__traceback__)[-1]
@@ -64,25 +93,44 @@ def _run_rules(ctx: Ctx, report: Report) -> None:
 
 
 def _rows(ctx: Ctx) -> list[dict]:
-    """One leaderboard row per result, from measurements.json (trusted only when the
-    report is valid: G307 and Q404 tie those numbers to LoadGen's logs)."""
+    """One leaderboard row per result: the figure LoadGen logged (G307, G310 tie it to the
+    evidence) and the quality recomputed from the accuracy log, never a stated field."""
+    from compliance.checks.loadgen import RESULT_KEY
+    from compliance.checks.quality import _recomputed
     rows = []
     for r in ctx.results:
         m = ctx.measurements(r) or {}
-        perf = m.get("performance") if isinstance(m.get("performance"), dict) else {}
-        acc = m.get("accuracy") if isinstance(m.get("accuracy"), dict) else {}
+        d, _ = ctx.tree.mllog(f"{r.perf}/mlperf_log_detail.txt")
+        value = (d or {}).get(RESULT_KEY[r.scenario], (None,))[0]
+        if r.scenario == "SingleStream" and isinstance(value, (int, float)):
+            value = value / 1e6
+        try:
+            got = _recomputed(ctx, r)
+        except BudgetExceeded:  # T609's finding
+            got = None
         sysdoc, _ = ctx.tree.json(f"systems/{r.system}.json")
         decl = sysdoc.get("declaration") if isinstance(sysdoc, dict) else None
+        probe = sysdoc.get("probe") if isinstance(sysdoc, dict) else None
+        decl = decl if isinstance(decl, dict) else {}
+        probe = probe if isinstance(probe, dict) else {}
+        bench = ctx.rules.benchmark(r.benchmark)
         rows.append({"system": r.system, "benchmark": r.benchmark, "scenario": r.scenario,
-                     "division": m.get("division"), "metric": perf.get("metric"),
-                     "value": perf.get("value"), "quality": acc.get(acc.get("metric")) if isinstance(acc.get("metric"), str) else None,
-                     "quality_metric": acc.get("metric"),
-                     "system_name": decl.get("system_name") if isinstance(decl, dict) else None,
-                     "accelerator": decl.get("accelerator_model_name") if isinstance(decl, dict) else None})
+                     "division": m.get("division"), "submitter": m.get("submitter"),
+                     "metric": bench.scenarios.get(r.scenario, {}).get("metric"),
+                     "value": value if isinstance(value, (int, float)) else None,
+                     "quality": round(got[0], 4) if got else None,
+                     "quality_metric": bench.quality_metric,
+                     "system_name": decl.get("system_name"),
+                     "accelerator": decl.get("accelerator_model_name"),
+                     "probe_cores": probe.get("host_processor_core_count"),
+                     "probe_accelerators": len(probe.get("accelerators") or [])
+                     if isinstance(probe.get("accelerators"), list) else 0,
+                     "override": bool(isinstance(sysdoc, dict) and sysdoc.get("mismatch_override"))})
     return rows
 
 
-def check_path(path: Path, expect_profile: str = "official", rules: Rules | None = None) -> Report:
+def check_path(path: Path, expect_profile: str = "official", rules: Rules | None = None,
+               sandbox_budget_s: float | None = None) -> Report:
     """Check a submission directory or archive; never raises on bad input."""
     rules = rules or load_rules()
     path = Path(path)
@@ -93,7 +141,7 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
             if root is None:
                 report = Report(str(path))
             else:
-                report = check_tree(root, rules, expect_profile, str(path))
+                report = check_tree(root, rules, expect_profile, str(path), sandbox_budget_s)
             for p in problems:
                 report.findings.insert(0, Finding("L104", Severity.ERROR, path.name,
                                                   f"archive member refused: {p}",
@@ -114,4 +162,4 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
         report.findings.append(Finding("L101", Severity.ERROR, "submission.json",
                                        "no submission.json found", expected="results/<division>/<submitter>/submission.json"))
         return report
-    return check_tree(root, rules, expect_profile, str(path))
+    return check_tree(root, rules, expect_profile, str(path), sandbox_budget_s)

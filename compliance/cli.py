@@ -31,7 +31,12 @@ class _Parser(argparse.ArgumentParser):
 
 def print_report(report: Report, seconds: float) -> None:
     from rich.console import Console
-    from rich.markup import escape
+    from rich.markup import escape as _escape
+
+    from compliance.safe import text as _text
+
+    def escape(value) -> str:  # submission text: control characters shown, markup inert
+        return _escape(_text(value, limit=2000))
     con = Console(highlight=False)
     verdict = "[green]VALID[/green]" if report.valid else "[red]INVALID[/red]"
     con.print(f"{escape(report.path)}: {verdict}  ({len(report.findings)} findings, "
@@ -102,7 +107,9 @@ def main(argv=None) -> int:
     report = check_path(args.path, args.profile)
     seconds = time.perf_counter() - t0
     if args.json:
-        print(json.dumps({**report.to_dict(), "seconds": round(seconds, 3)}, indent=1))
+        from compliance.safe import json_value
+        print(json.dumps(json_value({**report.to_dict(), "seconds": round(seconds, 3)}),
+                         indent=1, allow_nan=False))
     else:
         print_report(report, seconds)
     return EXIT_VALID if report.valid else EXIT_INVALID

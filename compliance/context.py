@@ -48,14 +48,23 @@ class Result:
 
 
 class Ctx:
-    def __init__(self, tree: Tree, rules: Rules, expect_profile: str = "official"):
+    def __init__(self, tree: Tree, rules: Rules, expect_profile: str = "official",
+                 sandbox_budget_s: float | None = None):
         self.tree, self.rules, self.expect_profile = tree, rules, expect_profile
         self._tasks: dict = {}
+        limit = float(rules.checker["max_sandbox_s"])
+        self.sandbox_budget_s = limit if sandbox_budget_s is None else min(limit, sandbox_budget_s)
 
     @cached_property
     def grader(self) -> Grader:
-        """Scores answers and re-executes tool calls (starts a sandbox pool on first use)."""
-        return Grader()
+        """Scores answers and re-executes tool calls (starts a sandbox pool on first use);
+        its sandbox time is bounded by rules.yaml checker.max_sandbox_s (and what is left of a
+        leaderboard's budget)."""
+        return Grader(budget_s=self.sandbox_budget_s)
+
+    @property
+    def sandbox_spent_s(self) -> float:
+        return self.grader.spent_s if "grader" in self.__dict__ else 0.0
 
     def close(self) -> None:
         if "grader" in self.__dict__:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from compliance.archive import is_archive
 from compliance.check import check_path
+from compliance.safe import csv_cell, json_value, markdown, text
+from loadgen_harness.rules import load_rules
 
 LOWER_IS_BETTER = {"SingleStream"}
 
@@ -39,30 +41,131 @@ def _name(p: Path) -> str:
     return n
 
 
-def collect(folder: Path, profile: str) -> dict:
+def _check_one(path: str, profile: str, budget_s: float) -> dict:
+    """Check one entry in a worker process: the report as plain data (never raises)."""
+    try:
+        report = check_path(Path(path), profile, sandbox_budget_s=budget_s)
+        return {"valid": report.valid, "meta": report.meta,
+                "findings": [f.to_dict() for f in report.findings]}
+    except Exception as exc:  # a checker bug must not stop the whole folder
+        return {"valid": False, "meta": {}, "findings": [{
+            "rule": "X901", "severity": "error", "file": "", "location": "", "expected": "",
+            "found": "", "hint": "a bug in the checker; please report it",
+            "message": f"the check crashed: {type(exc).__name__}: {exc}"}]}
+
+
+def _check_all(entries: list[Path], profile: str, workers: int) -> list[dict]:
+    """Check every entry, `workers` at a time (both cores), within the leaderboard's total
+    sandbox budget (rules.yaml checker.max_sandbox_s_leaderboard): each check gets what is
+    left, so a folder of hostile submissions costs a bounded time."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    rules = load_rules()
+    left = float(rules.checker["max_sandbox_s_leaderboard"])
+    out: list[dict | None] = [None] * len(entries)
+    if workers <= 1 or len(entries) <= 1:
+        for i, p in enumerate(entries):
+            out[i] = _check_one(str(p), profile, max(left, 0.0))
+            left -= out[i]["meta"].get("sandbox_s", 0.0)
+        return out
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending = {}
+        queue = list(enumerate(entries))
+        while queue or pending:
+            while queue and len(pending) < workers:
+                i, p = queue.pop(0)
+                pending[pool.submit(_check_one, str(p), profile, max(left, 0.0) / workers)] = i
+            done = next(iter(_wait(pending)))
+            i = pending.pop(done)
+            try:
+                out[i] = done.result()
+            except BrokenProcessPool:  # a worker died: the unfinished entries get X901
+                died = {"valid": False, "meta": {}, "findings": [{
+                    "rule": "X901", "severity": "error", "file": "", "location": "",
+                    "expected": "", "found": "", "hint": "a bug in the checker",
+                    "message": "the checker's worker process died during this check"}]}
+                return [o if o is not None else died for o in out]
+            left -= out[i]["meta"].get("sandbox_s", 0.0)
+    return out
+
+
+def _wait(pending):
+    from concurrent.futures import FIRST_COMPLETED, wait
+    return wait(pending, return_when=FIRST_COMPLETED).done
+
+
+def _plausible(rules, row: dict) -> bool:
+    """Whether a result is within the plausibility ratio of the reference on comparable
+    hardware (the reference CPU machine scaled by the probe's core count)."""
+    c = rules.checker
+    ref = c["reference_results"].get(row["benchmark"], {})
+    value, base = row.get("value"), ref.get(row["scenario"])
+    if not isinstance(value, (int, float)) or not base or row["scenario"] in LOWER_IS_BETTER:
+        return True
+    cores = row.get("probe_cores") if isinstance(row.get("probe_cores"), int) else 1
+    scale = max(1.0, cores / ref.get("cores", 1))
+    ratio = c["plausibility_max_ratio_accelerator"] if row.get("probe_accelerators") \
+        else c["plausibility_max_ratio"]
+    return value <= ratio * base * scale
+
+
+def collect(folder: Path, profile: str, workers: int = 2) -> dict:
+    rules = load_rules()
+    entries = _entries(folder)
+    results = _check_all(entries, profile, workers)
+    names = [_name(p) for p in entries]
     boards: dict[str, list[dict]] = {}
-    invalid = []
-    for p in _entries(folder):
-        report = check_path(p, profile)
-        if not report.valid:
-            errors = [f for f in report.findings if f.severity.value == "error"]
-            invalid.append({"submission": _name(p), "n_errors": len(errors),
-                            "reasons": [f"{f.rule}: {f.message}" + (f" ({f.file})" if f.file else "")
+    invalid, flagged = [], []
+    evidence_owner: dict[str, str] = {}
+    duplicates: dict[str, str] = {}
+    for p, name, res in zip(entries, names, results):
+        for h in res["meta"].get("evidence", {}).values():
+            if h in evidence_owner and evidence_owner[h] != name:
+                duplicates.setdefault(name, evidence_owner[h])
+                duplicates.setdefault(evidence_owner[h], name)
+            evidence_owner.setdefault(h, name)
+    for p, name, res in zip(entries, names, results):
+        errors = [f for f in res["findings"] if f["severity"] == "error"]
+        if names.count(name) > 1:
+            errors.insert(0, {"rule": "B703", "message": f"more than one entry for submitter "
+                              f"{name!r} (directory and archive)", "file": ""})
+        subs = res["meta"].get("submitters", [])
+        if res["valid"] and subs != [name]:
+            errors.insert(0, {"rule": "B704", "message": f"the results name submitter "
+                              f"{', '.join(subs)}, not the entry's name {name!r}", "file": ""})
+        if errors:
+            invalid.append({"submission": name, "n_errors": len(errors),
+                            "reasons": [f"{f['rule']}: {f['message']}"
+                                        + (f" ({f['file']})" if f.get("file") else "")
                                         for f in errors[:5]]})
             continue
-        for row in report.meta.get("rows", []):
+        if name in duplicates:
+            flagged.append({"submission": name, "reason": f"B702: shares run evidence (a detail "
+                            f"log or trace) with {duplicates[name]!r}: identical runs"})
+            continue
+        notes = sorted({f"{f['rule']}: {f['message']}" for f in res["findings"]
+                        if f["severity"] == "warning"})
+        for row in res["meta"].get("rows", []):
+            row_notes = list(notes)
+            if row.get("override"):
+                row_notes.insert(0, "S202: hardware declaration override (ALLOW_MISMATCH)")
+            if not _plausible(rules, row):
+                row_notes.insert(0, "B701: needs reproduction (far beyond the reference on "
+                                    "comparable hardware)")
             key = f"{row['benchmark']} / {row['scenario']} / {row['division']}"
-            boards.setdefault(key, []).append({"submission": _name(p), **row})
+            boards.setdefault(key, []).append({"submission": name, **row,
+                                               "notes": "; ".join(row_notes)})
     for key, rows in boards.items():
         lower = key.split(" / ")[1] in LOWER_IS_BETTER
         rows.sort(key=lambda r: (r["value"] if lower else -r["value"], r["submission"]))
         for i, r in enumerate(rows, 1):
             r["rank"] = i
-    return {"profile": profile, "boards": dict(sorted(boards.items())), "invalid": invalid}
+    return {"profile": profile, "boards": dict(sorted(boards.items())), "invalid": invalid,
+            "flagged": flagged}
 
 
 COLUMNS = ("rank", "submission", "system", "system_name", "accelerator", "metric", "value",
-           "quality_metric", "quality")
+           "quality_metric", "quality", "notes")
 
 
 def to_markdown(data: dict) -> str:
@@ -71,13 +174,18 @@ def to_markdown(data: dict) -> str:
         lines += [f"## {key}", "", "| " + " | ".join(COLUMNS) + " |",
                   "|" + "---|" * len(COLUMNS)]
         for r in rows:
-            cells = [str(r.get(c, "")).replace("|", "\\|").replace("\n", " ") for c in COLUMNS]
+            cells = [markdown(r.get(c, "")) for c in COLUMNS]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## Invalid submissions", ""]
+    lines += ["## Flagged for review (not ranked)", ""]
+    for fl in data.get("flagged", []):
+        lines.append(f"- **{markdown(fl['submission'])}**: {markdown(fl['reason'])}")
+    if not data.get("flagged"):
+        lines.append("none")
+    lines += ["", "## Invalid submissions", ""]
     for inv in data["invalid"]:
-        lines.append(f"- **{inv['submission']}** ({inv['n_errors']} errors): "
-                     + "; ".join(inv["reasons"]).replace("\n", " "))
+        lines.append(f"- **{markdown(inv['submission'])}** ({inv['n_errors']} errors): "
+                     + markdown("; ".join(inv["reasons"])))
     if not data["invalid"]:
         lines.append("none")
     return "\n".join(lines) + "\n"
@@ -90,12 +198,12 @@ def to_csv(data: dict) -> str:
     for key, rows in data["boards"].items():
         b, s, d = key.split(" / ")
         for r in rows:
-            w.writerow([b, s, d, *[r.get(c, "") for c in COLUMNS]])
+            w.writerow([csv_cell(x) for x in (b, s, d, *[r.get(c, "") for c in COLUMNS])])
     return buf.getvalue()
 
 
 def to_html(data: dict) -> str:
-    e = lambda v: html.escape(str(v if v is not None else ""), quote=True)  # noqa: E731
+    e = lambda v: html.escape(text(v if v is not None else ""), quote=True)  # noqa: E731
     parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
              f"<title>Leaderboard ({e(data['profile'])})</title>",
              "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}"
@@ -109,7 +217,10 @@ def to_html(data: dict) -> str:
         for r in rows:
             parts.append("<tr>" + "".join(f"<td>{e(r.get(c))}</td>" for c in COLUMNS) + "</tr>")
         parts.append("</tbody></table>")
-    parts.append("<h2>Invalid submissions</h2><ul class=\"invalid\">")
+    parts.append("<h2>Flagged for review (not ranked)</h2><ul>")
+    parts += [f"<li><b>{e(fl['submission'])}</b>: {e(fl['reason'])}</li>"
+              for fl in data.get("flagged", [])] or ["<li>none</li>"]
+    parts.append("</ul><h2>Invalid submissions</h2><ul class=\"invalid\">")
     for inv in data["invalid"]:
         parts.append(f"<li><b>{e(inv['submission'])}</b> ({inv['n_errors']} errors)<ul>"
                      + "".join(f"<li>{e(x)}</li>" for x in inv["reasons"]) + "</ul></li>")
@@ -119,15 +230,18 @@ def to_html(data: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def build_leaderboard(folder: Path, out: Path, profile: str = "official") -> dict:
-    data = collect(Path(folder), profile)
+def build_leaderboard(folder: Path, out: Path, profile: str = "official",
+                      workers: int = 2) -> dict:
+    data = collect(Path(folder), profile, workers)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "leaderboard.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / "leaderboard.json").write_text(
+        json.dumps(json_value(data), indent=1, allow_nan=False) + "\n")
     (out / "leaderboard.md").write_text(to_markdown(data))
     (out / "leaderboard.csv").write_text(to_csv(data))
     (out / "index.html").write_text(to_html(data))
     n_valid = len({r["submission"] for rows in data["boards"].values() for r in rows})
-    print(f"{n_valid} valid, {len(data['invalid'])} invalid submissions; wrote {out}/"
+    print(f"{n_valid} ranked, {len(data['flagged'])} flagged, {len(data['invalid'])} invalid "
+          f"submissions; wrote {out}/"
           "{leaderboard.md,leaderboard.csv,leaderboard.json,index.html}")
     return data

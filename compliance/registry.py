@@ -10,7 +10,8 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from compliance.checks import audits, layout, loadgen, quality, system, traces
+from compliance.checks import (audits, episodes, identity, layout, loadgen, provenance,
+                               quality, system, timing, traces)
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,10 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("L102", "no-links-or-leftovers", "layout", layout.no_links_or_leftovers),
     Rule("L103", "known-names", "layout", layout.known_names),
     Rule("L104", "safe-archive", "layout", None),
+    Rule("L105", "submitter-identity", "layout", identity.submitter_identity),
     Rule("S201", "declaration-schema", "hardware", system.declaration_schema),
     Rule("S202", "declaration-matches-probe", "hardware", system.declaration_matches_probe),
+    Rule("S203", "probe-consistent", "hardware", system.probe_consistent),
     Rule("G301", "result-valid", "run-rules", loadgen.result_valid),
     Rule("G302", "no-loadgen-errors", "run-rules", loadgen.no_errors),
     Rule("G303", "official-seeds", "run-rules", loadgen.official_seeds),
@@ -51,20 +54,32 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("G306", "run-identity", "run-rules", loadgen.run_identity),
     Rule("G307", "measurements-agree", "run-rules", loadgen.measurements_agree),
     Rule("G308", "profile-eligible", "run-rules", loadgen.profile_eligible),
+    Rule("G309", "loadgen-build-pinned", "run-rules", identity.loadgen_build_pinned),
+    Rule("G310", "throughput-recomputed", "compliance", timing.throughput_recomputed),
+    Rule("G311", "latency-recomputed", "compliance", timing.latency_recomputed),
+    Rule("G312", "settings-agree", "compliance", identity.settings_agree),
     Rule("Q401", "accuracy-log-wellformed", "quality", quality.accuracy_log_wellformed),
     Rule("Q402", "sample-coverage", "quality", quality.sample_coverage),
     Rule("Q403", "quality-target", "quality", quality.quality_target),
     Rule("Q404", "accuracy-json-agrees", "quality", quality.accuracy_json_agrees),
     Rule("Q405", "reference-weights", "divisions", quality.reference_weights),
+    Rule("Q406", "closed-answers-are-reference", "divisions",
+         provenance.closed_answers_match_reference),
+    Rule("Q407", "answers-computed", "divisions", provenance.answers_computed),
     Rule("A501", "test01-outputs-match", "audits", audits.test01_outputs_match),
     Rule("A502", "test04-no-caching", "audits", audits.test04_no_caching),
     Rule("A503", "test09-output-length", "audits", audits.test09_output_length),
+    Rule("A504", "audit-runs-valid", "audits", audits.audit_runs_valid),
     Rule("T601", "trace-schema", "layout", traces.trace_schema),
     Rule("T602", "trace-matches-accuracy-log", "layout", traces.trace_matches_accuracy_log),
     Rule("T602", "trace-matches-performance-logs", "layout", traces.trace_matches_performance_logs),
     Rule("T603", "step-bounds", "benchmarks", traces.step_bounds),
     Rule("T604", "step-times-add-up", "layout", traces.step_times_add_up),
     Rule("T605", "tool-calls-reexecuted", "benchmarks", traces.tool_calls_reexecuted),
+    Rule("T606", "trace-episodes-distinct", "compliance", episodes.trace_episodes_distinct),
+    Rule("T607", "trace-self-consistent", "compliance", episodes.trace_self_consistent),
+    Rule("T608", "performance-answers-match", "compliance", episodes.performance_answers_match),
+    Rule("T609", "trace-budget", "compliance", traces.trace_budget),
     Rule("X901", "checker-internal-error", "", None),
 )
 RULES_BY_ID = {}

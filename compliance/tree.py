@@ -7,11 +7,63 @@ files are cached so each is read once however many rules look at it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from pathlib import Path
 
 MAX_FILE_BYTES = 64 * 2**20  # no legitimate file of a submission comes near this
+MAX_INT_DIGITS = 24          # the longest honest integer is a 20-digit LoadGen seed
+# Keys LoadGen itself logs more than once; any other key twice means an edited log.
+REPEATABLE_KEYS = {"generic_message", "error", "warning"}
+
+
+class StrictJSONError(ValueError):
+    """A JSON document that Python's json would accept but a submission may not contain."""
+
+
+def _pairs(pairs):
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise StrictJSONError(f"duplicate key {dup[:40]!r}")
+    return d
+
+
+def _int(text):
+    if len(text) > MAX_INT_DIGITS:
+        raise StrictJSONError(f"integer of {len(text)} digits")
+    return int(text)
+
+
+def _float(text):
+    v = float(text)
+    if not math.isfinite(v):
+        raise StrictJSONError(f"number {text[:40]} is not finite")
+    return v
+
+
+def _constant(name):
+    raise StrictJSONError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_int, parse_float=_float,
+                            parse_constant=_constant)
+
+
+def strict_loads(text: str):
+    """json.loads that refuses duplicate keys, NaN/Infinity, non-finite floats and huge
+    integers (ValueError, with a short reason). Every submission file is read with it."""
+    return _DECODER.decode(text)
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        return f"not valid JSON at line {err.lineno}: {err.msg}"
+    if isinstance(err, RecursionError):
+        return "not valid JSON: nested too deeply"
+    return f"not valid JSON: {str(err)[:120]}"
 
 
 class Tree:
@@ -93,10 +145,9 @@ class Tree:
     def json(self, rel: str) -> tuple[object, str]:
         def parse(text):
             try:
-                return json.loads(text), ""
-            except (json.JSONDecodeError, RecursionError) as err:
-                where = f" at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
-                return None, f"not valid JSON{where}: {getattr(err, 'msg', err)}"
+                return strict_loads(text), ""
+            except (ValueError, RecursionError) as err:
+                return None, _why(err)
         return self._parsed("json", rel, parse)
 
     def json_lines(self, rel: str) -> tuple[list | None, str]:
@@ -107,31 +158,56 @@ class Tree:
                 if not line.strip():
                     continue
                 try:
-                    rows.append((i, json.loads(line), ""))
-                except (json.JSONDecodeError, RecursionError) as err:
-                    rows.append((i, None, f"not valid JSON: {getattr(err, 'msg', err)}"))
+                    rows.append((i, strict_loads(line), ""))
+                except (ValueError, RecursionError) as err:
+                    rows.append((i, None, _why(err)))
             return rows, ""
         return self._parsed("jsonl", rel, parse)
 
     def mllog(self, rel: str) -> tuple[dict | None, str]:
-        """LoadGen detail log: {key: (value, line number)}, plus '__errors__' [(msg, line)]."""
+        """LoadGen detail log: {key: (value, line number)} of each key's FIRST record, plus
+        '__errors__' [(msg, line)], '__bad_lines__' [line] (garbage, disguised or unparsable
+        lines), '__dups__' [(key, line)] (a key logged twice), '__times__' [time_ms] and
+        '__time_problems__' [line] (a stamp missing, negative or going back in time)."""
         def parse(text):
-            out: dict = {"__errors__": [], "__bad_lines__": []}
+            out: dict = {"__errors__": [], "__bad_lines__": [], "__dups__": [], "__times__": [],
+                         "__time_problems__": []}
+            last_t = 0.0
             for i, line in enumerate(text.splitlines(), 1):
-                if not line.startswith(":::MLLOG "):
+                if not line.strip():
+                    continue
+                if not line.startswith(":::MLLOG {"):
+                    out["__bad_lines__"].append(i)
+                    if "error" in line.lower():  # an error line behind a changed prefix
+                        out["__errors__"].append((line[:200], i))
                     continue
                 try:
-                    rec = json.loads(line[len(":::MLLOG "):])
+                    rec = strict_loads(line[len(":::MLLOG "):])
                     k = rec["key"]
-                except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    out["__bad_lines__"].append(i)
+                    if "error" in line.lower():
+                        out["__errors__"].append((line[:200], i))
+                    continue
+                if not isinstance(k, str) or not k or k.startswith("__"):
                     out["__bad_lines__"].append(i)
                     continue
-                if not isinstance(k, str):
-                    out["__bad_lines__"].append(i)
-                    continue
-                out[k] = (rec.get("value"), i)
-                meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
-                if k == "error" or meta.get("is_error"):
+                t = rec.get("time_ms")
+                if not isinstance(t, (int, float)) or isinstance(t, bool) or t < 0 or \
+                        t + 1e-6 < last_t:
+                    out["__time_problems__"].append(i)
+                else:
+                    last_t = float(t)
+                    out["__times__"].append(last_t)
+                if k in out:
+                    if k not in REPEATABLE_KEYS:
+                        out["__dups__"].append((k, i))
+                else:
+                    out[k] = (rec.get("value"), i)
+                meta = rec.get("metadata")
+                if not isinstance(meta, dict) or not isinstance(meta.get("is_error"), bool):
+                    out["__bad_lines__"].append(i)  # LoadGen flags every record
+                if k == "error" or (isinstance(meta, dict) and meta.get("is_error") is True):
                     out["__errors__"].append((str(rec.get("value"))[:200], i))
             return out, ""
         return self._parsed("mllog", rel, parse)

@@ -101,19 +101,33 @@ def loadgen_settings(rules, bench, scenario: str, mode: str, profile, tuning: di
     return s
 
 
-AUDIT_MIN_QUERIES = 32  # audits check answers and caching, not the latency distribution
-
-
-def audit_settings(rules, profile) -> dict[str, dict]:
-    """LoadGen settings that turn a performance run into each audit run."""
+def audit_settings(rules, profile, scenario: str = "Offline") -> dict[str, dict]:
+    """LoadGen settings that turn a performance run into each audit run (rules.md 4.1: each
+    audit run lasts the profile's audit duration and issues its audit query count; a Server
+    audit needs 459 queries before LoadGen's early stopping can call it VALID)."""
     a = rules.audits
-    short = {"min_duration_ms": profile.audit_min_duration_ms, "min_query_count": AUDIT_MIN_QUERIES}
+    short = {"min_duration_ms": profile.audit_min_duration_ms,
+             "min_query_count": int(profile.audit_min_query_count[scenario])}
     return {
         "TEST01": {**short, "accuracy_log_probability": a["TEST01"]["accuracy_log_probability"],
                    "accuracy_log_rng_seed": a["TEST01"]["accuracy_log_rng_seed"]},
         "TEST04": {**short, "performance_issue_same": True,
                    "performance_issue_same_index": a["TEST04"]["sample_index"]},
     }
+
+
+def audit_breaks_rules(detail: dict, profile, scenario: str) -> str:
+    """Why an audit run's detail log breaks section 4.1 ('' if it does not): the checker's
+    A504 holds every audit run to the same (VALID, duration, samples issued)."""
+    if detail.get("result_validity") != "VALID":
+        return f"LoadGen says {detail.get('result_validity')}: " \
+               f"{detail.get('result_invalid_reason') or 'see its summary'}"
+    n = (detail.get("generated_query_count") or 0) * (detail.get("generated_samples_per_query") or 0)
+    if n < profile.audit_min_query_count[scenario]:
+        return f"{n} samples issued, fewer than {profile.audit_min_query_count[scenario]}"
+    if not detail.get("result_min_duration_met"):
+        return "shorter than its min duration"
+    return ""
 
 
 def _qps_hint(scenario: str, tuning: dict) -> float:
@@ -144,10 +158,11 @@ def plan_runs(rules, profile, benchmarks, scenarios, tuning_all: dict) -> list[R
             perf = loadgen_settings(rules, bench, scen, "PerformanceOnly", profile, tuning)
             plans.append(RunPlan(bname, scen, "PerformanceOnly", "performance/run_1", perf,
                                  STARTUP_S + dur))
-            for name, extra in audit_settings(rules, profile).items():
+            audit_s = max(profile.audit_min_duration_ms / 1000,
+                          profile.audit_min_query_count[scen] / qps) * 1.1
+            for name, extra in audit_settings(rules, profile, scen).items():
                 plans.append(RunPlan(bname, scen, "PerformanceOnly", f"audit/{name}",
-                                     {**perf, **extra},
-                                     STARTUP_S + profile.audit_min_duration_ms / 1000 * 1.1))
+                                     {**perf, **extra}, STARTUP_S + audit_s))
     return plans
 
 
@@ -305,8 +320,12 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                         "max_batch": tuning["benchmarks"][plan.benchmark][plan.scenario].get("max_batch")}
                 progress.start(plan)
                 t0 = time.time()
+                if plan.rel_dir.startswith("audit/") and plan.benchmark in calibrated:
+                    # audits run with the performance run's calibrated Offline rate
+                    plan.settings["offline_expected_qps"] = calibrated[plan.benchmark]
+                    spec["settings"] = plan.settings
                 run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
-                if plan.scenario == "Offline" and plan.rel_dir == "performance/run_1":
+                if plan.scenario == "Offline" and plan.mode == "PerformanceOnly":
                     # LoadGen pre-generates 1.1 x min_duration x expected_qps samples; a SUT
                     # faster than expected finishes early and the run is INVALID. Re-run once
                     # with the measured rate, and record that the rate was calibrated.
@@ -314,10 +333,18 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                     measured = d.get("result_samples_per_second") or 0
                     if not d.get("result_min_duration_met") and measured > plan.settings["offline_expected_qps"]:
                         plan.settings["offline_expected_qps"] = round(measured * 1.25, 2)
-                        calibrated[plan.benchmark] = plan.settings["offline_expected_qps"]
+                        if plan.rel_dir == "performance/run_1":
+                            calibrated[plan.benchmark] = plan.settings["offline_expected_qps"]
                         spec["settings"] = plan.settings
                         shutil.rmtree(run_dir)
                         run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
+                if plan.rel_dir.startswith("audit/"):
+                    audit_problem = audit_breaks_rules(
+                        read_detail(run_dir / "mlperf_log_detail.txt"), profile, plan.scenario)
+                    if audit_problem:
+                        raise SubmissionError(
+                            f"{plan.label}: the audit run breaks rules.md section 4.1 "
+                            f"({audit_problem}); nothing was written")
                 for f in list(run_dir.iterdir()):
                     if f.name not in KEEP[plan.rel_dir.split("/")[0]]:
                         f.unlink()

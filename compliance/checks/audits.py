@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import statistics
 
+import math
+
 from compliance.checks import err
 from compliance.checks.quality import HEX, parse_accuracy_log
+from compliance.checks.timing import duration_ms, issued
 from compliance.checks.traces import _records
 from compliance.context import Ctx
 
@@ -16,8 +19,11 @@ def _audit(r, name: str) -> str:
 def test01_outputs_match(ctx: Ctx):
     """A501 (TEST01, in full): every answer sampled during a performance-mode run equals the
     accuracy-mode answer of the same sample. MLPerf's TEST01 compares only the first element;
-    here the whole answer is compared."""
-    limit = ctx.rules.audits["TEST01"]["max_mismatch_fraction"]
+    here the whole answer is compared. The run used the pinned sampling (rules.yaml
+    audits.TEST01 probability and seed), logged about that fraction of the issued samples
+    (within 5 standard deviations), and every logged answer is its trace's answer."""
+    t01 = ctx.rules.audits["TEST01"]
+    limit = t01["max_mismatch_fraction"]
     for r in ctx.results:
         rel = f"{_audit(r, 'TEST01')}/mlperf_log_accuracy.json"
         data, problem = ctx.tree.json(rel)
@@ -25,6 +31,34 @@ def test01_outputs_match(ctx: Ctx):
             if ctx.tree.kind(rel) != "missing":
                 yield err("A501", rel, f"audit log unreadable: {problem}")
             continue
+        drel = f"{_audit(r, 'TEST01')}/mlperf_log_detail.txt"
+        d, _ = ctx.tree.mllog(drel)
+        if d is not None:
+            for key, want in (("effective_accuracy_log_probability", t01["accuracy_log_probability"]),
+                              ("effective_accuracy_log_rng_seed", t01["accuracy_log_rng_seed"])):
+                got = d.get(key, (None, 0))[0]
+                if not isinstance(got, (int, float)) or isinstance(got, bool) or \
+                        not math.isclose(got, want):
+                    yield err("A501", drel, f"the TEST01 run did not use the pinned {key[10:]}",
+                              location=f"line {d.get(key, (0, '?'))[1]}", expected=want, found=got)
+            n, p = issued(d), t01["accuracy_log_probability"]
+            if n and isinstance(data, list):
+                sd = math.sqrt(n * p * (1 - p))
+                if abs(len(data) - n * p) > 5 * sd + 2:
+                    yield err("A501", rel, "the audit log holds not the sampled share of the "
+                              "issued samples", expected=f"about {n * p:.0f} of {n}",
+                              found=len(data), hint="the audit log is LoadGen's; do not edit it")
+        traced = {}
+        for _, rec in _records(ctx, f"{_audit(r, 'TEST01')}/agent_trace.jsonl"):
+            traced.setdefault(rec["qsl_idx"], set()).add(rec["answer"] or "")
+        if traced and isinstance(data, list):
+            for i, e in enumerate(data):
+                if isinstance(e, dict) and isinstance(e.get("data"), str) and HEX.match(e["data"]):
+                    ans = bytes.fromhex(e["data"]).decode("utf-8", errors="replace")
+                    if ans not in traced.get(e.get("qsl_idx"), ()):
+                        yield err("A501", rel, "a logged answer is not its trace's answer",
+                                  location=f"/{i}", found=ans[:200])
+                        break
         acc, _ = parse_accuracy_log(ctx, r)
         if acc is None:
             continue
@@ -62,22 +96,33 @@ def test01_outputs_match(ctx: Ctx):
 
 
 def _tokens_per_s(ctx: Ctx, base: str, scenario: str):
+    """Generated tokens per second of a run, recomputed: the trace's tokens over the run's
+    duration by the log's own time stamps (never LoadGen's stated rate)."""
     d, _ = ctx.tree.mllog(f"{base}/mlperf_log_detail.txt")
     recs = _records(ctx, f"{base}/agent_trace.jsonl")
     if d is None or not recs:
         return None
-    key = "result_samples_per_second" if scenario == "Offline" else "result_completed_samples_per_sec"
-    rate = d.get(key, (None,))[0]
-    if not isinstance(rate, (int, float)) or rate <= 0:
+    dur = duration_ms(d)
+    if not dur or dur <= 0:
         return None
-    return rate * statistics.fmean(rec["generated_tokens"] for _, rec in recs)
+    return sum(rec["generated_tokens"] for _, rec in recs) / (dur / 1000)
+
+
+def _tokens_per_gen_ms(ctx: Ctx, base: str):
+    """Generated tokens per ms of generation time, from the trace alone."""
+    recs = _records(ctx, f"{base}/agent_trace.jsonl")
+    ms = sum(s["generation_ms"] for _, rec in recs for s in rec["steps"])
+    return sum(rec["generated_tokens"] for _, rec in recs) / ms if recs and ms > 0 else None
 
 
 def test04_no_caching(ctx: Ctx):
     """A502 (TEST04's idea): issuing one sample over and over must not be much faster, in
     generated tokens per second, than the normal performance run; a large speed-up means
-    results are cached across samples, which no division allows."""
+    results are cached across samples, which no division allows. Both rates are recomputed
+    (trace tokens over the run's duration by its time stamps), and the trace's own decode speed
+    (tokens per ms of generation) is held to audits.TEST04.max_trace_speedup."""
     max_speedup = ctx.rules.audits["TEST04"]["max_speedup"]
+    max_trace = ctx.rules.audits["TEST04"]["max_trace_speedup"]
     idx = ctx.rules.audits["TEST04"]["sample_index"]  # LoadGen's index into its loaded set
     for r in ctx.results:
         base = _audit(r, "TEST04")
@@ -117,6 +162,11 @@ def test04_no_caching(ctx: Ctx):
             yield err("A502", rel, "the repeated sample ran much faster than the normal run",
                       expected=f"<= {max_speedup} x {normal:.1f} tokens/s",
                       found=f"{audit:.1f} tokens/s", hint="results must not be cached")
+        a, n = _tokens_per_gen_ms(ctx, base), _tokens_per_gen_ms(ctx, r.perf)
+        if a is not None and n is not None and a > max_trace * n:
+            yield err("A502", f"{base}/agent_trace.jsonl", "the repeated sample decoded much "
+                      "faster than the normal run", expected=f"<= {max_trace} x {n:.3f} tokens/ms",
+                      found=f"{a:.3f} tokens/ms", hint="results must not be cached")
 
 
 def test09_output_length(ctx: Ctx):
@@ -136,3 +186,30 @@ def test09_output_length(ctx: Ctx):
         if abs(mean - ref) > tol * ref:
             yield err("A503", rel, "mean generated tokens per episode far from the reference",
                       expected=f"{ref:.1f} +/- {tol:.0%}", found=f"{mean:.1f}")
+
+
+def audit_runs_valid(ctx: Ctx):
+    """A504 (section 4.1): every audit run is LoadGen-VALID, with the official settings of its
+    result, and long enough: at least the profile's audit_min_duration_ms by its own time
+    stamps and audit_min_query_count samples issued."""
+    for r in ctx.results:
+        prof = ctx.rules.profile(ctx.profile_of(r))
+        need_n = prof.audit_min_query_count.get(r.scenario, 0)
+        for name in ("TEST01", "TEST04"):
+            rel = f"{_audit(r, name)}/mlperf_log_detail.txt"
+            d, _ = ctx.tree.mllog(rel)
+            if d is None:
+                continue  # L101 / G302
+            v = d.get("result_validity", (None, 0))
+            if v[0] != "VALID":
+                yield err("A504", rel, "the audit run is not VALID", location=f"line {v[1]}",
+                          expected="VALID", found=v[0],
+                          hint="make submission re-runs an audit until LoadGen accepts it")
+            dur, n = duration_ms(d), issued(d)
+            if dur is None or dur < prof.audit_min_duration_ms:
+                yield err("A504", rel, "the audit run is shorter than the profile's audit "
+                          "duration", expected=f">= {prof.audit_min_duration_ms} ms",
+                          found=f"{dur} ms")
+            if n is None or n < need_n:
+                yield err("A504", rel, "the audit run issued too few samples",
+                          expected=f">= {need_n}", found=n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from compliance.checks import err
+from compliance.checks.timing import duration_ms, issued
 from compliance.context import Ctx
 
 RESULT_KEY = {"Offline": "result_samples_per_second",
@@ -42,9 +43,12 @@ def result_valid(ctx: Ctx):
 
 
 def no_errors(ctx: Ctx):
-    """G302: the detail logs carry no LoadGen error and are well formed."""
+    """G302: the detail logs carry no LoadGen error and are well formed: every non-empty line
+    is a `:::MLLOG {json}` record (strict JSON: no NaN/Infinity, no huge integers, no duplicate
+    fields) with LoadGen's metadata; no key but the repeatable messages is logged twice; the
+    time stamps never go back; num_errors is 0 (and logged, in performance runs); no record is flagged is_error."""
     for r in ctx.results:
-        for _, rel, d, problem in _logs(ctx, r):
+        for mode, rel, d, problem in _logs(ctx, r):
             if d is None:
                 if ctx.tree.kind(rel) != "missing":
                     yield err("G302", rel, f"detail log unreadable: {problem}")
@@ -55,10 +59,23 @@ def no_errors(ctx: Ctx):
                 yield err("G302", rel, "malformed :::MLLOG lines (a truncated or edited log)",
                           location=f"line {d['__bad_lines__'][0]}",
                           found=f"{len(d['__bad_lines__'])} bad lines")
-            for key in ("effective_scenario", "effective_test_mode", "loadgen_version"):
+            if d["__dups__"]:
+                k, line = d["__dups__"][0]
+                yield err("G302", rel, f"the key {k!r} is logged twice (an edited log)",
+                          location=f"line {line}", found=f"{len(d['__dups__'])} repeated keys")
+            if d["__time_problems__"]:
+                yield err("G302", rel, "time stamps missing or going back (an edited log)",
+                          location=f"line {d['__time_problems__'][0]}",
+                          found=f"{len(d['__time_problems__'])} lines")
+            for key in ("effective_scenario", "effective_test_mode", "loadgen_version") + \
+                    (("num_errors",) if mode == "PerformanceOnly" else ()):
                 if key not in d:
                     yield err("G302", rel, f"the log has no {key} (a truncated or forged log)",
                               expected=key, found="absent")
+            ne = d.get("num_errors", (0, 0))
+            if ne[0] != 0 or isinstance(ne[0], bool):
+                yield err("G302", rel, "LoadGen counted errors", location=f"line {ne[1]}",
+                          expected=0, found=ne[0])
 
 
 def official_seeds(ctx: Ctx):
@@ -75,7 +92,9 @@ def official_seeds(ctx: Ctx):
 
 
 def duration_and_counts(ctx: Ctx):
-    """G304: the performance run met the profile's min duration and query count."""
+    """G304: the performance run met the profile's min duration and query count: its settings
+    ask for them, LoadGen's flags say so, and the log's own evidence shows it (the samples it
+    issued, and its duration by its own time stamps)."""
     for r in ctx.results:
         rel = f"{r.perf}/mlperf_log_detail.txt"
         d, _ = ctx.tree.mllog(rel)
@@ -96,6 +115,14 @@ def duration_and_counts(ctx: Ctx):
             v, loc = _val(d, key)
             if v is not True:
                 yield err("G304", rel, f"{key} is not true", location=loc, expected=True, found=v)
+        n, dur = issued(d), duration_ms(d)
+        need_n = prof.min_query_count.get(r.scenario, 0)
+        if n is None or n < need_n:
+            yield err("G304", rel, "fewer samples were issued than the profile requires",
+                      expected=f">= {need_n}", found=n)
+        if dur is None or dur < prof.min_duration_ms:
+            yield err("G304", rel, "the run is shorter than the min duration by its own time "
+                      "stamps", expected=f">= {prof.min_duration_ms} ms", found=f"{dur} ms")
 
 
 def server_latency_bound(ctx: Ctx):

@@ -105,7 +105,8 @@ def quality_target(ctx: Ctx):
 
 
 def accuracy_json_agrees(ctx: Ctx):
-    """Q404: accuracy.json and measurements.json state the recomputed accuracy."""
+    """Q404: accuracy.json and measurements.json state the recomputed accuracy, under the
+    benchmark's quality metric name."""
     for r in ctx.results:
         got = _recomputed(ctx, r)
         if got is None:
@@ -118,6 +119,9 @@ def accuracy_json_agrees(ctx: Ctx):
                 continue
             part = doc.get("accuracy") if pointer and isinstance(doc, dict) else doc
             metric = ctx.rules.benchmark(r.benchmark).quality_metric
+            if isinstance(part, dict) and part.get("metric") != metric:
+                yield err("Q404", rel, "the stated quality metric is not the benchmark's",
+                          location=f"{pointer}/metric", expected=metric, found=part.get("metric"))
             claimed = part.get(metric) if isinstance(part, dict) else None
             if not isinstance(claimed, (int, float)) or isinstance(claimed, bool) or \
                     not math.isclose(claimed, round(got[0], 4), abs_tol=1e-4):

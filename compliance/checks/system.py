@@ -62,3 +62,36 @@ def declaration_matches_probe(ctx: Ctx):
             else:
                 yield err("S202", rel, f"declaration contradicts the probe: {m}",
                           location="/declaration", hint="declare the machine the run used")
+
+
+def probe_consistent(ctx: Ctx):
+    """S203: the machine probe agrees with itself and with the run: accelerators only with a
+    CUDA build of torch that saw them and a tuning that used them; the cores the tuning used
+    (workers x threads) no more than the probe found; the torch and LoadGen it names are the
+    ones the traces' run could have used. A probe edited to show other hardware is caught."""
+    for s in ctx.systems:
+        rel = f"systems/{s}.json"
+        d = _doc(ctx, s)
+        probe = d.get("probe") if d else None
+        if not isinstance(probe, dict):
+            continue  # S202
+        accel = probe.get("accelerators")
+        tuning = d.get("tuning") if isinstance(d.get("tuning"), dict) else {}
+        torch_v = probe.get("torch")
+        problems = []
+        if isinstance(accel, list) and accel:
+            if probe.get("cuda") in (None, "", False):
+                problems.append("accelerators listed, but torch saw no CUDA")
+            if isinstance(torch_v, str) and torch_v.endswith("+cpu"):
+                problems.append(f"accelerators listed, but torch {torch_v} is a CPU-only build")
+            if tuning.get("device") == "cpu":
+                problems.append("accelerators listed, but the runs used device cpu")
+        cores = probe.get("host_processor_core_count")
+        used = tuning.get("workers", 1), tuning.get("threads", 1)
+        if isinstance(cores, int) and all(isinstance(u, int) for u in used) and \
+                used[0] * used[1] > max(cores, 1) * 4:
+            problems.append(f"{used[0]} workers x {used[1]} threads on {cores} cores")
+        for p in problems:
+            yield err("S203", rel, f"the machine probe contradicts itself: {p}",
+                      location="/probe", hint="the probe is written by make submission, "
+                      "never by hand")

@@ -4,32 +4,71 @@ from __future__ import annotations
 from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
+from compliance.tracecheck import record_problem
 from reference.grading import CODEGEN
-from loadgen_harness.trace import trace_validator
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
 MAX_REEXECUTED = 20_000   # tool calls re-executed per trace at most (bounds the checker's time)
 
 
+def _budget_left(ctx: Ctx, rel: str) -> bool:
+    """Whether this trace is within the submission's record budget (T609 reports the rest)."""
+    return rel not in _trace_budget(ctx)
+
+
 def _records(ctx: Ctx, rel: str):
-    """Schema-valid records of a trace as (line, record), validated once per file."""
+    """Well-formed records of a trace as (line, record), validated once per file. Traces past
+    the submission's record budget (rules.yaml checker.max_trace_records) yield none."""
     key = ("trace_records", rel)
     cache = ctx.tree._cache
     if key not in cache:
-        rows, _ = ctx.tree.json_lines(rel)
-        v = trace_validator()
+        rows, _ = ctx.tree.json_lines(rel) if _budget_left(ctx, rel) else (None, "")
         cache[key] = [] if rows is None else [
             (line, rec) for line, rec, problem in rows
-            if not problem and isinstance(rec, dict) and v.is_valid(rec)]
+            if not problem and record_problem(rec) is None]
     return cache[key]
 
 
+def _trace_budget(ctx: Ctx):
+    """Mark the traces past the record budget (counted by lines, before any is parsed)."""
+    key = ("over_budget",)
+    if key not in ctx.tree._cache:
+        left = int(ctx.rules.checker["max_trace_records"])
+        over = []
+        for r in ctx.results:
+            for base, _ in r.runs:
+                rel = f"{base}/agent_trace.jsonl"
+                data, _ = ctx.tree.bytes(rel)
+                n = 0 if data is None else data.count(b"\n") + (not data.endswith(b"\n"))
+                if n > left:
+                    over.append(rel)
+                    left = 0
+                else:
+                    left -= n
+        ctx.tree._cache[key] = tuple(over)
+    return ctx.tree._cache[key]
+
+
+def trace_budget(ctx: Ctx):
+    """T609: the submission's traces hold at most the checker's record budget
+    (rules.yaml checker.max_trace_records episodes in all), so checking any submission takes
+    bounded time; a trace past the budget is not verified and the submission is invalid."""
+    for rel in _trace_budget(ctx):
+        yield err("T609", rel, "the traces hold more episodes than the checker verifies",
+                  expected=f"<= {ctx.rules.checker['max_trace_records']} episodes in all",
+                  hint="an honest run's trace holds one episode per issued sample")
+
+
 def trace_schema(ctx: Ctx):
-    """T601: every line of every agent trace matches the trace schema."""
-    v = trace_validator()
+    """T601: every line of every agent trace is a well-formed episode record (the trace
+    schema, checked structurally: every number finite, integers JSON integers) of the run's
+    test mode."""
+    _trace_budget(ctx)
     for r in ctx.results:
         for base, mode in r.runs:
             rel = f"{base}/agent_trace.jsonl"
+            if not _budget_left(ctx, rel):
+                continue
             rows, problem = ctx.tree.json_lines(rel)
             if rows is None:
                 if ctx.tree.kind(rel) != "missing":
@@ -37,20 +76,20 @@ def trace_schema(ctx: Ctx):
                 continue
             if not rows:
                 yield err("T601", rel, "the trace is empty", expected=">= 1 episode", found=0)
-            valid = {line for line, _ in _records(ctx, rel)}
+            shown = 0
             for line, rec, problem in rows:
+                problem = problem or record_problem(rec)
                 if problem:
-                    yield err("T601", rel, problem, location=f"line {line}")
-                    continue
-                e = None if line in valid else next(iter(sorted(
-                    v.iter_errors(rec), key=lambda x: list(x.absolute_path))), None)
-                if e is not None:
-                    ptr = "/" + "/".join(str(p) for p in e.absolute_path)
-                    yield err("T601", rel, f"schema violation: {e.message[:160]}",
-                              location=f"line {line} {ptr}")
+                    yield err("T601", rel, f"malformed episode record: {problem}",
+                              location=f"line {line}")
                 elif rec["mode"] != mode:
                     yield err("T601", rel, "the trace is of another test mode",
                               location=f"line {line} /mode", expected=mode, found=rec["mode"])
+                else:
+                    continue
+                shown += 1
+                if shown >= 5:  # enough to see the pattern; the rest would only be noise
+                    break
 
 
 def trace_matches_accuracy_log(ctx: Ctx):
@@ -144,13 +183,16 @@ def step_times_add_up(ctx: Ctx):
 def tool_calls_reexecuted(ctx: Ctx):
     """T605: every tool call in the traces, re-executed, gives the logged observation
     (nano-react: the reference tools; nano-codegen: every attempt's program verified again in
-    the sandbox against the task's expected output gives the logged feedback)."""
+    the sandbox against the task's expected output gives the logged feedback). At most
+    MAX_REEXECUTED calls per result are re-executed; past that T609 reports the rest unchecked."""
     for r in ctx.results:
         budget = MAX_REEXECUTED
         tasks = ctx.tasks(r.benchmark)
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             for line, rec in _records(ctx, rel):
+                if budget < 0:
+                    break
                 if not 0 <= rec["qsl_idx"] < len(tasks):
                     continue  # T602's finding
                 for i, s in enumerate(rec["steps"]):
@@ -158,6 +200,9 @@ def tool_calls_reexecuted(ctx: Ctx):
                         continue
                     budget -= 1
                     if budget < 0:
+                        yield err("T609", rel, "more tool calls than the checker re-executes",
+                                  location=f"line {line}", expected=f"<= {MAX_REEXECUTED} per result",
+                                  hint="the remaining calls were not verified")
                         break
                     same, obs = ctx.grader.observation_matches(
                         r.benchmark, tasks[rec["qsl_idx"]], s["tool"], s["tool_input"],

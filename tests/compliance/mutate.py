@@ -75,7 +75,77 @@ def apply(root: Path, edit: dict) -> None:
         lines[edit["line"]] = json.dumps(doc)
         path.write_text("\n".join(lines) + "\n")
     elif op == "wrong_answers":
-        wrong_answers(root / edit["result"], edit["n"])
+        wrong_answers(root / edit["result"], edit["n"], edit.get("how", "wrong"))
+    elif op in ("mllog_scale", "mllog_raw"):  # multiply a key's value / replace its line
+        out = []
+        for line in path.read_text().splitlines():
+            if line.startswith(":::MLLOG ") and json.loads(line[9:]).get("key") == edit["key"]:
+                if op == "mllog_raw":
+                    line = edit["line"]
+                else:
+                    rec = json.loads(line[9:])
+                    rec["value"] = type(rec["value"])(rec["value"] * edit["factor"])
+                    line = ":::MLLOG " + json.dumps(rec)
+            out.append(line)
+        path.write_text("\n".join(out) + "\n")
+    elif op == "mllog_scale_times":  # compress or stretch the run's own time stamps
+        out = []
+        for line in path.read_text().splitlines():
+            if line.startswith(":::MLLOG "):
+                rec = json.loads(line[9:])
+                rec["time_ms"] = rec["time_ms"] * edit["factor"]
+                line = ":::MLLOG " + json.dumps(rec)
+            out.append(line)
+        path.write_text("\n".join(out) + "\n")
+    elif op == "json_scale":
+        doc = json.loads(path.read_text())
+        obj = doc
+        for key in edit["pointer"][:-1]:
+            obj = obj[key]
+        obj[edit["pointer"][-1]] *= edit["factor"]
+        path.write_text(json.dumps(doc))
+    elif op == "summary_scale":  # scale the number on a labelled line of a summary
+        out = []
+        for line in path.read_text().splitlines():
+            label, sep, value = line.partition(":")
+            if sep and label.strip() == edit["label"]:
+                line = f"{label}: {float(value) * edit['factor']:g}"
+            out.append(line)
+        path.write_text("\n".join(out) + "\n")
+    elif op == "summary_set":
+        out = []
+        for line in path.read_text().splitlines():
+            label, sep, _ = line.partition(":")
+            if sep and label.strip() == edit["label"]:
+                line = f"{label}: {edit['value']}"
+            out.append(line)
+        path.write_text("\n".join(out) + "\n")
+    elif op == "conf_set":  # set one key of a user.conf
+        out = []
+        for line in path.read_text().splitlines():
+            if line.split("=")[0].strip().endswith("." + edit["key"]):
+                line = f"{line.split('=')[0].strip()} = {edit['value']}"
+            out.append(line)
+        path.write_text("\n".join(out) + "\n")
+    elif op == "json_keep":  # keep the first n elements of a JSON list
+        doc = json.loads(path.read_text())
+        path.write_text(json.dumps(doc[: edit["n"]]))
+    elif op == "jsonl_clone_first":  # every episode a copy of the first, seq renumbered
+        lines = path.read_text().splitlines()
+        first = json.loads(lines[0])
+        path.write_text("".join(json.dumps({**first, "seq": i}) + "\n" for i in range(len(lines))))
+    elif op == "copy":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((root / edit["src"]).read_bytes())
+    elif op == "react_no_tools":  # every episode answers at once, without a tool call
+        recs = [json.loads(l) for l in path.read_text().splitlines()]
+        for rec in recs:
+            last = rec["steps"][-1]
+            text = f"Thought: I know it.\nFinal Answer: {rec['answer']}\n"
+            rec["steps"] = [{**last, "text": text, "tool": None, "tool_input": None,
+                             "observation": None, "generated_tokens": len(text.encode())}]
+            rec["generated_tokens"] = len(text.encode())
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     elif op == "symlink":
         if path.exists():
             os.remove(path)
@@ -90,15 +160,36 @@ def load_fixture(path: Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
-def wrong_answers(result: Path, n: int) -> None:
-    """Make the first n logged answers of an accuracy run wrong, consistently everywhere
-    (accuracy log, accuracy trace, TEST01 samples, accuracy.json, measurements.json): the
-    submission of a system that simply answers worse."""
+def _changed(how: str, answer: str, expected: str) -> str:
+    if how == "wrong":
+        return "wrong " + answer
+    if how == "equivalent":  # nano-codegen: another program computing the same
+        return answer + "\nresult = result"
+    if how == "literal":     # nano-codegen: the expected output typed in
+        import ast
+        try:
+            ast.literal_eval(expected)
+            return f"result = {expected}"
+        except (ValueError, SyntaxError):
+            return f"result = {expected!r}"
+    raise ValueError(how)
+
+
+def wrong_answers(result: Path, n: int, how: str = "wrong") -> None:
+    """Change the first n logged answers of an accuracy run, consistently everywhere
+    (accuracy log, every trace of the result, TEST01 samples, accuracy.json,
+    measurements.json). how: 'wrong' (a system that simply answers worse), 'equivalent'
+    (nano-codegen: other programs that compute the same), 'literal' (nano-codegen: programs
+    that assign the expected output)."""
+    from loadgen_harness.rules import load_rules
+    from reference.grading import load_tasks
+    all_tasks = load_tasks(result.parent.name, load_rules().benchmark(result.parent.name).eval_set)
     acc_log = result / "accuracy/mlperf_log_accuracy.json"
     entries = json.loads(acc_log.read_text())
     changed = {}
     for e in entries[:n]:
-        changed[e["qsl_idx"]] = "wrong " + bytes.fromhex(e["data"]).decode()
+        changed[e["qsl_idx"]] = _changed(how, bytes.fromhex(e["data"]).decode(),
+                                         all_tasks[e["qsl_idx"]].answer)
         e["data"] = changed[e["qsl_idx"]].encode().hex().upper()
     acc_log.write_text(json.dumps(entries))
     t01 = result / "audit/TEST01/mlperf_log_accuracy.json"
@@ -112,22 +203,28 @@ def wrong_answers(result: Path, n: int) -> None:
     benchmark = result.parent.name
     bench = load_rules().benchmark(benchmark)
     tasks = load_tasks(benchmark, bench.eval_set)
-    trace = result / "accuracy/agent_trace.jsonl"
-    recs = [json.loads(l) for l in trace.read_text().splitlines()]
     with Grader() as g:
-        for rec in recs:
-            if rec["qsl_idx"] in changed:
+        for trace in sorted(result.glob("**/agent_trace.jsonl")):  # every run of the result
+            recs = [json.loads(l) for l in trace.read_text().splitlines()]
+            for rec in recs:
+                if rec["qsl_idx"] not in changed:
+                    continue
                 rec["answer"] = changed[rec["qsl_idx"]]
+                last = rec["steps"][-1]
                 if benchmark == CODEGEN:  # the last attempt is the logged program
-                    last = rec["steps"][-1]
+                    last["text"] = f"Program:\n{rec['answer']}\nEnd\n"
                     last["tool_input"] = rec["answer"]
                     last["observation"] = g.verify(rec["answer"], tasks[rec["qsl_idx"]].answer).feedback
-        trace.write_text("".join(json.dumps(r) + "\n" for r in recs))
+                else:
+                    last["text"] = f"Thought: I have the answer.\nFinal Answer: {rec['answer']}\n"
+                last["generated_tokens"] = len(last["text"].encode())
+                rec["generated_tokens"] = sum(s["generated_tokens"] for s in rec["steps"])
+            trace.write_text("".join(json.dumps(r) + "\n" for r in recs))
         acc = json.loads((result / "accuracy/accuracy.json").read_text())
         acc["correct"] = sum(1 for e in entries if g.correct(
             benchmark, tasks[e["qsl_idx"]], bytes.fromhex(e["data"]).decode()))
     acc[bench.quality_metric] = round(acc["correct"] / acc["n_expected"], 4)
-    acc["passed"] = False
+    acc["passed"] = acc[bench.quality_metric] >= acc.get("target", 1)
     (result / "accuracy/accuracy.json").write_text(json.dumps(acc))
     m = json.loads((result / "measurements.json").read_text())
     m["accuracy"] = acc

@@ -31,7 +31,7 @@ def test_smoke_submission_passes_only_as_smoke():
 @pytest.mark.parametrize("fixture", NEGATIVE, ids=[p.stem for p in NEGATIVE])
 def test_negative_fixture_fails_with_exactly_its_rule(fixture, tmp_path):
     spec = load_fixture(fixture)
-    root = tmp_path / "submission"
+    root = tmp_path / spec.get("dirname", "submission")  # e.g. closed/alice: the MLPerf layout
     shutil.copytree(SMOKE, root, symlinks=True)
     for edit in spec["edits"]:
         apply(root, edit)

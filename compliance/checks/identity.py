@@ -1,0 +1,204 @@
+"""G309, G312, L105: the identity of a run and of its submitter, stated in many files, must be
+one identity (rules.md section 9): the pinned LoadGen build; user.conf, the summary, the
+measurements and the index agreeing with the detail log; the submitter and division agreeing
+with the directory they sit in.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from compliance.checks import err, warn
+from compliance.context import Ctx
+
+USER_CONF = re.compile(r"^\s*([A-Za-z0-9_.-]+)\.([A-Za-z]+)\.([a-z_]+)\s*=\s*(\S+)\s*$")
+# user.conf key -> (detail-log key, unit factor from user.conf to the log)
+CONF_KEYS = {"min_duration": ("requested_min_duration_ms", 1),
+             "min_query_count": ("requested_min_query_count", 1),
+             "target_latency": ("requested_server_target_latency_ns", 1e6)}
+QPS_KEY = {"Offline": "requested_offline_expected_qps", "Server": "requested_server_target_qps"}
+SUMMARY_METRIC = {"Offline": ("Samples per second", "result_samples_per_second"),
+                  "Server": ("Scheduled samples per second", "result_scheduled_samples_per_sec")}
+
+
+def loadgen_build_pinned(ctx: Ctx):
+    """G309: every detail log comes from the pinned LoadGen build: its loadgen_version is
+    rules.yaml loadgen.version exactly and its git log starts with that build's commit; the
+    measurements and the machine probe name the same version."""
+    want = ctx.rules.loadgen_version
+    version, _, build = want.partition(" @ ")
+    for r in ctx.results:
+        for base, _ in r.runs:
+            rel = f"{base}/mlperf_log_detail.txt"
+            d, _ = ctx.tree.mllog(rel)
+            if d is None:
+                continue
+            v, line = d.get("loadgen_version", (None, "?"))
+            if v != want:
+                yield err("G309", rel, "the log is not of the pinned LoadGen build",
+                          location=f"line {line}", expected=want, found=v)
+                continue
+            g, line = d.get("loadgen_git_log_message", (None, "?"))
+            if not isinstance(g, str) or not g.startswith(build):
+                yield err("G309", rel, "the log's LoadGen commit is not the pinned build's",
+                          location=f"line {line}", expected=f"{build}...",
+                          found=str(g)[:40])
+        m = ctx.measurements(r)
+        if m is not None and m.get("loadgen_version") != want:
+            yield err("G309", r.file("measurements.json"), "measurements name another LoadGen",
+                      location="/loadgen_version", expected=want, found=m.get("loadgen_version"))
+    for s in ctx.systems:
+        doc, _ = ctx.tree.json(f"systems/{s}.json")
+        probe = doc.get("probe") if isinstance(doc, dict) else None
+        if isinstance(probe, dict) and "loadgen" in probe and probe["loadgen"] != version:
+            yield err("G309", f"systems/{s}.json", "the machine probe found another LoadGen",
+                      location="/probe/loadgen", expected=version, found=probe["loadgen"])
+
+
+def _num(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _parse_summary(text: str) -> dict:
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and key.strip() not in out:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _close(a, b, rel=1e-6) -> bool:
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
+
+
+def settings_agree(ctx: Ctx):
+    """G312: every file that states a result's settings or identity agrees with its detail
+    log: user.conf (benchmark, scenario, min duration and query count, target rate and latency,
+    and the profile's min duration); mlperf_log_summary.txt (scenario, mode, validity, the
+    result); measurements.json (profile as indexed in submission.json, commit, dirty flag and
+    rules hash as in submission.json and the other results, latencies and flags as logged,
+    the trace summary as recomputed)."""
+    index, _ = ctx.tree.json("submission.json")
+    systems = index.get("systems") if isinstance(index, dict) else None
+    seen: dict[str, tuple] = {}
+    for r in ctx.results:
+        d, _ = ctx.tree.mllog(f"{r.perf}/mlperf_log_detail.txt")
+        if d is None:
+            continue
+        prof = ctx.rules.profile(ctx.profile_of(r))
+        # user.conf
+        rel = r.file("user.conf")
+        text, _ = ctx.tree.text(rel)
+        if text is not None:
+            for i, line in enumerate(text.splitlines(), 1):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                mt = USER_CONF.match(line)
+                if not mt:
+                    yield err("G312", rel, "a user.conf line is not `benchmark.Scenario.key = value`",
+                              location=f"line {i}", found=line[:80])
+                    break
+                bench, scen, key, raw = mt.groups()
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = None
+                log_key, factor = CONF_KEYS.get(key, (None, 1))
+                if key == "target_qps":
+                    log_key = QPS_KEY.get(r.scenario)
+                elif key == "target_latency" and r.scenario == "SingleStream":
+                    log_key = "requested_single_stream_expected_latency_ns"
+                logged = _num(d.get(log_key, (None,))[0]) if log_key else None
+                problem = None
+                if (bench, scen) != (r.benchmark, r.scenario):
+                    problem = f"names {bench}.{scen}"
+                elif log_key is None:
+                    problem = f"unknown setting {key}"
+                elif value is None or logged is None or not _close(value * factor, logged):
+                    problem = f"{key} = {raw}, the log says {logged}"
+                elif key == "min_duration" and value < prof.min_duration_ms:
+                    problem = f"min_duration {raw} is below the {prof.name} profile's"
+                if problem:
+                    yield err("G312", rel, "user.conf disagrees with the run", location=f"line {i}",
+                              found=problem)
+                    break
+        # the summary
+        rel = f"{r.perf}/mlperf_log_summary.txt"
+        text, _ = ctx.tree.text(rel)
+        if text is not None:
+            sm = _parse_summary(text)
+            pairs = [("Scenario", d.get("effective_scenario", (None,))[0]),
+                     ("Mode", d.get("effective_test_mode", (None,))[0]),
+                     ("Result is", d.get("result_validity", (None,))[0])]
+            for label, logged in pairs:
+                if sm.get(label) != logged:
+                    yield err("G312", rel, f"the summary's {label!r} disagrees with the detail log",
+                              expected=logged, found=sm.get(label))
+            if r.scenario in SUMMARY_METRIC:
+                label, key = SUMMARY_METRIC[r.scenario]
+                try:
+                    stated = float(sm.get(label, "x"))
+                except ValueError:
+                    stated = None
+                logged = _num(d.get(key, (None,))[0])
+                if stated is None or logged is None or \
+                        not math.isclose(stated, logged, rel_tol=0.01, abs_tol=0.01):
+                    yield err("G312", rel, f"the summary's {label!r} disagrees with the detail log",
+                              expected=logged, found=sm.get(label))
+        # measurements.json
+        m = ctx.measurements(r)
+        if m is None:
+            continue
+        rel = r.file("measurements.json")
+        entry = systems.get(r.system) if isinstance(systems, dict) else None
+        if isinstance(entry, dict):
+            for key in ("profile", "commit", "dirty", "eligible"):
+                if key in entry and m.get(key) != entry[key]:
+                    yield err("G312", rel, f"the {key} differs from submission.json's",
+                              location=f"/{key}", expected=entry[key], found=m.get(key))
+        ident = tuple(str(m.get(k)) for k in ("commit", "dirty", "rules_sha256", "submitter",
+                                              "division", "created"))
+        if r.system in seen and seen[r.system][1] != ident:
+            yield err("G312", rel, "the results of one system disagree on commit, dirty flag, "
+                      "rules hash, submitter, division or date", found=ident[:3],
+                      expected=seen[r.system][1][:3], hint=f"compare with {seen[r.system][0]}")
+        seen.setdefault(r.system, (rel, ident))
+        if m.get("eligible") is True and m.get("dirty") is not False:
+            yield warn("G312", rel, "an eligible result from a tree with uncommitted changes",
+                       location="/dirty", expected=False, found=m.get("dirty"))
+        perf = m.get("performance") if isinstance(m.get("performance"), dict) else {}
+        for field, key, scale in (("mean_latency_ms", "result_mean_latency_ns", 1e-6),
+                                  ("p99_latency_ms", "result_99.00_percentile_latency_ns", 1e-6),
+                                  ("min_duration_met", "result_min_duration_met", None),
+                                  ("min_queries_met", "result_min_queries_met", None),
+                                  ("perf_constraints_met", "result_perf_constraints_met", None)):
+            if field not in perf:
+                continue
+            logged = d.get(key, (None,))[0]
+            stated = perf[field]
+            ok = (stated == logged and type(stated) is type(logged)) if scale is None else \
+                _close(_num(stated), (_num(logged) or 0) * scale if logged is not None else 0.0)
+            if not ok:
+                yield err("G312", rel, f"performance.{field} differs from the detail log",
+                          location=f"/performance/{field}", expected=logged, found=stated)
+
+
+def submitter_identity(ctx: Ctx):
+    """L105: the submission is its directory's: in the layout results/<division>/<submitter>/
+    every measurements.json names that division and submitter, and all of them name one."""
+    root = ctx.tree.root
+    names = {(m.get("submitter"), m.get("division")) for r in ctx.results
+             if (m := ctx.measurements(r)) is not None}
+    if len(names) > 1:
+        yield err("L105", "results", "the results name more than one submitter or division",
+                  found=sorted(map(str, names))[:3])
+    if root.parent.name in ("closed", "open") and names:
+        want = (root.name, root.parent.name)
+        for r in ctx.results:
+            m = ctx.measurements(r)
+            if m is not None and (m.get("submitter"), m.get("division")) != want:
+                yield err("L105", r.file("measurements.json"), "the submitter or division is not "
+                          "the directory's", expected=f"{want[0]} ({want[1]})",
+                          found=f"{m.get('submitter')} ({m.get('division')})")
+                break
