@@ -47,6 +47,32 @@ class Result:
             [(f"{self.rel}/audit/{a}", "PerformanceOnly") for a in AUDITS]
 
 
+_SEEDED: set = set()
+
+
+def seed_reference_verdicts(rules: Rules) -> None:
+    """Give the process's verdict cache the reference checkpoint's passing programs (committed
+    beside each evaluation set with their verdicts): a submitted program identical to one of
+    them, for the same task, has the same deterministic verdict ("ok", the expected output), so
+    the sandbox need not run it again. Only exact (program, expected output) pairs match;
+    anything else still runs in the sandbox. tests/compliance/test_budgets.py re-verifies a
+    sample of them."""
+    import json
+
+    from reference.grading import _SHARED, CODEGEN
+    if CODEGEN in _SEEDED or CODEGEN not in rules.benchmarks:
+        return
+    from reference.codegen.sandbox import VerifyResult
+    bench = rules.benchmark(CODEGEN)
+    tasks = load_tasks(CODEGEN, bench.eval_set)
+    for line in bench.reference_results.read_text().splitlines():
+        row = json.loads(line) if line.strip() else None
+        if row and row.get("correct") is True and 0 <= row["qsl_idx"] < len(tasks):
+            expected = tasks[row["qsl_idx"]].answer
+            _SHARED.setdefault((row["answer"], expected), VerifyResult("ok", output=expected))
+    _SEEDED.add(CODEGEN)
+
+
 class Ctx:
     def __init__(self, tree: Tree, rules: Rules, expect_profile: str = "official",
                  sandbox_budget_s: float | None = None):
@@ -60,6 +86,7 @@ class Ctx:
         """Scores answers and re-executes tool calls (starts a sandbox pool on first use);
         its sandbox time is bounded by rules.yaml checker.max_sandbox_s (and what is left of a
         leaderboard's budget)."""
+        seed_reference_verdicts(self.rules)
         return Grader(budget_s=self.sandbox_budget_s)
 
     @property

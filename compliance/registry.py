@@ -2,7 +2,7 @@
 
 The rule's documentation is its function's docstring; `python -m compliance explain RULE`
 prints it. Ids group by area: L1xx layout, S2xx system declaration, G3xx LoadGen logs,
-Q4xx quality, A5xx audits, T6xx traces, X9xx the checker itself.
+Q4xx quality, A5xx audits, T6xx traces, B7xx the leaderboard, X9xx the checker itself.
 """
 from __future__ import annotations
 
@@ -33,6 +33,19 @@ BUILTIN_DOCS = {
             "a device or other special file, a member over the size limit, or too many members. "
             "Refused members are never extracted; nothing is written outside a temporary "
             "directory.",
+    "B701": "B701: leaderboard, needs reproduction: a result above rules.yaml "
+            "checker.plausibility_max_ratio times the reference result on comparable hardware "
+            "(the reference CPU machine scaled by the probe's core count; "
+            "plausibility_max_ratio_accelerator when the probe found accelerators) is ranked "
+            "but marked 'needs reproduction' for the instructor to re-run.",
+    "B702": "B702: leaderboard, identical runs: two entries that share any run's evidence "
+            "(a byte-identical detail log or agent trace) are copies of one run; both are "
+            "listed as flagged for review and neither is ranked.",
+    "B703": "B703: leaderboard, one submitter one entry: a directory and an archive (or two "
+            "archives) with the same submitter name are both refused.",
+    "B704": "B704: leaderboard, the entry's name is its submitter: every result's "
+            "measurements.json names the submitter the entry (directory or archive) is named "
+            "after.",
     "X901": "X901: a rule raised an exception. This is a bug in the checker, not a verdict on "
             "the submission; the submission is reported invalid until it is fixed.",
 }
@@ -79,7 +92,11 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("T606", "trace-episodes-distinct", "compliance", episodes.trace_episodes_distinct),
     Rule("T607", "trace-self-consistent", "compliance", episodes.trace_self_consistent),
     Rule("T608", "performance-answers-match", "compliance", episodes.performance_answers_match),
-    Rule("T609", "trace-budget", "compliance", traces.trace_budget),
+    Rule("T609", "verification-budget", "compliance", traces.trace_budget),
+    Rule("B701", "needs-reproduction", "scoring", None),
+    Rule("B702", "identical-runs", "scoring", None),
+    Rule("B703", "one-entry-per-submitter", "scoring", None),
+    Rule("B704", "entry-is-its-submitter", "scoring", None),
     Rule("X901", "checker-internal-error", "", None),
 )
 RULES_BY_ID = {}

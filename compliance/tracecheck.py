@@ -8,14 +8,20 @@ below MAX_NUMBER, every string shorter than MAX_TEXT.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "loadgen_harness/schemas/agent_trace.schema.json"
+_SCHEMA = json.loads(SCHEMA_PATH.read_text())
 MAX_NUMBER = 1e12     # ms, tokens, bytes: nothing honest comes near it
 MAX_TEXT = 1 << 16    # characters of one string field
 RECORD_KEYS = frozenset(("schema_version", "seq", "qsl_idx", "task_id", "mode", "question",
                          "answer", "stop_reason", "latency_ms", "generated_tokens", "steps"))
 STEP_KEYS = frozenset(("text", "tool", "tool_input", "observation", "context_tokens",
                        "kv_cache_bytes", "generated_tokens", "generation_ms", "tool_ms"))
-MODES = ("AccuracyOnly", "PerformanceOnly")
-STOP_REASONS = ("final_answer", "max_steps", "context_full", "solved", "max_attempts")
+# the enumerations come from the schema itself, so the two never drift apart
+MODES = tuple(_SCHEMA["properties"]["mode"]["enum"])
+STOP_REASONS = tuple(_SCHEMA["properties"]["stop_reason"]["enum"])
 
 
 def _int(v) -> bool:

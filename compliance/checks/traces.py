@@ -4,7 +4,8 @@ from __future__ import annotations
 from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
-from compliance.tracecheck import record_problem
+from compliance.tracecheck import RECORD_KEYS, STEP_KEYS, record_problem
+from compliance.tree import has_duplicate_keys
 from reference.grading import CODEGEN
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
@@ -22,10 +23,26 @@ def _records(ctx: Ctx, rel: str):
     key = ("trace_records", rel)
     cache = ctx.tree._cache
     if key not in cache:
+        cache[key] = [(line, rec) for line, rec, problem in _checked_rows(ctx, rel)
+                      if not problem]
+    return cache[key]
+
+
+def _checked_rows(ctx: Ctx, rel: str):
+    """Every line of a trace as (line, record, problem), each record checked once."""
+    key = ("trace_rows", rel)
+    cache = ctx.tree._cache
+    if key not in cache:
         rows, _ = ctx.tree.json_lines(rel) if _budget_left(ctx, rel) else (None, "")
-        cache[key] = [] if rows is None else [
-            (line, rec) for line, rec, problem in rows
-            if not problem and record_problem(rec) is None]
+        text, _ = ctx.tree.text(rel)
+        lines = text.splitlines() if text else []
+        out = []
+        for line, rec, problem in rows or ():
+            problem = problem or record_problem(rec) or ""
+            if not problem and has_duplicate_keys(lines[line - 1], len(RECORD_KEYS) + len(STEP_KEYS) * len(rec["steps"])):
+                problem = "a field is given twice (duplicate JSON key)"
+            out.append((line, rec, problem))
+        cache[key] = out
     return cache[key]
 
 
@@ -50,9 +67,12 @@ def _trace_budget(ctx: Ctx):
 
 
 def trace_budget(ctx: Ctx):
-    """T609: the submission's traces hold at most the checker's record budget
-    (rules.yaml checker.max_trace_records episodes in all), so checking any submission takes
-    bounded time; a trace past the budget is not verified and the submission is invalid."""
+    """T609: the submission can be verified at a bounded cost: its traces hold at most
+    rules.yaml checker.max_trace_records episodes in all, T605 re-executes at most
+    MAX_REEXECUTED tool calls per result, and re-verifying its programs takes at most
+    checker.max_sandbox_s of sandbox time (and, in a leaderboard, what is left of
+    checker.max_sandbox_s_leaderboard). Past a cap the rest is not verified and the
+    submission is invalid."""
     for rel in _trace_budget(ctx):
         yield err("T609", rel, "the traces hold more episodes than the checker verifies",
                   expected=f"<= {ctx.rules.checker['max_trace_records']} episodes in all",
@@ -69,7 +89,7 @@ def trace_schema(ctx: Ctx):
             rel = f"{base}/agent_trace.jsonl"
             if not _budget_left(ctx, rel):
                 continue
-            rows, problem = ctx.tree.json_lines(rel)
+            rows, problem = ctx.tree.json_lines(rel)  # within the budget: checked above
             if rows is None:
                 if ctx.tree.kind(rel) != "missing":
                     yield err("T601", rel, f"trace unreadable: {problem}")
@@ -77,8 +97,7 @@ def trace_schema(ctx: Ctx):
             if not rows:
                 yield err("T601", rel, "the trace is empty", expected=">= 1 episode", found=0)
             shown = 0
-            for line, rec, problem in rows:
-                problem = problem or record_problem(rec)
+            for line, rec, problem in _checked_rows(ctx, rel):
                 if problem:
                     yield err("T601", rel, f"malformed episode record: {problem}",
                               location=f"line {line}")
@@ -137,7 +156,8 @@ def trace_matches_performance_logs(ctx: Ctx):
             if mode != "PerformanceOnly":
                 continue
             d, _ = ctx.tree.mllog(f"{base}/mlperf_log_detail.txt")
-            rows, _ = ctx.tree.json_lines(f"{base}/agent_trace.jsonl")
+            rel = f"{base}/agent_trace.jsonl"
+            rows, _ = ctx.tree.json_lines(rel) if _budget_left(ctx, rel) else (None, "")
             if d is None or rows is None:
                 continue
             q = d.get("generated_query_count", (None,))[0]
@@ -185,6 +205,7 @@ def tool_calls_reexecuted(ctx: Ctx):
     (nano-react: the reference tools; nano-codegen: every attempt's program verified again in
     the sandbox against the task's expected output gives the logged feedback). At most
     MAX_REEXECUTED calls per result are re-executed; past that T609 reports the rest unchecked."""
+    seen: dict[tuple, tuple] = {}  # a call's verdict depends only on these (tools are pure)
     for r in ctx.results:
         budget = MAX_REEXECUTED
         tasks = ctx.tasks(r.benchmark)
@@ -204,9 +225,12 @@ def tool_calls_reexecuted(ctx: Ctx):
                                   location=f"line {line}", expected=f"<= {MAX_REEXECUTED} per result",
                                   hint="the remaining calls were not verified")
                         break
-                    same, obs = ctx.grader.observation_matches(
-                        r.benchmark, tasks[rec["qsl_idx"]], s["tool"], s["tool_input"],
-                        s["observation"])
+                    task = tasks[rec["qsl_idx"]]
+                    k = (r.benchmark, task.answer, s["tool"], s["tool_input"], s["observation"])
+                    if k not in seen:
+                        seen[k] = ctx.grader.observation_matches(
+                            r.benchmark, task, s["tool"], s["tool_input"], s["observation"])
+                    same, obs = seen[k]
                     if not same:
                         yield err("T605", rel, "a tool observation does not match re-execution",
                                   location=f"line {line} /steps/{i}", expected=obs,

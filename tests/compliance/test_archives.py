@@ -92,3 +92,30 @@ def test_garbage_archive_is_a_finding_not_a_crash(tmp_path):
     path.write_bytes(os.urandom(2000))
     report = check_path(path)
     assert not report.valid and "L104" in report.rule_ids()
+
+
+def test_a_zip_without_mode_bits_is_read_as_regular_files(tmp_path):
+    """ZipFile.writestr (and Windows tools) write members with no file type bits."""
+    path = tmp_path / "alice.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(SMOKE.rglob("*")):
+            if p.is_file():
+                zf.writestr(zipfile.ZipInfo(f"alice/{p.relative_to(SMOKE).as_posix()}"),
+                            p.read_bytes())
+    assert zipfile.ZipFile(path).infolist()[0].external_attr >> 16 in (0, 0o600)
+    report = check_path(path, "smoke")
+    assert "L104" not in report.rule_ids() and report.valid, report.rule_ids()
+
+
+def test_an_archive_expanding_far_beyond_its_size_is_refused(tmp_path):
+    """A zip bomb: a few tens of KB expand to 40 MiB; the expansion budget refuses it."""
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bomb/submission.json", "{}")
+        zf.writestr("bomb/results/pad.txt", b"\0" * (40 * 2**20))
+    assert path.stat().st_size < 200_000
+    dest = tmp_path / "out"
+    dest.mkdir()
+    problems = archive.extract(path, dest)
+    assert any("expansion budget" in p or "larger than the limit" in p for p in problems)
+    assert sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) < 20 * 2**20

@@ -1,0 +1,65 @@
+"""The fast structural trace check agrees with the trace's JSON Schema (and is stricter), and
+checking the reference submission stays fast."""
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from compliance.tracecheck import record_problem
+from loadgen_harness.trace import trace_validator
+
+ROOT = Path(__file__).resolve().parents[2]
+TRACES = sorted((ROOT / "tests/fixtures/smoke_submission").rglob("agent_trace.jsonl"))
+
+
+def _some_records(n=40):
+    out = []
+    for path in TRACES:
+        out += [json.loads(line) for line in path.read_text().splitlines()[:n // len(TRACES) + 1]]
+    return out
+
+
+def test_every_real_record_passes_both():
+    v = trace_validator()
+    for rec in _some_records():
+        assert record_problem(rec) is None and v.is_valid(rec)
+
+
+MUTATIONS = [
+    lambda r: r.pop("steps"), lambda r: r.update(steps=[]), lambda r: r.update(steps={}),
+    lambda r: r.update(stop_reason="gave_up"), lambda r: r.update(mode="Accuracy"),
+    lambda r: r.update(latency_ms=-1), lambda r: r.update(latency_ms="1"),
+    lambda r: r.update(qsl_idx="2"), lambda r: r.update(qsl_idx=True),
+    lambda r: r.update(seq=-1), lambda r: r.update(schema_version=2),
+    lambda r: r.update(schema_version=True), lambda r: r.update(extra=1),
+    lambda r: r.update(task_id=""), lambda r: r.update(question=None),
+    lambda r: r.update(answer=5), lambda r: r.update(generated_tokens=1.5),
+    lambda r: r["steps"][0].update(generation_ms="fast"), lambda r: r["steps"][0].pop("tool_ms"),
+    lambda r: r["steps"][0].update(kv_cache_bytes=-5), lambda r: r["steps"][0].update(x=1),
+    lambda r: r["steps"][0].update(tool=3), lambda r: r["steps"][0].update(text=None),
+    lambda r: r["steps"][0].update(context_tokens=2.5), lambda r: r["steps"].append(7),
+]
+
+
+@pytest.mark.parametrize("mutate", MUTATIONS)
+def test_a_record_the_schema_refuses_is_refused(mutate):
+    rec = copy.deepcopy(_some_records(1)[0])
+    mutate(rec)
+    assert list(trace_validator().iter_errors(rec))
+    assert record_problem(rec) is not None
+
+
+@pytest.mark.parametrize("value", [1e13, 3.0])
+def test_stricter_than_the_schema_on_numbers(value):
+    rec = copy.deepcopy(_some_records(1)[0])
+    rec["generated_tokens"] = value      # 3.0 passes the schema's "integer"; not here
+    assert record_problem(rec) is not None
+
+
+def test_codegen_program_parser_is_the_reference_one():
+    from compliance.checks.episodes import _program
+    from reference.codegen.agent import parse_program
+    for text in ("Program:\nresult = 1\nEnd\n", "Program:\nx = 2\nresult = x\nEnd\nmore",
+                 "result = 3\n", "Program:\n\nresult = 4\n\nEnd\n", "", "End\n"):
+        assert _program(text) == parse_program(text)
