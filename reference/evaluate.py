@@ -3,6 +3,7 @@
     python -m reference.evaluate nano-react                # the committed checkpoint, all tasks
     python -m reference.evaluate nano-react --json out.json --limit 100
     python -m reference.evaluate nano-codegen               # pass@1, pass within the bound
+    python -m reference.evaluate nano-react --split generalisation --batch 32   # unseen words
 
 Runs every task through the agent loop (greedy decoding, real tools, observations injected)
 and prints exact-match accuracy, mean steps and generated tokens, accuracy per template,
@@ -14,7 +15,10 @@ nano-codegen runs the generate -> verify -> retry loop (real sandbox) and prints
 within the attempt bound, mean attempts, tokens per attempt, context growth per retry,
 verdicts per attempt, and verification ms against generation ms.
 
-Limits: one episode at a time (this is the reference measurement, not the fast path).
+`--split generalisation` runs the frozen generalisation split instead (held-out words, wider
+numbers); `--batch N` decodes N episodes together with the batched engine.
+
+Limits: by default one episode at a time (the reference measurement, not the fast path).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import torch
 
 from reference.model import GPT, GPTConfig
 from reference.react.agent import run_env, run_episode
-from reference.react.tasks import EVAL_PATH, file_sha256, load_eval_set
+from reference.react.tasks import file_sha256
 
 CHECKPOINTS = {name: Path(__file__).parent / "checkpoints" / name / "model.pt"
                for name in ("nano-react", "nano-codegen")}
@@ -110,11 +114,18 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
-def evaluate(model: GPT, tasks, progress: bool = False) -> tuple[dict, list[dict]]:
+def _batched(model: GPT, items: list, batch: int, make_env=None) -> list:
+    """Every episode through the batched engine (continuous batching, KV cache per row)."""
+    from reference.engine import Engine
+    return Engine(model, max_batch=batch, make_env=make_env).run_all(items)
+
+
+def evaluate(model: GPT, tasks, progress: bool = False, batch: int = 0) -> tuple[dict, list[dict]]:
     rows = []
     t0 = time.perf_counter()
+    done = _batched(model, [t.question for t in tasks], batch) if batch else None
     for i, task in enumerate(tasks):
-        res = run_episode(model, task.question)
+        res = done[i] if done else run_episode(model, task.question)
         failure = classify_failure(res, task)
         rows.append({
             "id": task.id, "template": task.template, "question": task.question,
@@ -193,14 +204,17 @@ def summarize_codegen(rows: list[dict]) -> dict:
 
 
 def evaluate_codegen(model: GPT, tasks, progress: bool = False,
-                     workers: int = 2) -> tuple[dict, list[dict]]:
+                     workers: int = 2, batch: int = 0) -> tuple[dict, list[dict]]:
     from reference.codegen.agent import CodegenEnv
     from reference.codegen.sandbox import Verifier
     rows = []
     t0 = time.perf_counter()
     with Verifier(workers=workers) as verifier:
+        done = _batched(model, list(tasks), batch,
+                        lambda t: CodegenEnv(t, verifier)) if batch else None
         for i, task in enumerate(tasks):
-            rows.append(codegen_row(task, run_env(model, CodegenEnv(task, verifier))))
+            rows.append(codegen_row(task, done[i] if done else
+                                    run_env(model, CodegenEnv(task, verifier))))
             if progress and ((i + 1) % 100 == 0 or i + 1 == len(tasks)):
                 acc = sum(r["correct"] for r in rows) / len(rows)
                 print(f"  {i + 1}/{len(tasks)} episodes, passed so far {acc:.4f}, "
@@ -263,6 +277,12 @@ def main(argv=None) -> int:
     ap.add_argument("workload", choices=sorted(CHECKPOINTS), help="which workload")
     ap.add_argument("--checkpoint", type=Path, default=None, help="checkpoint (default: committed)")
     ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N tasks")
+    ap.add_argument("--split", choices=["frozen", "generalisation"], default="frozen",
+                    help="the frozen evaluation set, or its generalisation split (unseen "
+                         "words, wider numbers; rules.yaml names both)")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="decode N episodes together with the batched engine (0: one at a "
+                         "time); greedy answers are the same up to float rounding ties")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the full report ('-': stdout)")
@@ -272,6 +292,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.limit < 0:
         ap.error("--limit must be >= 0")
+    if args.batch < 0:
+        ap.error("--batch must be >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device
@@ -283,16 +305,19 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     codegen = args.workload == "nano-codegen"
+    gen = args.split == "generalisation"
     if codegen:
-        from reference.codegen.tasks import EVAL_PATH as eval_path
-        from reference.codegen.tasks import load_eval_set as load_tasks
+        from reference.codegen import tasks as task_module
     else:
-        eval_path, load_tasks = EVAL_PATH, load_eval_set
-    tasks = load_tasks()
+        from reference.react import tasks as task_module
+    eval_path = task_module.GEN_PATH if gen else task_module.EVAL_PATH
+    tasks = task_module.load_eval_set(eval_path)
     if args.limit:
         tasks = tasks[: args.limit]
-    summary, rows = (evaluate_codegen if codegen else evaluate)(model, tasks, progress=True)
-    summary = {"workload": args.workload, "eval_set_sha256": file_sha256(eval_path),
+    summary, rows = (evaluate_codegen if codegen else evaluate)(model, tasks, progress=True,
+                                                                batch=args.batch)
+    summary = {"workload": args.workload, "split": args.split,
+               "eval_set_sha256": file_sha256(eval_path),
                "checkpoint": str(args.checkpoint or CHECKPOINTS[args.workload]),
                "device": device, **summary}
     if args.reference_results:

@@ -38,8 +38,8 @@ import torch
 
 from reference.model import GPT, GPTConfig
 from reference.react.agent import run_env, run_episode
-from reference.react.tasks import (TRAIN_SEED, VAL_SEED, generate, load_eval_set, file_sha256,
-                                   parse_mix)
+from reference.react.tasks import (TRAIN_DIST, TRAIN_SEED, VAL_SEED, generate, load_eval_set,
+                                   load_generalisation_set, file_sha256, parse_mix)
 from reference.sft import IGNORE_INDEX, build_sft_labels, masked_cross_entropy
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
@@ -72,14 +72,17 @@ def git_commit() -> str:
 class Workload:
     """What training needs of a workload: validation tasks, a trajectory stream, an episode."""
 
-    def __init__(self, name: str, verifier=None):
-        self.name, self.verifier = name, verifier
+    def __init__(self, name: str, verifier=None, broad: float = 0.0, variety: str = ""):
+        self.name, self.verifier, self.broad, self.variety = name, verifier, broad, variety
 
     def eval_prompts(self) -> set[str]:
+        """Every prompt of the frozen set and of its generalisation split (never trained on)."""
         if self.name == "nano-codegen":
             from reference.codegen.tasks import load_eval_set as load_code
-            return {t.prompt for t in load_code()}
-        return {t.question for t in load_eval_set()}
+            from reference.codegen.tasks import load_generalisation_set as load_code_gen
+            return {t.prompt for t in load_code()} | {t.prompt for t in load_code_gen()}
+        return {t.question for t in load_eval_set()} | \
+            {t.question for t in load_generalisation_set()}
 
     def eval_set_path(self) -> Path:
         return Path(__file__).parent / ("codegen" if self.name == "nano-codegen" else "react") \
@@ -88,8 +91,19 @@ class Workload:
     def validation_tasks(self, n: int) -> list:
         if self.name == "nano-codegen":
             from reference.codegen.tasks import generate as gen_code
-            return gen_code(VAL_SEED, n, self.verifier, exclude=self.eval_prompts(), prefix="val-")
-        return [t.task for t in generate(VAL_SEED, n, exclude=self.eval_prompts(), prefix="val-")]
+            tasks = gen_code(VAL_SEED, n, self.verifier, exclude=self.eval_prompts(), prefix="val-")
+            if self.variety == "wide":  # half of validation from the broadened distribution
+                half = n // 2
+                tasks = tasks[:n - half] + gen_code(VAL_SEED + 1, half, self.verifier,
+                                                    exclude=self.eval_prompts(), prefix="valw-",
+                                                    variety="wide")
+            return tasks
+        tasks = [t.task for t in generate(VAL_SEED, n, exclude=self.eval_prompts(), prefix="val-")]
+        if self.broad:  # half of validation from the broadened training distribution
+            half = n // 2
+            tasks = tasks[:n - half] + [t.task for t in generate(
+                VAL_SEED + 1, half, exclude=self.eval_prompts(), prefix="valb-", dist=TRAIN_DIST)]
+        return tasks
 
     def prompt_of(self, task) -> str:
         return task.prompt if self.name == "nano-codegen" else task.question
@@ -101,11 +115,17 @@ class Workload:
             from reference.codegen.tasks import generate as gen_code
             rng = random.Random(seed + 1)
             for chunk in range(sys.maxsize):  # ground truth comes from the sandbox, in chunks
-                for task in gen_code(seed * 1_000_003 + chunk, 256, self.verifier,
-                                     exclude=exclude, variety=variety):
+                tasks = gen_code(seed * 1_000_003 + chunk, 256, self.verifier,
+                                 exclude=exclude, variety=variety)
+                if variety == "wide":  # a third from the frozen set's ranges (random words too)
+                    tasks = tasks[:170] + gen_code(seed * 1_000_003 + chunk + 500_000, 86,
+                                                   self.verifier, exclude=exclude,
+                                                   variety="words")
+                    rng.shuffle(tasks)
+                for task in tasks:
                     yield trajectory(task, self.verifier, rng, p_repair=p_detour)
         for traj in generate(seed, sys.maxsize, exclude=exclude, p_detour=p_detour,
-                             unique=False, mix=mix):
+                             unique=False, mix=mix, broad=self.broad):
             yield traj.segments
 
     def solved(self, model: GPT, task) -> bool:
@@ -184,9 +204,15 @@ def main(argv=None) -> None:
     ap.add_argument("--mix", default="",
                     help="training template weights, e.g. 'sum_lengths=1.5,sum_lengths3=0.5' "
                          "(unnamed templates weigh 1; default: uniform)")
-    ap.add_argument("--variety", action="store_true",
-                    help="nano-codegen: random words besides the vocabulary, arithmetic-free "
-                         "oracle programs (see reference/codegen/tasks.py)")
+    ap.add_argument("--variety", nargs="?", const="words", default="", choices=["words", "wide"],
+                    help="nano-codegen: 'words' (bare --variety): random words besides the "
+                         "vocabulary, arithmetic-free oracle programs; 'wide': also longer "
+                         "lists, 1-4 digit integers, never a held-out word, and half of "
+                         "validation from that distribution (see reference/codegen/tasks.py)")
+    ap.add_argument("--broad", type=float, default=0.0,
+                    help="nano-react: share of trajectories (and of validation) from the "
+                         "broadened distribution: random words of 1-12 letters, operands of "
+                         "1-6 digits, negatives, decimals (reference/react/tasks.py TRAIN_DIST)")
     ap.add_argument("--seed", type=int, default=TRAIN_SEED, help="seed for weights and data")
     ap.add_argument("--no-mask", action="store_true", help="learn every token, not only the agent's")
     ap.add_argument("--eval-every", type=int, default=400, help="validate every N steps")
@@ -213,6 +239,10 @@ def main(argv=None) -> None:
         ap.error(f"--mix: {e}")
     if mix is not None and args.workload != "nano-react":
         ap.error("--mix applies to nano-react only")
+    if args.broad and args.workload != "nano-react":
+        ap.error("--broad applies to nano-react only (nano-codegen: --variety)")
+    if not 0.0 <= args.broad <= 1.0:
+        ap.error("--broad must be between 0 and 1")
     if args.out is None:
         args.out = CHECKPOINT_DIR / args.workload
     if args.init_from is not None and not args.init_from.is_file():
@@ -250,7 +280,7 @@ def main(argv=None) -> None:
     if args.workload == "nano-codegen":
         from reference.codegen.sandbox import Verifier
         verifier = Verifier(workers=2)
-    workload = Workload(args.workload, verifier)
+    workload = Workload(args.workload, verifier, args.broad, args.variety)
     val = workload.validation_tasks(args.val_size)
     exclude = workload.eval_prompts() | {workload.prompt_of(t) for t in val}
     mask = not args.no_mask
@@ -273,6 +303,7 @@ def main(argv=None) -> None:
     mll.event(key="label_masking", value=mask)
     mll.event(key="template_mix", value=mix)
     mll.event(key="variety", value=args.variety)
+    mll.event(key="broad", value=args.broad)
     mll.event(key="init_from", value=_portable(args.init_from) if args.init_from else None)
     mll.event(key="n_params", value=model.num_params())
     mll.end(key=c.INIT_STOP)

@@ -85,3 +85,17 @@ def test_rope_run_records_its_position_encoding(tmp_path):
     assert cfg["model"]["rope"] is True
     state = torch.load(tmp_path / "model.pt", weights_only=True)["model"]
     assert not any(k.startswith("wpe") for k in state)  # no learned position table
+
+
+def test_broad_training_mix_and_its_validation(tmp_path):
+    train.main(TINY + ["--broad", "0.5", "--val-size", "2", "--out", str(tmp_path)])
+    cfg = json.loads((tmp_path / "train_config.json").read_text())
+    assert cfg["args"]["broad"] == 0.5
+    events = _mllog(tmp_path / "train_log.txt")
+    assert next(e for e in events if e["key"] == "broad")["value"] == 0.5
+
+
+def test_broad_is_refused_for_nano_codegen(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["nano-codegen", "--broad", "0.5"])
+    assert "--broad applies to nano-react only" in capsys.readouterr().err

@@ -23,13 +23,18 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from reference.react.tasks import WORDS
+from reference.react.tasks import WORDS, is_heldout_word
 
 DATA_DIR = Path(__file__).parent / "data"
 EVAL_PATH = DATA_DIR / "eval.jsonl"
 EVAL_SEED = 20261122
 EVAL_SIZE = 500
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+# The generalisation split: held-out words (the nano-react partition, is_heldout_word), lists
+# longer than training's or of 5-digit integers, 5-digit scalars (CODE_HELDOUT below).
+GEN_PATH = DATA_DIR / "generalisation.jsonl"
+GEN_SEED = 20261202
+GEN_SIZE = 500
 
 # The seed's eight tasks, verbatim, with the outputs the seed expects.
 SEED_TASKS = [
@@ -60,61 +65,143 @@ class CodeTask:
         return self.prompt
 
 
-def _ints(rng, lo=1, hi=30, n=None):
+@dataclass(frozen=True)
+class CodeDist:
+    """Where a task's words and numbers come from beyond the frozen set's (which is `None`).
+
+    `arith_free` writes oracles without arithmetic (`range(1, 37 + 1)`); `words`: `vocab_or_any`
+    (the first variety stage: half random strings, held-out ones not avoided), `train` (half
+    random strings, never held-out ones) or `heldout` (held-out random strings only)."""
+    name: str
+    words: str
+    word_len: tuple[int, int]        # letters in a random word
+    list_len: tuple[int, int]        # elements in a list
+    digits: tuple[int, int]          # digits of an integer (in lists and scalars)
+    p_negative: float                # share of list elements that are negative
+    p_long: float = 0.0              # heldout: share of lists longer than training's
+    arith_free: bool = True
+
+    def word(self, r: random.Random, length: tuple[int, int] | None = None) -> str:
+        lo, hi = length or self.word_len
+        if self.words == "vocab_or_any":
+            if r.random() < 0.5:
+                return "".join(r.choice(LETTERS) for _ in range(r.randint(lo, hi)))
+            return r.choice(WORDS)
+        if self.words == "train" and length is None and r.random() < 0.5:
+            return r.choice(WORDS)
+        while True:
+            w = "".join(r.choice(LETTERS) for _ in range(r.randint(lo, hi)))
+            if is_heldout_word(w) == (self.words == "heldout") and w not in WORDS:
+                return w
+
+    def int(self, r: random.Random, signed: bool = False, lo_digits: int | None = None) -> int:
+        d = r.randint(lo_digits or self.digits[0], self.digits[1])
+        n = r.randint(10 ** (d - 1) if d > 1 else 0, 10 ** d - 1)
+        return -n if signed and r.random() < self.p_negative else n
+
+    def ints(self, r: random.Random) -> list[int]:
+        if self.p_long and r.random() < self.p_long:  # longer than training, any width
+            return [self.int(r, True, 1) for _ in range(r.randint(11, 14))]
+        return [self.int(r, True) for _ in range(r.randint(*self.list_len))]
+
+
+# The first variety stage (the committed nano-codegen recipe's stage 2).
+VARIETY = CodeDist("variety", "vocab_or_any", (2, 12), (3, 8), (1, 2), 0.0)
+# Broadened training: half random words of 1-12 letters (never held out), lists of 2-10
+# integers of 1-4 digits (some negative), scalars of 1-4 digits.
+CODE_TRAIN = CodeDist("train", "train", (1, 12), (2, 10), (1, 4), 0.15)
+# The generalisation split: held-out words; lists of 11-14 integers or of 5-digit integers;
+# 5-digit scalars.
+CODE_HELDOUT = CodeDist("heldout", "heldout", (2, 12), (3, 10), (5, 5), 0.15, p_long=0.5)
+DISTS = {"words": VARIETY, "wide": CODE_TRAIN, "heldout": CODE_HELDOUT}
+
+
+def _dist(variety) -> CodeDist | None:
+    """`variety` as given to `generate`: False/'' (frozen set), True/'words', 'wide', 'heldout'."""
+    if variety is True:
+        return VARIETY
+    return DISTS[variety] if variety else None
+
+
+def _ints(rng, lo=1, hi=30, n=None, d: CodeDist | None = None):
+    if d is not None and d.name != "variety":
+        return d.ints(rng)
     return [rng.randint(lo, hi) for _ in range(n or rng.randint(3, 8))]
 
 
-def _tpl(rng: random.Random, variety: bool = False):
+def _tpl(rng: random.Random, variety=False):
     """(template, prompt, oracle program) for one random task."""
     name = rng.choice(sorted(TEMPLATES))
-    return (name, *TEMPLATES[name](rng, variety))
+    return (name, *TEMPLATES[name](rng, _dist(variety)))
 
 
-def _word(r: random.Random, variety: bool) -> str:
+def _word(r: random.Random, d: CodeDist | None) -> str:
     """A word of the vocabulary; with training variety, half the time a random lowercase
     string instead, so the model learns to copy any word, not only the ones it has seen
     (the seed's 'benchmark' is in no vocabulary)."""
-    if variety and r.random() < 0.5:
-        return "".join(r.choice(LETTERS) for _ in range(r.randint(2, 12)))
+    if d is not None:
+        return d.word(r)
     return r.choice(WORDS)
 
 
-def _range_list(r, v):
-    a, n = r.randint(0, 20), r.randint(2, 12)
+def _scalar(r: random.Random, d: CodeDist | None, lo: int, hi: int) -> int:
+    """An integer argument: the frozen range, or the distribution's digits (at least lo)."""
+    if d is None or d.name == "variety":
+        return r.randint(lo, hi)
+    return max(lo, d.int(r))
+
+
+def _range_list(r, d):
+    v = d is not None
+    a, n = _scalar(r, d, 0, 20), r.randint(2, 12)
     b = a + n - 1
     # with training variety the oracle needs no arithmetic: range(a, b + 1), not range(a, b+1)
     return (f"Return a list of the numbers from {a} to {b}",
             f"result = list(range({a}, {b} + 1))" if v else f"result = list(range({a}, {a + n}))")
 
 
-def _sum_range(r, v):
-    n = r.randint(3, 50)
+def _sum_range(r, d):
+    v = d is not None
+    n = _scalar(r, d, 3, 50)
     return (f"Return the sum of the numbers from 1 to {n}",
             f"result = sum(range(1, {n} + 1))" if v else f"result = sum(range(1, {n + 1}))")
 
 
-def _count_char(r, v):
-    w = _word(r, v)
+def _count_char(r, d):
+    w = _word(r, d)
     c = r.choice(w)
     return f"Count the letter '{c}' in '{w}'", f"result = '{w}'.count('{c}')"
 
 
-# Each template: (rng, variety) -> (prompt, oracle). `variety` (training only) widens the words
-# and writes oracles without arithmetic; the frozen set was generated without it.
+def _repeat_word(r, d):
+    if d is None or d.name == "variety":
+        return "".join(r.choice(LETTERS) for _ in range(r.randint(1, 3)))
+    return d.word(r, (1, 4) if d.name == "train" else (2, 4))
+
+
+def _power_base(r, d):
+    # 9 ** 12 in the frozen set; wider bases keep the exponent small so outputs stay short
+    return r.randint(2, 9) if d is None or d.name == "variety" else \
+        (r.randint(2, 999) if d.name == "train" else r.randint(10_000, 99_999))
+
+
+# Each template: (rng, dist) -> (prompt, oracle). `dist` (training and the generalisation
+# split) widens words and numbers and writes oracles without arithmetic; the frozen set was
+# generated with None.
 TEMPLATES = {
-    "sum_list": lambda r, v: (lambda xs: (f"Return the sum of {xs}", f"result = sum({xs})"))(_ints(r)),
-    "reverse_string": lambda r, v: (lambda w: (f"Reverse the string '{w}'", f"result = '{w}'[::-1]"))(_word(r, v)),
-    "length": lambda r, v: (lambda w: (f"Return the length of '{w}'", f"result = len('{w}')"))(_word(r, v)),
-    "power": lambda r, v: (lambda b, e: (f"Return {b} to the power of {e}", f"result = {b} ** {e}"))(r.randint(2, 9), r.randint(2, 12)),
-    "sorted_list": lambda r, v: (lambda xs: (f"Return the sorted version of {xs}", f"result = sorted({xs})"))(_ints(r, 0, 9)),
-    "max_list": lambda r, v: (lambda xs: (f"Return the maximum of {xs}", f"result = max({xs})"))(_ints(r)),
-    "min_list": lambda r, v: (lambda xs: (f"Return the minimum of {xs}", f"result = min({xs})"))(_ints(r)),
-    "repeat": lambda r, v: (lambda w, n: (f"Repeat the string '{w}' {n} times", f"result = '{w}' * {n}"))("".join(r.choice(LETTERS) for _ in range(r.randint(1, 3))), r.randint(2, 5)),
+    "sum_list": lambda r, d: (lambda xs: (f"Return the sum of {xs}", f"result = sum({xs})"))(_ints(r, d=d)),
+    "reverse_string": lambda r, d: (lambda w: (f"Reverse the string '{w}'", f"result = '{w}'[::-1]"))(_word(r, d)),
+    "length": lambda r, d: (lambda w: (f"Return the length of '{w}'", f"result = len('{w}')"))(_word(r, d)),
+    "power": lambda r, d: (lambda b, e: (f"Return {b} to the power of {e}", f"result = {b} ** {e}"))(_power_base(r, d), r.randint(2, 12 if d is None or d.name == "variety" else 4)),
+    "sorted_list": lambda r, d: (lambda xs: (f"Return the sorted version of {xs}", f"result = sorted({xs})"))(_ints(r, 0, 9, d=d)),
+    "max_list": lambda r, d: (lambda xs: (f"Return the maximum of {xs}", f"result = max({xs})"))(_ints(r, d=d)),
+    "min_list": lambda r, d: (lambda xs: (f"Return the minimum of {xs}", f"result = min({xs})"))(_ints(r, d=d)),
+    "repeat": lambda r, d: (lambda w, n: (f"Repeat the string '{w}' {n} times", f"result = '{w}' * {n}"))(_repeat_word(r, d), r.randint(2, 5)),
     "range_list": _range_list,
-    "upper": lambda r, v: (lambda w: (f"Return '{w}' in upper case", f"result = '{w}'.upper()"))(_word(r, v)),
+    "upper": lambda r, d: (lambda w: (f"Return '{w}' in upper case", f"result = '{w}'.upper()"))(_word(r, d)),
     "count_char": _count_char,
     "sum_range": _sum_range,
-    "reverse_list": lambda r, v: (lambda xs: (f"Reverse the list {xs}", f"result = {xs}[::-1]"))(_ints(r, 0, 9)),
+    "reverse_list": lambda r, d: (lambda xs: (f"Reverse the list {xs}", f"result = {xs}[::-1]"))(_ints(r, 0, 9, d=d)),
 }
 
 
@@ -138,9 +225,11 @@ def wrong_program(rng: random.Random, oracle: str) -> str:
 
 
 def generate(seed: int, n: int, verifier, exclude=frozenset(), with_seed_tasks=False,
-             prefix="code-", variety: bool = False):
+             prefix="code-", variety: bool | str = False):
     """n tasks with ground truth from running the oracle through `verifier` (a Verifier);
-    `variety` (training only) widens words and writes arithmetic-free oracles."""
+    `variety` widens words and numbers and writes arithmetic-free oracles: True or 'words'
+    (the first variety stage), 'wide' (broadened training), 'heldout' (the generalisation
+    split); False for the frozen set's distribution."""
     rng = random.Random(seed)
     seen = set(exclude)
     out = []
@@ -166,14 +255,24 @@ def load_eval_set(path: Path = EVAL_PATH) -> list[CodeTask]:
         return [CodeTask(**json.loads(line)) for line in f if line.strip()]
 
 
-def freeze_eval_set(verifier, path: Path = EVAL_PATH) -> str:
+def load_generalisation_set(path: Path = GEN_PATH) -> list[CodeTask]:
+    return load_eval_set(path)
+
+
+def generalisation_tasks(verifier) -> list[CodeTask]:
+    """The generalisation split as generated (the frozen file must equal it)."""
+    return generate(GEN_SEED, GEN_SIZE, verifier, prefix="code-gen-", variety="heldout")
+
+
+def freeze_eval_set(verifier, path: Path = EVAL_PATH, tasks=None) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tasks = generate(EVAL_SEED, EVAL_SIZE, verifier, with_seed_tasks=True)
+    if tasks is None:
+        tasks = generate(EVAL_SEED, EVAL_SIZE, verifier, with_seed_tasks=True)
     with open(path, "w") as f:
         for t in tasks:
             f.write(json.dumps(asdict(t), sort_keys=True) + "\n")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    (path.parent / "eval.sha256").write_text(f"{digest}  {path.name}\n")
+    path.with_suffix(".sha256").write_text(f"{digest}  {path.name}\n")
     return digest
 
 
@@ -181,11 +280,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--show", type=int, default=3, help="print N sample tasks")
     ap.add_argument("--freeze", action="store_true", help="rewrite the frozen evaluation set")
+    ap.add_argument("--freeze-generalisation", action="store_true",
+                    help="rewrite the frozen generalisation split")
     args = ap.parse_args()
     from reference.codegen.sandbox import Verifier
     with Verifier(1) as v:
         if args.freeze:
             print(freeze_eval_set(v))
+        if args.freeze_generalisation:
+            print(freeze_eval_set(v, GEN_PATH, generalisation_tasks(v)))
         for t in generate(1, args.show, v):
             print(f"{t.prompt!r} -> {t.answer!r}   oracle: {t.oracle}")
 

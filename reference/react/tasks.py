@@ -33,6 +33,11 @@ EVAL_SEED = 20261121
 EVAL_SIZE = 1000
 VAL_SEED = 7
 TRAIN_SEED = 1
+# The generalisation split: held-out words and 7-digit operands (HELDOUT_DIST below), every
+# template that has a word or a number to widen (const_op_const has neither).
+GEN_PATH = DATA_DIR / "generalisation.jsonl"
+GEN_SEED = 20261201
+GEN_SIZE = 600
 
 # The seed tasks, verbatim, with the answers the seed expects.
 SEED_TASKS = [
@@ -52,6 +57,7 @@ router socket buffer stack queue graph node edge path tree leaf root seed bloom 
 storm wave tide dune cliff peak mesa reef delta lake pond brook creek fjord bay cove gulf
 hello world code data time fast slow""".split()
 CONSTANTS = list(LOOKUP_TABLE)
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
 OPS = {"plus": "+", "minus": "-", "times": "*", "divided by": "/"}
 CMP_Q = "greater than, less than or equal to"
 ORDINALS = ["first", "second", "third"]
@@ -80,33 +86,96 @@ class Trajectory:
         return "".join(t for _, t in self.segments)
 
 
+def is_heldout_word(word: str) -> bool:
+    """True for the words reserved for the generalisation split (about 1 in 8 strings).
+
+    The split is a fixed partition of all strings by their SHA-256: the training sampler
+    rejects every held-out random string, and the generalisation split uses only held-out
+    strings outside the vocabulary, so training provably never sees a generalisation word
+    (tests/test_tasks.py). The letter distribution is the same on both sides: what is held out
+    is the words, not letters the model never saw."""
+    return hashlib.sha256(word.encode()).digest()[0] < 32
+
+
+@dataclass(frozen=True)
+class Dist:
+    """Where a task's words and numbers come from (the frozen set's distribution is `None`).
+
+    `words`: `train` draws real words or random strings that are never held out; `heldout`
+    draws only held-out random strings outside the vocabulary. Numbers have a digit count in
+    `digits` and may be negative or carry one or two decimals where the template allows."""
+    name: str
+    p_random_word: float       # share of words that are random letter strings
+    word_len: tuple[int, int]  # letters in a random word
+    max_words: int             # words in a quoted phrase: 1..max_words
+    digits: tuple[int, int]    # integer digits of an operand
+    p_negative: float          # share of operands that are negative (where allowed)
+    p_decimal: float           # share of operands with one or two decimals (where allowed)
+
+    def word(self, rng: random.Random) -> str:
+        if self.name == "train" and rng.random() >= self.p_random_word:
+            return rng.choice(WORDS)
+        while True:
+            w = "".join(rng.choice(LETTERS) for _ in range(rng.randint(*self.word_len)))
+            if is_heldout_word(w) == (self.name == "heldout") and w not in WORDS:
+                return w
+
+    def number(self, rng: random.Random, signed: bool = True, nonzero: bool = False) -> str:
+        d = rng.randint(*self.digits)
+        n = rng.randint(10 ** (d - 1) if d > 1 else (1 if nonzero else 0), 10 ** d - 1)
+        text = str(n)
+        if rng.random() < self.p_decimal:
+            text += "." + str(rng.randint(1, 99)).rstrip("0") if rng.random() < 0.5 else \
+                f".{rng.randint(1, 9)}"
+        if signed and rng.random() < self.p_negative:
+            text = "-" + text
+        return text
+
+
+# Training: half the words random strings of 1-12 letters, operands of 1-6 digits, negatives
+# and decimals; phrases of up to 4 words so quoted strings move around the context.
+TRAIN_DIST = Dist("train", p_random_word=0.5, word_len=(1, 12), max_words=4, digits=(1, 6),
+                  p_negative=0.15, p_decimal=0.15)
+# The generalisation split: held-out words only, operands of 7 digits (wider than training).
+HELDOUT_DIST = Dist("heldout", p_random_word=1.0, word_len=(2, 12), max_words=3, digits=(7, 7),
+                    p_negative=0.15, p_decimal=0.15)
+
+
 # A plan step: (thought, tool, input); input may be a function of the observations so far.
-def _phrase(rng: random.Random) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
+# Every template takes (rng, dist); with dist None it draws exactly what it drew when the
+# frozen set was made (the vocabulary, 2-digit numbers), so that set regenerates identically.
+def _phrase(rng: random.Random, d: Dist | None = None) -> str:
+    if d is None:
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
+    return " ".join(d.word(rng) for _ in range(rng.randint(1, d.max_words)))
 
 
-def _tpl_const_op_number(rng):
-    c, op, n = rng.choice(CONSTANTS), rng.choice(list(OPS)), rng.randint(2, 99)
+def _num(rng: random.Random, d: Dist | None, lo: int, hi: int, **kw) -> int | str:
+    return rng.randint(lo, hi) if d is None else d.number(rng, **kw)
+
+
+def _tpl_const_op_number(rng, d=None):
+    c, op, n = rng.choice(CONSTANTS), rng.choice(list(OPS)), _num(rng, d, 2, 99, nonzero=True)
     return (f"What is {c} {op} {n}?",
             [(f"I need the value of {c}.", "lookup", c),
              ("Now compute the result.", "calculator", lambda o: f"{o[0]} {OPS[op]} {n}")])
 
 
-def _tpl_length_arith(rng):
-    s, a, b = _phrase(rng), rng.randint(2, 20), rng.randint(1, 99)
+def _tpl_length_arith(rng, d=None):
+    s, a, b = _phrase(rng, d), _num(rng, d, 2, 20), _num(rng, d, 1, 99)
     return (f"What is the length of '{s}' times {a} plus {b}?",
             [("I need the length of the string.", "string_length", s),
              ("Now compute the result.", "calculator", lambda o: f"{o[0]} * {a} + {b}")])
 
 
-def _tpl_compare_consts(rng):
+def _tpl_compare_consts(rng, d=None):
     c1, c2 = rng.sample(CONSTANTS, 2)
-    if rng.random() < 0.3:  # only 56 plain pairs exist: most questions scale the first constant
+    if rng.random() < (0.3 if d is None or d.name == "train" else 0.0):  # only 56 plain pairs exist: most questions scale the first constant
         return (f"Is {c1} {CMP_Q} {c2}?",
                 [(f"I need the value of {c1}.", "lookup", c1),
                  (f"I need the value of {c2}.", "lookup", c2),
                  ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {o[1]}")])
-    n = rng.randint(2, 99)
+    n = _num(rng, d, 2, 99)
     return (f"Is {c1} times {n} {CMP_Q} {c2}?",
             [(f"I need the value of {c1}.", "lookup", c1),
              ("Now compute the product.", "calculator", lambda o: f"{o[0]} * {n}"),
@@ -114,17 +183,17 @@ def _tpl_compare_consts(rng):
              ("Now compare the two values.", "compare", lambda o: f"{o[1]}, {o[2]}")])
 
 
-def _tpl_compare_lengths(rng):
-    s1, s2 = _phrase(rng), _phrase(rng)
+def _tpl_compare_lengths(rng, d=None):
+    s1, s2 = _phrase(rng, d), _phrase(rng, d)
     return (f"Is the length of '{s1}' {CMP_Q} the length of '{s2}'?",
             [("I need the length of the first string.", "string_length", s1),
              ("I need the length of the second string.", "string_length", s2),
              ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {o[1]}")])
 
 
-def _tpl_sum_lengths(rng, ks=(2, 2, 3)):
+def _tpl_sum_lengths(rng, d=None, ks=(2, 2, 3)):
     k = rng.choice(ks)
-    ss = [_phrase(rng) for _ in range(k)]
+    ss = [_phrase(rng, d) for _ in range(k)]
     q = " plus ".join(f"the length of '{s}'" for s in ss)
     steps = [(f"I need the length of the {ORDINALS[i]} string.", "string_length", s)
              for i, s in enumerate(ss)]
@@ -132,7 +201,7 @@ def _tpl_sum_lengths(rng, ks=(2, 2, 3)):
     return f"What is {q}?", steps
 
 
-def _tpl_const_op_const(rng):
+def _tpl_const_op_const(rng, d=None):
     c1, c2 = rng.sample(CONSTANTS, 2)
     op = rng.choice(list(OPS))
     return (f"What is {c1} {op} {c2}?",
@@ -141,16 +210,20 @@ def _tpl_const_op_const(rng):
              ("Now compute the result.", "calculator", lambda o: f"{o[0]} {OPS[op]} {o[1]}")])
 
 
-def _tpl_product_vs_number(rng):
-    a, b = rng.randint(2, 99), rng.randint(2, 99)
-    c = a * b if rng.random() < 0.1 else rng.randint(1, 9999)
+def _tpl_product_vs_number(rng, d=None):
+    a, b = _num(rng, d, 2, 99), _num(rng, d, 2, 99)
+    if d is None:
+        c = a * b if rng.random() < 0.1 else rng.randint(1, 9999)
+    else:  # an equal product now and then, else a number as wide as the product
+        c = run_tool("calculator", f"{a} * {b}") if rng.random() < 0.1 else \
+            Dist("c", 0, (1, 1), 1, (1, 2 * d.digits[1]), d.p_negative, d.p_decimal).number(rng)
     return (f"Is {a} times {b} {CMP_Q} {c}?",
             [("I need the product first.", "calculator", f"{a} * {b}"),
              ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {c}")])
 
 
-def _tpl_length_const_vs_const(rng):
-    s = _phrase(rng)
+def _tpl_length_const_vs_const(rng, d=None):
+    s = _phrase(rng, d)
     c1, c2 = rng.sample(CONSTANTS, 2)
     return (f"Is the length of '{s}' times {c1} {CMP_Q} {c2}?",
             [("I need the length of the string.", "string_length", s),
@@ -176,7 +249,7 @@ TEMPLATES = {
 # sum_lengths with three strings, so a training mix can even out the 2:1 prior that made the
 # agent stop after the second length (see the model card).
 TRAIN_VARIANTS = {
-    "sum_lengths3": ("sum_lengths", lambda rng: _tpl_sum_lengths(rng, ks=(3,))),
+    "sum_lengths3": ("sum_lengths", lambda rng, d=None: _tpl_sum_lengths(rng, d, ks=(3,))),
 }
 
 
@@ -254,11 +327,14 @@ def solve(task_id: str, template: str, question: str, plan, rng: random.Random |
 
 def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "t",
              p_detour: float = 0.0, with_seed_tasks: bool = False, unique: bool = True,
-             mix: dict[str, float] | None = None):
+             mix: dict[str, float] | None = None, dist: Dist | None = None, broad: float = 0.0,
+             templates: list[str] | None = None):
     """Yield n oracle trajectories, questions not in exclude (and, with unique, not repeated).
 
-    Templates are drawn uniformly, or by the weights of `mix` (see `parse_mix`; training only:
-    the frozen and validation sets are drawn uniformly)."""
+    Templates are drawn uniformly (from `templates`, default all), or by the weights of `mix`
+    (see `parse_mix`; training only: the frozen and validation sets are drawn uniformly).
+    Words and numbers come from `dist` (None: the frozen set's vocabulary and ranges); with
+    `broad` > 0 that share of the tasks comes from TRAIN_DIST instead (training and validation)."""
     rng = random.Random(seed)
     seen = set(exclude)
     count = 0
@@ -270,7 +346,7 @@ def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "
             seen.add(q)
             count += 1
             yield traj
-    names = sorted(TEMPLATES)
+    names = sorted(templates or TEMPLATES)
     if mix is not None:
         names = sorted(mix)
         weights = [mix[k] for k in names]
@@ -280,7 +356,8 @@ def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "
             name, tpl = TRAIN_VARIANTS[name]
         else:
             tpl = TEMPLATES[name]
-        question, plan = tpl(rng)
+        d = TRAIN_DIST if broad and rng.random() < broad else dist
+        question, plan = tpl(rng, d)
         if question in seen:
             continue
         if unique:
@@ -294,28 +371,51 @@ def load_eval_set(path: Path = EVAL_PATH) -> list[Task]:
         return [Task(**json.loads(line)) for line in f if line.strip()]
 
 
+def load_generalisation_set(path: Path = GEN_PATH) -> list[Task]:
+    return load_eval_set(path)
+
+
+def generalisation_tasks() -> list[Task]:
+    """The generalisation split as generated (the frozen file must equal it)."""
+    names = [k for k in TEMPLATES if k != "const_op_const"]
+    return [t.task for t in generate(GEN_SEED, GEN_SIZE, prefix="react-gen-", dist=HELDOUT_DIST,
+                                     templates=names)]
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def freeze_eval_set(path: Path = EVAL_PATH) -> str:
+def _write_frozen(tasks: list[Task], path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tasks = [t.task for t in generate(EVAL_SEED, EVAL_SIZE, prefix="react-", with_seed_tasks=True)]
     with open(path, "w") as f:
         for t in tasks:
             f.write(json.dumps(asdict(t), sort_keys=True) + "\n")
     digest = file_sha256(path)
-    (path.parent / "eval.sha256").write_text(f"{digest}  {path.name}\n")
+    path.with_suffix(".sha256").write_text(f"{digest}  {path.name}\n")
     return digest
+
+
+def freeze_eval_set(path: Path = EVAL_PATH) -> str:
+    return _write_frozen([t.task for t in generate(EVAL_SEED, EVAL_SIZE, prefix="react-",
+                                                   with_seed_tasks=True)], path)
+
+
+def freeze_generalisation_set(path: Path = GEN_PATH) -> str:
+    return _write_frozen(generalisation_tasks(), path)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--freeze", action="store_true", help="rewrite the frozen evaluation set")
+    ap.add_argument("--freeze-generalisation", action="store_true",
+                    help="rewrite the frozen generalisation split")
     ap.add_argument("--show", type=int, default=0, help="print N sample training trajectories")
     args = ap.parse_args()
     if args.freeze:
         print(freeze_eval_set())
+    if args.freeze_generalisation:
+        print(freeze_generalisation_set())
     for traj in generate(TRAIN_SEED, args.show, p_detour=0.3):
         print(traj.text)
 
