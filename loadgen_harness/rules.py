@@ -4,11 +4,12 @@
     rules = load_rules()
     rules.profile("official").min_duration_ms
     rules.benchmark("nano-react").quality_target
+    rules.benchmark("nano-react").splits["generalisation"].quality_target
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,6 +35,38 @@ class Profile:
     audit_min_query_count: dict         # per scenario: queries each audit run issues at least
 
 
+def _subset_target(results: Path, fraction: float, target: float, indices) -> float:
+    """The quality target for a run that scored these sample indices: the target fraction of
+    the reference checkpoint's quality on the same samples (all samples: the stated target)."""
+    correct = _reference_correct(results)
+    idx = [i for i in set(indices) if 0 <= i < len(correct)]
+    if not idx or len(idx) == len(correct):
+        return target
+    return round(fraction * sum(correct[i] for i in idx) / len(idx), 4)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A benchmark's further frozen set, scored in an accuracy run of its own
+    (`accuracy/<name>/`) against its own target: `generalisation` holds words never trained
+    on and numbers wider than training's (issue 12). Same metric as the benchmark."""
+    name: str
+    eval_set: Path
+    eval_set_sha256: str
+    eval_set_size: int
+    reference_results: Path
+    quality_reference: float
+    quality_target_fraction: float
+
+    @property
+    def quality_target(self) -> float:
+        return round(self.quality_reference * self.quality_target_fraction, 4)
+
+    def subset_target(self, indices) -> float:
+        return _subset_target(self.reference_results, self.quality_target_fraction,
+                              self.quality_target, indices)
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
@@ -49,6 +82,7 @@ class Benchmark:
     quality_target_fraction: float
     scenarios: dict
     reference_mean_generated_tokens: float   # TEST09's reference
+    splits: dict = field(default_factory=dict)  # name -> Split (each its own accuracy run)
 
     @property
     def quality_target(self) -> float:
@@ -57,11 +91,8 @@ class Benchmark:
     def subset_target(self, indices) -> float:
         """The quality target for a run that scored these sample indices: the target fraction
         of the reference checkpoint's exact match on the same samples."""
-        correct = _reference_correct(self.reference_results)
-        idx = [i for i in set(indices) if 0 <= i < len(correct)]
-        if not idx or len(idx) == len(correct):
-            return self.quality_target
-        return round(self.quality_target_fraction * sum(correct[i] for i in idx) / len(idx), 4)
+        return _subset_target(self.reference_results, self.quality_target_fraction,
+                              self.quality_target, indices)
 
     def target_latency_ns(self, scenario: str) -> int | None:
         ms = self.scenarios.get(scenario, {}).get("target_latency_ms")
@@ -112,7 +143,14 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
                 quality_reference=float(q["reference_value"]),
                 quality_target_fraction=float(q["target_fraction"]),
                 scenarios=dict(b["scenarios"]),
-                reference_mean_generated_tokens=float(b["reference_mean_generated_tokens"]))
+                reference_mean_generated_tokens=float(b["reference_mean_generated_tokens"]),
+                splits={sname: Split(
+                    name=sname, eval_set=ROOT / sp["eval_set"],
+                    eval_set_sha256=sp["eval_set_sha256"], eval_set_size=int(sp["eval_set_size"]),
+                    reference_results=ROOT / sp["reference_results"],
+                    quality_reference=float(sp["quality"]["reference_value"]),
+                    quality_target_fraction=float(sp["quality"]["target_fraction"]))
+                    for sname, sp in (b.get("splits") or {}).items()})
         profiles = {}
         for name, p in doc["profiles"].items():
             acc = p["accuracy_sample_count"]

@@ -14,6 +14,8 @@ watchdog, and writes
         user.conf  measurements.json  README.md
         accuracy/          mlperf_log_{accuracy.json,detail.txt,summary.txt}
                            accuracy.json  agent_trace.jsonl
+        accuracy/generalisation/   the same files for the benchmark's generalisation split
+                           (rules.yaml `splits`: its own frozen set, target and accuracy run)
         performance/run_1/ mlperf_log_{detail,summary}.txt  agent_trace.jsonl
         audit/TEST01/      sampled performance-mode answers (compared with accuracy mode)
         audit/TEST04/      one sample issued repeatedly (exposes result caching)
@@ -59,13 +61,15 @@ class RunPlan:
     benchmark: str
     scenario: str
     mode: str            # AccuracyOnly | PerformanceOnly
-    rel_dir: str         # accuracy | performance/run_1
+    rel_dir: str         # accuracy | accuracy/<split> | performance/run_1 | audit/<TEST>
     settings: dict
     expected_s: float
+    split: str | None = None   # AccuracyOnly on a further frozen set (rules.yaml `splits`)
 
     @property
     def label(self) -> str:
-        kind = ("accuracy" if self.mode == "AccuracyOnly" else
+        kind = (f"accuracy ({self.split})" if self.split else
+                "accuracy" if self.mode == "AccuracyOnly" else
                 self.rel_dir.split("/")[-1] if self.rel_dir.startswith("audit") else "performance")
         return f"{self.benchmark} {self.scenario} {kind}"
 
@@ -154,6 +158,12 @@ def plan_runs(rules, profile, benchmarks, scenarios, tuning_all: dict) -> list[R
             plans.append(RunPlan(bname, scen, "AccuracyOnly", "accuracy",
                                  loadgen_settings(rules, bench, scen, "AccuracyOnly", profile, tuning),
                                  STARTUP_S + n_acc / acc_qps))
+            for split in bench.splits.values():  # e.g. the generalisation split (issue 12)
+                n_split = profile.accuracy_sample_count or split.eval_set_size
+                plans.append(RunPlan(bname, scen, "AccuracyOnly", f"accuracy/{split.name}",
+                                     loadgen_settings(rules, bench, scen, "AccuracyOnly", profile,
+                                                      tuning),
+                                     STARTUP_S + n_split / acc_qps, split=split.name))
             dur = max(profile.min_duration_ms / 1000, profile.min_query_count[scen] / qps) * 1.1
             perf = loadgen_settings(rules, bench, scen, "PerformanceOnly", profile, tuning)
             plans.append(RunPlan(bname, scen, "PerformanceOnly", "performance/run_1", perf,
@@ -281,8 +291,9 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
     ckpts = {}
     for b in benchmarks:
         bench = rules.benchmark(b)
-        if file_sha256(bench.eval_set) != bench.eval_set_sha256:
-            raise SubmissionError(f"{bench.eval_set} does not match its SHA-256 in rules.yaml")
+        for es in [bench, *bench.splits.values()]:
+            if file_sha256(es.eval_set) != es.eval_set_sha256:
+                raise SubmissionError(f"{es.eval_set} does not match its SHA-256 in rules.yaml")
         ckpt = Path(checkpoint) if checkpoint else bench.reference_checkpoint
         digest = file_sha256(ckpt) if ckpt.is_file() else None
         if digest is None:
@@ -312,9 +323,11 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
         with Progress(plans) as progress:
             for plan in plans:
                 run_dir = results_dir / plan.benchmark / plan.scenario / plan.rel_dir
+                bench = rules.benchmark(plan.benchmark)
+                scored_set = bench.splits[plan.split] if plan.split else bench
                 spec = {"benchmark": plan.benchmark, "scenario": plan.scenario, "mode": plan.mode,
                         "out_dir": str(run_dir), "checkpoint": str(ckpts[plan.benchmark][0]),
-                        "eval_set": str(rules.benchmark(plan.benchmark).eval_set),
+                        "eval_set": str(scored_set.eval_set),
                         "settings": plan.settings, "workers": tuning.get("workers", 1),
                         "threads": tuning.get("threads", 1), "device": tuning["device"],
                         "max_batch": tuning["benchmarks"][plan.benchmark][plan.scenario].get("max_batch")}
@@ -346,19 +359,20 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                             f"{plan.label}: the audit run breaks rules.md section 4.1 "
                             f"({audit_problem}); nothing was written")
                 for f in list(run_dir.iterdir()):
-                    if f.name not in KEEP[plan.rel_dir.split("/")[0]]:
+                    if f.is_file() and f.name not in KEEP[plan.rel_dir.split("/")[0]]:
                         f.unlink()
                 note = f"done in {time.time() - t0:.0f}s"
                 if plan.mode == "AccuracyOnly":
-                    bench = rules.benchmark(plan.benchmark)
-                    tasks = load_tasks(plan.benchmark, bench.eval_set)
+                    tasks = load_tasks(plan.benchmark, scored_set.eval_set)
                     acc = accuracy_from_log(run_dir / "mlperf_log_accuracy.json", tasks,
                                             profile.accuracy_sample_count, plan.benchmark,
                                             metric=bench.quality_metric)
                     scored = [e["qsl_idx"] for e in read_accuracy_log(run_dir / "mlperf_log_accuracy.json")]
-                    target = bench.subset_target(scored)
+                    target = scored_set.subset_target(scored)
                     acc.update(metric=bench.quality_metric, target=target,
                                passed=acc[bench.quality_metric] >= target)
+                    if plan.split:
+                        acc.update(split=plan.split, eval_set_sha256=scored_set.eval_set_sha256)
                     (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=1) + "\n")
                     note += f", {bench.quality_metric} {acc[bench.quality_metric]:.4f}"
                 progress.finish(note)
@@ -370,6 +384,8 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                                      p.scenario == scen and p.mode == "PerformanceOnly")
                     detail = read_detail(sdir / "performance/run_1/mlperf_log_detail.txt")
                     acc = json.loads((sdir / "accuracy/accuracy.json").read_text())
+                    acc_splits = {name: json.loads((sdir / f"accuracy/{name}/accuracy.json").read_text())
+                                  for name in rules.benchmark(bname).splits}
                     perf = performance_result(scen, detail)
                     m = {"schema_version": 1, "benchmark": bname, "scenario": scen,
                          "system": system, "division": division, "submitter": submitter,
@@ -377,7 +393,7 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                          "created": created, **git, "checkpoint_sha256": ckpts[bname][1],
                          "rules_sha256": file_sha256(rules.path),
                          "loadgen_version": detail.get("loadgen_version"),
-                         "performance": perf, "accuracy": acc,
+                         "performance": perf, "accuracy": acc, "accuracy_splits": acc_splits,
                          "offline_expected_qps_calibrated":
                              calibrated.get(bname) if scen == "Offline" else None,
                          "trace": trace_summary(sdir / "performance/run_1/agent_trace.jsonl")}
@@ -389,6 +405,8 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                         f"commit `{git['commit']}`{' (dirty tree)' if git['dirty'] else ''}.\n\n"
                         f"Reproduce: `make submission SYSTEM={system} PROFILE={profile.name}`\n")
                     summary_rows.append((bname, scen, perf, acc))
+                    for name, sacc in acc_splits.items():
+                        summary_rows.append((bname, f"{scen} ({name})", None, sacc))
         (staging / "code").mkdir()
         (staging / "code" / "README.md").write_text(
             f"# Code\n\nThis submission was produced by commit `{git['commit']}`"
@@ -438,6 +456,7 @@ def _print_summary(rows, profile) -> None:
                 "verdict"):
         t.add_column(col)
     for bname, scen, perf, acc in rows:
+        perf = perf or {"metric": "-", "value": None, "validity": None}  # a split's accuracy row
         v = perf["value"]
         t.add_row(bname, scen, perf["metric"], f"{v:.2f}" if isinstance(v, (int, float)) else "-",
                   perf["validity"] or "-", f"{acc['metric']} {acc[acc['metric']]:.4f}", f"{acc['target']:.4f}",

@@ -28,8 +28,9 @@ import torch.nn.functional as F
 
 
 def encode(text: str) -> list[int]:
-    """Byte-level tokenizer: one token per UTF-8 byte."""
-    return list(text.encode("utf-8"))
+    """Byte-level tokenizer: one token per UTF-8 byte. Total: text that is not valid Unicode
+    (a lone surrogate from a program's output) is backslash-escaped, never an exception."""
+    return list(text.encode("utf-8", "backslashreplace"))
 
 
 def decode(tokens: list[int]) -> str:

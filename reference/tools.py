@@ -12,16 +12,23 @@ Number formatting (answers are compared exactly, so this is part of the benchmar
 - anything else prints with at most 6 significant digits, Python's `%.6g`:
   `6.28318`, `0.333333`, `6.022e+23`, `1.381e-23`.
 
+What a number is, for every tool: ASCII digits with an optional sign, decimal point and
+exponent (`-4`, `6.28318`, `6.022e+23`, `.5`). No digit separators (`1_000`), no other
+scripts' digits (`١٢٣`), no `inf`/`nan`, no hex. A number whose magnitude exceeds 1e300 is
+"number too large" wherever it appears; a result too small for a float is 0.
+
 Limits: the calculator walks the AST (never `eval`); it accepts numbers, + - * / // % ** and
-parentheses only, refuses inputs over 200 characters or nested deeper than 32, and refuses any
-intermediate value whose magnitude would exceed 1e300 before computing it (so `9**9**9` is
-refused in microseconds instead of hanging).
+parentheses only, refuses inputs over 200 characters or parentheses nested deeper than 32
+(a flat chain such as `1+2+...+34` is not nesting), and refuses any intermediate value whose
+magnitude would exceed 1e300 before computing it (so `9**9**9` is refused in microseconds
+instead of hanging).
 """
 from __future__ import annotations
 
 import ast
 import math
 import operator
+import re
 
 # The seed's lookup table, verbatim values.
 LOOKUP_TABLE: dict[str, float] = {
@@ -36,10 +43,16 @@ LOOKUP_TABLE: dict[str, float] = {
 }
 
 MAX_EXPR_CHARS = 200       # longest calculator input accepted
-MAX_DEPTH = 32             # deepest parenthesis / AST nesting accepted
+MAX_DEPTH = 32             # deepest parenthesis nesting accepted
 MAX_MAGNITUDE = 1e300      # largest |value| any intermediate result may reach
 SIG_DIGITS = 6             # significant digits in formatted non-integers
 MAX_STRING_CHARS = 10_000  # longest string_length input accepted
+MAX_NUMBER_CHARS = 400     # longest number text compare reads (1e300 has 301 digits)
+
+# One number grammar for every tool (see the module docstring); re.ASCII keeps \d to 0-9.
+NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+# Characters a calculator expression may contain: numbers, operators, parentheses, spaces.
+_CALC_CHARS = frozenset("0123456789.eE+-*/%() \t")
 
 
 class ToolError(Exception):
@@ -60,16 +73,13 @@ def format_number(x: float | int) -> str:
 def parse_number(text: str) -> float | int:
     """Parse one number as the tools print them (`130`, `6.28318`, `6.022e+23`)."""
     t = text.strip()
-    try:
-        return int(t)
-    except ValueError:
-        pass
-    try:
-        v = float(t)
-    except ValueError:
-        raise ToolError(f"not a number: {t[:40]!r}") from None
-    if not math.isfinite(v):
-        raise ToolError(f"not a finite number: {t[:40]!r}")
+    if len(t) > MAX_NUMBER_CHARS:
+        raise ToolError("number too large")
+    if not NUMBER_RE.fullmatch(t):
+        raise ToolError(f"not a number: {t[:40]!r}")
+    v: float | int = int(t) if t.lstrip("+-").isdigit() else float(t)
+    if isinstance(v, float) and not math.isfinite(v) or abs(v) > MAX_MAGNITUDE:
+        raise ToolError("number too large")
     return v
 
 
@@ -77,8 +87,8 @@ def parse_number(text: str) -> float | int:
 # calculator
 
 def _check_magnitude(v: float | int) -> float | int:
-    if isinstance(v, float) and not math.isfinite(v):
-        raise ToolError("result is not a finite number")
+    if isinstance(v, float) and not math.isfinite(v):  # overflow to inf: 1e999, 1e308 * 10
+        raise ToolError("number too large")
     if abs(v) > MAX_MAGNITUDE:
         raise ToolError("number too large")
     return v
@@ -86,12 +96,15 @@ def _check_magnitude(v: float | int) -> float | int:
 
 def _pow(a: float | int, b: float | int) -> float | int:
     # Estimate |a**b| through logarithms before computing it: 9**9**9 must never be attempted.
+    # Only growth is refused: 10**-500 is a tiny number (0 as a float), not an error.
     if a == 0:
         if b < 0:
             raise ToolError("division by zero")
         return 0 if b > 0 else 1
-    if abs(a) != 1 and abs(b) * math.log10(abs(a)) > math.log10(MAX_MAGNITUDE):
+    if abs(a) != 1 and b * math.log10(abs(a)) > math.log10(MAX_MAGNITUDE):
         raise ToolError("number too large")
+    if abs(a) != 1 and b * math.log10(abs(a)) < -400:
+        return 0.0  # below the smallest float: computing it could still take long for big ints
     if a < 0 and b != int(b):
         raise ToolError("complex result")
     if isinstance(a, int) and isinstance(b, int) and b >= 0:
@@ -130,7 +143,9 @@ _UNARYOPS = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
 def _eval_node(node: ast.AST, depth: int) -> float | int:
-    if depth > MAX_DEPTH:
+    # depth is bounded by the expression's length (MAX_EXPR_CHARS): a flat chain of 100
+    # operands recurses 100 deep, well inside Python's limit. Nesting is bounded on the text.
+    if depth > MAX_EXPR_CHARS:
         raise ToolError("expression too deep")
     if isinstance(node, ast.Expression):
         return _eval_node(node.body, depth + 1)
@@ -152,6 +167,9 @@ def calculator(expr: str) -> str:
         raise ToolError("empty expression")
     if len(text) > MAX_EXPR_CHARS:
         raise ToolError(f"expression longer than {MAX_EXPR_CHARS} characters")
+    bad = next((ch for ch in text if ch not in _CALC_CHARS), None)
+    if bad is not None:
+        raise ToolError(f"unsupported character {bad!r} in expression")
     # Bound nesting before the parser sees it: CPython's parser recurses per parenthesis.
     level = 0
     for ch in text:

@@ -107,3 +107,42 @@ def test_compare_rejects_bad_input(inp):
 
 def test_unknown_tool_is_an_error_observation():
     assert run_tool("search", "x").startswith("Error: unknown tool 'search'")
+
+
+@pytest.mark.parametrize("expr, expected", [
+    ("+".join(str(i) for i in range(1, 35)), "595"),
+    ("*".join(str(i) for i in range(1, 51)), "3.04141e+64"),
+    ("-" * 60 + "7", "7"),
+    ("((((((((((1 + 2))))))))))", "3"),
+])
+def test_calculator_bounds_nesting_not_chain_length(expr, expected):
+    assert run_tool("calculator", expr) == expected
+
+
+@pytest.mark.parametrize("expr", ["10 ** -500", "2 ** -2000", "1e-400", "0.5 ** 5000"])
+def test_calculator_tiny_results_are_numbers_not_errors(expr):
+    assert run_tool("calculator", expr) == "0"
+
+
+@pytest.mark.parametrize("text", ["1_000", "\u0661\u0662\u0663", "0x10", "1j", "inf", "nan",
+                                  "\uff11\uff12", "1e5e5"])
+def test_the_tools_agree_on_what_a_number_is(text):
+    calc = run_tool("calculator", f"{text} + 1")
+    comp = run_tool("compare", f"{text}, 1")
+    assert calc.startswith("Error:") and comp.startswith("Error:"), (calc, comp)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1e5", "100000"), (".5", "0.5"), ("-4", "-4"), ("+3", "3"), ("6.022e+23", "6.022e+23"),
+])
+def test_the_tools_accept_the_same_numbers(text, expected):
+    assert run_tool("calculator", text) == expected
+    assert run_tool("compare", f"{text}, {expected}") == "equal"
+
+
+@pytest.mark.parametrize("tool, text", [
+    ("compare", "9" * 5000 + ", 1"), ("compare", "1e400, 1"), ("calculator", "1e999"),
+    ("calculator", "10 ** 400"),
+])
+def test_huge_numbers_are_too_large_not_infinite(tool, text):
+    assert run_tool(tool, text) == "Error: number too large"

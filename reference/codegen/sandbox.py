@@ -4,22 +4,51 @@
     with Verifier(workers=2) as v:
         r = v.verify("result = sum([1, 2, 3, 4, 5])", expected="15")
         r.kind, r.ok, r.feedback            # "ok", True, "Output: 15 (correct)"
+        v.containment                       # what the OS layer enforces on this machine
 
 Stages, each a typed outcome that becomes the agent's feedback text:
 1. syntax   - `ast.parse`;
-2. unsafe   - an AST walk refuses imports, exec/eval/open/__import__/compile and friends,
-              every dunder name, every attribute outside a list of str/list/dict/set
-              methods (dunders, frames and str.format are how restricted-builtins
-              sandboxes are escaped), `global`/`nonlocal`, and programs over 4,000 characters;
-3. execution in a forked child of a small worker process (`zygote.py`) with CPU-time,
-   address-space, file-size and open-file limits and only whitelisted builtins; the wall-clock
-   limit is enforced by killing the child (the seed accepted `timeout_ms` and ignored it);
+2. unsafe   - the AST layer (`check_safety`, below): a program may only use a small language;
+3. execution in a forked child of a small worker process (`zygote.py`), contained by the OS
+   layer: its own session, no inherited descriptors, empty environment, rlimits (CPU time,
+   address space, file size, descriptors), uid `nobody` with RLIMIT_NPROC 0 when run as root,
+   and a seccomp filter refusing exec, fork/clone, sockets, signals to others, and every file
+   open. That layer is built to hold even if this AST check were bypassed (the bypass tests
+   run programs through `execute`, which skips it). The wall-clock limit is enforced by
+   killing the child (the seed accepted `timeout_ms` and ignored it);
 4. the program's `result`: `str(result)` compared with the expected output.
-Outcomes: ok, syntax, unsafe, runtime, timeout, memory, output_too_large, wrong_output.
+Outcomes: ok, syntax, unsafe, runtime, timeout, memory, output_too_large, wrong_output, and
+sandbox_error (the OS layer could not be applied; the program did not run). Feedback text is
+always encodable (lone surrogates and the like are backslash-escaped) and one line.
 A worker process that dies is replaced; the benchmark goes on.
 
-Limits: Linux only (fork, rlimits). RLIMIT_NPROC does not bind root, so forking is prevented
-by the safety stage (no imports, no dunder access means no `os`), not by the kernel.
+The AST layer: every syntax form that can name an attribute, reach an object's internals or
+bind a name was considered (Python 3.11 grammar):
+- `Attribute` (`x.attr`, also as an assignment/del target and in `case a.b:` value patterns):
+  the attribute must be on ALLOWED_ATTRIBUTES (methods of str/list/dict/set/tuple and numeric
+  fields). No dunders, no frame/code/traceback fields (`gi_frame`, `f_globals`, `tb_frame`,
+  `with_traceback`), no `format`/`format_map`, no exception `args`;
+- `match` class patterns (`case str(format=f)`, `case Exception(obj=o)`): keyword patterns name
+  attributes as plain strings, so class patterns are refused outright; mapping patterns only
+  look up keys; capture names (`case x`, `case [*rest]`, `case {**rest}`) are checked as names;
+- names, wherever bound or read: `Name` (incl. walrus targets, for/with/comprehension targets,
+  `del`), function and lambda parameters (positional-only, `*args`, keyword-only, `**kw`),
+  function names, call keyword names (`f(__x=1)`), `except ... as name`, capture patterns.
+  A name may not start with an underscore (`_` alone is allowed) or be on FORBIDDEN_NAMES
+  (getattr and friends, exec/eval/compile/open/format/type/...; none of them is a builtin in
+  the child anyway);
+- format strings: `str.format`/`format_map` are not allowed attributes and `format` is not a
+  builtin, so no `{0.attr}` / `{0[key]}` field walks exist; `%` formatting only looks up
+  mapping keys and calls str()/repr(); f-strings are expressions checked like any other,
+  their format specs reach only builtin types' `__format__`;
+- string and bytes constants containing `__` (the usual way to spell a dunder for a lookup);
+- statements: `import`/`from`, `global`/`nonlocal`, `class` (no `__build_class__` in the child),
+  `async def`/`await`/`async for`/`async with`; programs over 4,000 characters.
+Still allowed: functions, lambdas, generators, comprehensions, try/except, with, match on
+values/sequences/mappings, f-strings, subscripts, slicing.
+
+Limits: Linux only (fork, rlimits, seccomp). Where seccomp is unavailable the child still runs
+with the other OS layers and `containment` says so; a warning is printed once.
 """
 from __future__ import annotations
 
@@ -29,13 +58,18 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
+from reference.codegen import zygote
+
 MAX_PROGRAM_CHARS = 4000
-FORBIDDEN_NAMES = {"exec", "eval", "open", "__import__", "compile", "globals", "locals", "vars",
-                   "getattr", "setattr", "delattr", "input", "breakpoint", "help", "exit",
-                   "quit", "memoryview", "type", "object", "super", "classmethod",
-                   "staticmethod", "property", "dir", "id", "hash", "iter", "next"}
+FORBIDDEN_NAMES = {"exec", "eval", "open", "compile", "globals", "locals", "vars",
+                   "getattr", "setattr", "delattr", "hasattr", "input", "breakpoint", "help",
+                   "exit", "quit", "memoryview", "type", "object", "super", "classmethod",
+                   "staticmethod", "property", "dir", "id", "hash", "iter", "next", "format",
+                   "aiter", "anext", "callable", "issubclass", "repr", "ascii", "bytearray",
+                   "bytes", "slice", "frozenset", "license", "credits", "copyright"}
 # Attributes a program may use: methods of str, list, dict, set and tuple. Everything else is
 # refused, because attribute chains are how sandboxes are escaped: dunders, and also frame
 # and code introspection without underscores (gen.gi_frame.f_back.f_globals reaches the
@@ -50,12 +84,29 @@ ALLOWED_ATTRIBUTES = {
     "zfill", "center", "ljust", "rjust", "partition", "rpartition", "real", "imag",
     "is_integer", "bit_length", "conjugate", "numerator", "denominator",
 }
+REFUSED_STATEMENTS = {
+    ast.Import: "imports are not allowed", ast.ImportFrom: "imports are not allowed",
+    ast.Global: "global and nonlocal are not allowed",
+    ast.Nonlocal: "global and nonlocal are not allowed",
+    ast.ClassDef: "classes are not allowed", ast.AsyncFunctionDef: "async code is not allowed",
+    ast.Await: "async code is not allowed", ast.AsyncFor: "async code is not allowed",
+    ast.AsyncWith: "async code is not allowed",
+    ast.MatchClass: "class patterns in match are not allowed",
+}
 DEFAULT_LIMITS = {"cpu_s": 1, "wall_s": 2.0, "memory_mb": 256, "max_output_chars": 1000}
+_LABELS = {"syntax": "Syntax error", "unsafe": "Unsafe program", "runtime": "Runtime error",
+           "timeout": "Timeout", "memory": "Memory limit exceeded",
+           "output_too_large": "Output too large", "sandbox_error": "Sandbox error"}
+
+
+def printable(text: str) -> str:
+    """Text that encodes to UTF-8 whatever it holds (lone surrogates become `\\udc80`)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    kind: str           # ok | syntax | unsafe | runtime | timeout | memory | output_too_large | wrong_output
+    kind: str           # ok | syntax | unsafe | runtime | timeout | memory | output_too_large | wrong_output | sandbox_error
     detail: str = ""    # what went wrong, for the feedback
     output: str | None = None
     ms: float = 0.0     # execution time in the sandbox (0 when refused before running)
@@ -72,45 +123,93 @@ class VerifyResult:
         elif self.kind == "wrong_output":
             text = f"Wrong output: {self.output}"
         else:
-            label = {"syntax": "Syntax error", "unsafe": "Unsafe program",
-                     "runtime": "Runtime error", "timeout": "Timeout",
-                     "memory": "Memory limit exceeded", "output_too_large": "Output too large"}
-            text = f"{label[self.kind]}: {self.detail}"
-        return " ".join(text.splitlines())
+            text = f"{_LABELS.get(self.kind, self.kind)}: {self.detail}"
+        return printable(" ".join(text.splitlines()))
+
+
+def _bad_name(name: str | None) -> str | None:
+    """Why an identifier is refused, or None."""
+    if name is None:
+        return None
+    if name.startswith("_") and name != "_":
+        return f"name {name!r} is not allowed (names may not start with an underscore)"
+    if name in FORBIDDEN_NAMES:
+        return f"name {name!r} is not allowed"
+    return None
+
+
+def _node_names(node: ast.AST) -> list[str | None]:
+    """Every identifier a node binds or reads, other than attribute names."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, ast.keyword):
+        return [node.arg]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.ExceptHandler):
+        return [node.name]
+    if isinstance(node, (ast.MatchAs, ast.MatchStar)):
+        return [node.name]
+    if isinstance(node, ast.MatchMapping):
+        return [node.rest]
+    if isinstance(node, ast.alias):
+        return [node.name, node.asname]
+    return []
 
 
 def check_safety(code: str) -> VerifyResult | None:
-    """A refusal (syntax or unsafe) or None when the program may run."""
+    """A refusal (syntax or unsafe) or None when the program may run (see the module docstring
+    for every form considered)."""
     if len(code) > MAX_PROGRAM_CHARS:
         return VerifyResult("unsafe", f"program longer than {MAX_PROGRAM_CHARS} characters")
     try:
         tree = ast.parse(code)
     except SyntaxError as err:
-        return VerifyResult("syntax", f"{err.msg} (line {err.lineno})")
+        return VerifyResult("syntax", printable(f"{err.msg} (line {err.lineno})"))
     except (ValueError, RecursionError, MemoryError) as err:
         return VerifyResult("syntax", f"cannot parse: {type(err).__name__}")
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            return VerifyResult("unsafe", "imports are not allowed")
-        if isinstance(node, (ast.Global, ast.Nonlocal)):
-            return VerifyResult("unsafe", "global and nonlocal are not allowed")
+        refusal = REFUSED_STATEMENTS.get(type(node))
+        if refusal:
+            return VerifyResult("unsafe", refusal)
         if isinstance(node, ast.Attribute) and node.attr not in ALLOWED_ATTRIBUTES:
             return VerifyResult("unsafe", f"access to attribute {node.attr!r} is not allowed")
-        if isinstance(node, ast.Name) and (node.id in FORBIDDEN_NAMES or node.id.startswith("__")):
-            return VerifyResult("unsafe", f"name {node.id!r} is not allowed")
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "__" in node.value:
-            return VerifyResult("unsafe", "strings containing '__' are not allowed")
+        for name in _node_names(node):
+            why = _bad_name(name)
+            if why:
+                return VerifyResult("unsafe", why)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
+            if ("__" if isinstance(node.value, str) else b"__") in node.value:
+                return VerifyResult("unsafe", "strings containing '__' are not allowed")
     return None
 
 
+@cache
+def _seccomp_setup() -> str:
+    """The zygote's set-up line: the compiled seccomp filter (hex) and its state."""
+    bpf, state = zygote.compile_filter()
+    return json.dumps({"bpf": bpf.hex() if bpf else None, "state": state})
+
+
 class _Worker:
-    """One zygote process and its pipes."""
+    """One zygote process and its pipes. Started with an empty environment: nothing of the
+    owner's environment is in its memory for a program to find."""
 
     def __init__(self):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reference.codegen.zygote"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1,
-            cwd=Path(__file__).resolve().parents[2], env={"PATH": "/usr/bin:/bin"})
+            cwd=Path(__file__).resolve().parents[2], env={}, close_fds=True)
+        self.proc.stdin.write(_seccomp_setup() + "\n")
+        self.proc.stdin.flush()
+        hello = self.proc.stdout.readline()
+        try:
+            self.containment = json.loads(hello)["containment"]
+        except (ValueError, KeyError, TypeError):
+            self.close()
+            raise RuntimeError("the sandbox worker did not start (no containment report)") from None
 
     def run(self, code: str, limits: dict) -> dict:
         self.proc.stdin.write(json.dumps({"code": code, "limits": limits}) + "\n")
@@ -132,12 +231,33 @@ class _Worker:
             self.proc.wait()
 
 
+_warned = False
+
+
+def _warn_if_partial(containment: dict) -> None:
+    global _warned
+    if _warned:
+        return
+    missing = []
+    if not str(containment.get("seccomp", "")).startswith("on"):
+        missing.append(f"seccomp {containment.get('seccomp')}")
+    if containment.get("error"):
+        missing.append(f"containment error: {containment['error']}")
+    if missing:
+        _warned = True
+        print("warning: the code sandbox runs without part of its OS layer ("
+              + "; ".join(missing) + "); programs are still AST-checked and rlimited",
+              file=sys.stderr)
+
+
 class Verifier:
     """A pool of sandbox workers; thread-safe; a dead worker is replaced."""
 
     def __init__(self, workers: int = 2, limits: dict | None = None):
         self.limits = {**DEFAULT_LIMITS, **(limits or {})}
         self._idle = [_Worker() for _ in range(workers)]
+        self.containment: dict = self._idle[0].containment if self._idle else {}
+        _warn_if_partial(self.containment)
         self._cv = threading.Condition()
         self.replaced = 0
 
@@ -154,6 +274,9 @@ class Verifier:
             self._idle = []
 
     def execute(self, code: str) -> dict:
+        """Run a program in the OS layer alone, without the AST check: the raw zygote report.
+        `verify` is the entry point for agent programs; this one runs the task generator's own
+        oracle programs, and is the hook that lets tests prove the OS layer holds by itself."""
         with self._cv:
             while not self._idle:
                 self._cv.wait()
@@ -178,7 +301,13 @@ class Verifier:
         out = self.execute(code)
         ms = float(out.get("ms", 0.0))
         if out["kind"] != "ran":
-            return VerifyResult(out["kind"], str(out.get("detail", ""))[:300], ms=ms)
+            return VerifyResult(str(out["kind"]), printable(str(out.get("detail", ""))[:300]), ms=ms)
         if out["output"] == expected:
             return VerifyResult("ok", output=out["output"], ms=ms)
-        return VerifyResult("wrong_output", output=out["output"][:200], ms=ms)
+        return VerifyResult("wrong_output", output=printable(out["output"][:200]), ms=ms)
+
+
+def containment() -> dict:
+    """What the OS layer enforces on this machine (one worker's start-up probe)."""
+    with Verifier(workers=1) as v:
+        return v.containment

@@ -52,7 +52,7 @@ class StepRecord:
 class EpisodeResult:
     question: str
     answer: str | None = None
-    stop_reason: str = "running"     # final_answer | max_steps | context_full
+    stop_reason: str = "running"     # final_answer | max_steps | context_full | env_error
     steps: list[StepRecord] = field(default_factory=list)
     latency_ms: float = 0.0
     transcript: str = ""
@@ -149,16 +149,35 @@ def finish_step(env, out: list[int], ctx0: int, kv0: int, gen_ms: float,
         env.result.transcript += text
         env.result.stop_reason = "context_full"
         return n_keep, None
-    rec = env.step(text)
-    rec.context_tokens, rec.kv_cache_bytes = ctx0, kv0
-    rec.generated_tokens, rec.generation_ms = len(out), gen_ms
-    if env.done:
+    n_steps = len(env.result.steps)
+    try:
+        rec = env.step(text)
+        rec.context_tokens, rec.kv_cache_bytes = ctx0, kv0
+        rec.generated_tokens, rec.generation_ms = len(out), gen_ms
+        if env.done:
+            return n_keep, None
+        inject = encode(env.injection(rec))
+    except Exception as err:  # noqa: BLE001: one episode's content must never end the batch
+        _env_failed(env, n_steps, text, ctx0, kv0, len(out), gen_ms, err)
         return n_keep, None
-    inject = encode(env.injection(rec))
     if ctx0 + n_keep + len(inject) >= block_size:
         env.result.stop_reason = "context_full"
         return n_keep, None
     return n_keep, inject
+
+
+def _env_failed(env, n_steps: int, text: str, ctx0: int, kv0: int, n_out: int, gen_ms: float,
+                err: Exception) -> None:
+    """End an episode whose environment raised while answering a step: stop reason
+    `env_error` and a trace entry naming the exception; the other episodes go on."""
+    note = f"Error: the environment failed on this step ({type(err).__name__})"
+    if len(env.result.steps) > n_steps:
+        env.result.steps[-1].observation = note
+    else:
+        env.result.steps.append(StepRecord(text=text, observation=note, context_tokens=ctx0,
+                                           kv_cache_bytes=kv0, generated_tokens=n_out,
+                                           generation_ms=gen_ms))
+    env.result.stop_reason = "env_error"
 
 
 class _CachedContext:

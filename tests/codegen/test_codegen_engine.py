@@ -91,3 +91,43 @@ def test_codegen_through_loadgen_logs_programs_the_checker_can_rerun(tmp_path, s
             for s in rec["steps"]:
                 assert g.observation_matches("nano-codegen", tasks[rec["qsl_idx"]], s["tool"],
                                              s["tool_input"], s["observation"])[0]
+
+
+class _Hijacked(CodegenEnv):
+    """An episode whose first program is replaced by a hostile one, as if the model wrote it."""
+
+    def __init__(self, task, verifier, program):
+        super().__init__(task, verifier)
+        self.program = program
+
+    def step(self, agent_text):
+        if not self.result.attempts:
+            agent_text = f"Program:\n{self.program}\nEnd\n"
+        return super().step(agent_text)
+
+
+class _BrokenVerifier:
+    def verify(self, program, expected):
+        raise RuntimeError("the sandbox could not start")
+
+
+def test_one_hostile_episode_does_not_change_the_others_in_a_batch_of_64(model, verifier):
+    tasks = load_eval_set()[:64]
+    clean = Engine(model, max_batch=64, make_env=lambda t: CodegenEnv(t, verifier)).run_all(tasks)
+    hostile = {
+        5: lambda t: _Hijacked(t, verifier, "result = chr(55296)"),  # a lone surrogate
+        20: lambda t: _Hijacked(t, verifier, "x = []\nfor i in range(10**5):\n    x = [x]\n"
+                                            "raise ValueError(x)"),  # an unprintable exception
+        40: lambda t: CodegenEnv(t, _BrokenVerifier()),  # the environment itself raises
+    }
+    items = [(i, t) for i, t in enumerate(tasks)]
+    engine = Engine(model, max_batch=64,
+                    make_env=lambda it: hostile.get(it[0], lambda t: CodegenEnv(t, verifier))(it[1]))
+    mixed = engine.run_all(items)
+    for i, (a, b) in enumerate(zip(clean, mixed)):
+        if i not in hostile:
+            assert _summary(a) == _summary(b), i
+    assert mixed[5].attempts[0].result.kind == "wrong_output"
+    assert "\\ud800" in mixed[5].steps[0].observation
+    assert mixed[20].attempts[0].result.kind == "runtime"
+    assert mixed[40].stop_reason == "env_error" and "RuntimeError" in mixed[40].steps[0].observation

@@ -80,6 +80,64 @@ HOSTILE = [
     ("keyboard_interrupt", "raise KeyboardInterrupt", {"runtime"}),
     ("system_exit", "raise SystemExit(3)", {"runtime"}),
     ("exit_call", "exit()", {"unsafe"}),
+    # match class patterns name attributes as strings (MatchClass.kwd_attrs)
+    ("match_str_format", "match 'x':\n    case str(format=f):\n        result = f('{0.gi_frame}', 1)", {"unsafe"}),
+    ("match_exception_attr", "match ValueError('a'):\n    case Exception(args=a):\n        result = a", {"unsafe"}),
+    ("match_int_real", "match 1:\n    case int(real=r):\n        result = r", {"unsafe"}),
+    ("match_positional_class", "match 1:\n    case int(x):\n        result = x", {"unsafe"}),
+    ("match_capture_dunder", "match [1]:\n    case [__x]:\n        result = __x", {"unsafe"}),
+    ("match_star_underscore", "match [1, 2]:\n    case [*_rest]:\n        result = _rest", {"unsafe"}),
+    ("match_mapping_rest", "match {'a': 1}:\n    case {**_rest}:\n        result = _rest", {"unsafe"}),
+    ("match_as_underscore", "match 1:\n    case 1 as _v:\n        result = _v", {"unsafe"}),
+    ("match_value_attr", "match 1:\n    case print.gi_frame:\n        result = 1", {"unsafe"}),
+    # format-string field walks
+    ("format_attr_walk", "result = '{0.gi_frame.f_globals}'.format((x for x in []))", {"unsafe"}),
+    ("format_method_ref", "f = str.format\nresult = f('{0.real}', 1)", {"unsafe"}),
+    ("format_builtin", "result = format(1, 'x')", {"unsafe"}),
+    ("format_map_index", "result = '{x[0]}'.format_map({'x': [1]})", {"unsafe"}),
+    ("percent_mapping_harmless", "result = '%(a)s' % {'a': print}", {"wrong_output"}),
+    ("fstring_harmless", "result = f'{(1).real!r:>4}'", {"wrong_output"}),
+    ("fstring_dunder", "result = f'{print.__self__}'", {"unsafe"}),
+    # traceback, frame, generator and coroutine walks
+    ("traceback_dunder", "try:\n    1/0\nexcept Exception as e:\n    result = e.__traceback__.tb_frame.f_globals", {"unsafe"}),
+    ("traceback_tb_frame", "try:\n    1/0\nexcept Exception as e:\n    t = e.with_traceback(None)", {"unsafe"}),
+    ("gen_frame_back", "g = (x for x in [1])\nresult = g.gi_frame.f_back", {"unsafe"}),
+    ("gen_yieldfrom", "def f():\n    yield 1\nresult = f().gi_yieldfrom", {"unsafe"}),
+    ("coroutine_frame", "async def f():\n    pass\nresult = f().cr_frame", {"unsafe"}),
+    ("await_expr", "async def f():\n    await f()\nresult = 1", {"unsafe"}),
+    ("frame_via_lambda", "result = (lambda: 0).func_globals", {"unsafe"}),
+    # exception attributes
+    ("exception_args", "try:\n    {}['x']\nexcept KeyError as e:\n    result = e.args", {"unsafe"}),
+    ("exception_obj", "try:\n    1/0\nexcept Exception as e:\n    result = e.obj", {"unsafe"}),
+    ("except_as_dunder", "try:\n    1/0\nexcept Exception as __e:\n    result = 1", {"unsafe"}),
+    # names bound in every position
+    ("lambda_arg_dunder", "result = (lambda __x: __x)(1)", {"unsafe"}),
+    ("lambda_vararg", "result = (lambda *_a: _a)(1)", {"unsafe"}),
+    ("def_kwarg_underscore", "def f(**_k):\n    return _k\nresult = f()", {"unsafe"}),
+    ("def_posonly_underscore", "def f(_a, /):\n    return _a\nresult = f(1)", {"unsafe"}),
+    ("def_name_dunder", "def __init__():\n    return 1\nresult = __init__()", {"unsafe"}),
+    ("keyword_dunder", "result = dict(__class__=1)", {"unsafe"}),
+    ("walrus_dunder", "result = (__x := 1)", {"unsafe"}),
+    ("for_target_underscore", "for _i in range(3):\n    pass\nresult = 1", {"unsafe"}),
+    ("comprehension_target", "result = [_y for _y in range(3)]", {"unsafe"}),
+    ("with_as_underscore", "with open as _f:\n    pass", {"unsafe"}),
+    ("fullwidth_letters_attr", "result = (x for x in []).\uff47\uff49_frame", {"unsafe"}),
+    ("bytes_dunder", "result = b'__class__'", {"unsafe"}),
+    ("class_statement", "class A:\n    pass\nresult = A", {"unsafe"}),
+    ("hasattr_probe", "result = hasattr(1, 'real')", {"unsafe"}),
+    ("repr_call", "result = repr(print)", {"unsafe"}),
+    # processes, sessions, the parent's secrets: refused by the AST layer (and see the bypass tests)
+    ("setsid_escape", "import os\nif os.fork() == 0:\n    os.setsid()\n    os.system('sleep 60')", {"unsafe"}),
+    ("proc_parent_environ", "result = open('/proc/' + str(1) + '/environ').read()", {"unsafe"}),
+    ("sys_modules", "result = print.__globals__['sys'].modules", {"unsafe"}),
+    # content that must not break the feedback or the child's handler
+    ("lone_surrogate_result", "result = chr(55296)", {"wrong_output"}),
+    ("lone_surrogate_error", "raise ValueError(chr(56320) + 'x')", {"runtime"}),
+    ("unprintable_exception", "x = []\nfor i in range(100000):\n    x = [x]\nraise ValueError(x)", {"runtime"}),
+    ("unprintable_result", "x = []\nfor i in range(100000):\n    x = [x]\nresult = x", {"runtime"}),
+    ("raise_non_exception", "raise 5", {"runtime"}),
+    ("exit_via_exception_loop", "while True:\n    try:\n        1/0\n    except Exception:\n        pass", {"timeout"}),
+    ("catch_memory_error", "try:\n    x = [0] * 10**9\nexcept Exception:\n    x = [0] * 10**9\nresult = 1", {"memory", "runtime"}),
 ]
 
 
@@ -89,8 +147,8 @@ def verifier():
         yield v
 
 
-def test_corpus_has_at_least_50_programs():
-    assert len(HOSTILE) >= 50 and len({n for n, _, _ in HOSTILE}) == len(HOSTILE)
+def test_corpus_has_at_least_100_programs():
+    assert len(HOSTILE) >= 100 and len({n for n, _, _ in HOSTILE}) == len(HOSTILE)
 
 
 @pytest.mark.parametrize("name, code, allowed", HOSTILE, ids=[h[0] for h in HOSTILE])
@@ -104,6 +162,7 @@ def test_hostile_program_is_refused_or_killed_within_limits(verifier, name, code
     assert elapsed < verifier.limits["wall_s"] + 2.0
     assert not CANARY.exists()
     assert r.feedback and len(r.feedback) < 400
+    r.feedback.encode("utf-8")  # always encodable: the engine encodes it next
 
 
 def test_verifier_keeps_working_after_the_corpus(verifier):
