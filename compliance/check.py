@@ -32,7 +32,7 @@ def find_root(top: Path, max_depth: int = 4) -> Path | None:
 
 
 def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
-               sandbox_budget_s: float | None = None) -> Report:
+               sandbox_budget_s: float | None = None, replay: int = 0) -> Report:
     report = Report(label)
     ctx = Ctx(Tree(root), rules, expect_profile, sandbox_budget_s)
     t0 = time.perf_counter()
@@ -40,12 +40,19 @@ def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
         _run_rules(ctx, report)
         rows = _guarded(report, "rows", lambda: _rows(ctx), [])
         evidence = _guarded(report, "evidence", lambda: _evidence(ctx), {})
+        prints = _guarded(report, "episode prints", lambda: _episode_prints(ctx), [])
+        if replay > 0:  # imports torch: only when asked
+            from compliance.replay import replay as run_replay
+            t1 = time.perf_counter()
+            report.findings += _guarded(report, "replay",
+                                        lambda: list(run_replay(ctx, replay, evidence)), [])
+            report.meta["replay_seconds"] = round(time.perf_counter() - t1, 3)
     finally:
         ctx.close()
-    report.meta = {"profile_expected": expect_profile, "systems": ctx.systems,
+    report.meta = {**report.meta, "profile_expected": expect_profile, "systems": ctx.systems,
                    "results": [r.rel for r in ctx.results], "rows": rows,
                    "submitters": sorted({str(r.get("submitter")) for r in rows}),
-                   "evidence": evidence, "sandbox_s": round(ctx.sandbox_spent_s, 3),
+                   "evidence": evidence, "episode_prints": prints, "sandbox_s": round(ctx.sandbox_spent_s, 3),
                    "check_seconds": round(time.perf_counter() - t0, 3)}
     return report
 
@@ -92,6 +99,20 @@ def _run_rules(ctx: Ctx, report: Report) -> None:
                 hint="a bug in the checker; please report it with this submission"))
 
 
+def _episode_prints(ctx: Ctx, per_run: int = 100) -> list[str]:
+    """Short hashes of the first episodes of each performance run (sample and every measured
+    time): another entry sharing many of them copied those runs, even with other bytes."""
+    import hashlib
+
+    from compliance.checks.episodes import _fingerprint
+    from compliance.checks.traces import _records
+    out = []
+    for r in ctx.results:
+        for _, rec in _records(ctx, f"{r.perf}/agent_trace.jsonl")[:per_run]:
+            out.append(hashlib.sha1(repr(_fingerprint(rec)).encode()).hexdigest()[:16])
+    return out
+
+
 def _rows(ctx: Ctx) -> list[dict]:
     """One leaderboard row per result: the figure LoadGen logged (G307, G310 tie it to the
     evidence) and the quality recomputed from the accuracy log, never a stated field."""
@@ -130,7 +151,7 @@ def _rows(ctx: Ctx) -> list[dict]:
 
 
 def check_path(path: Path, expect_profile: str = "official", rules: Rules | None = None,
-               sandbox_budget_s: float | None = None) -> Report:
+               sandbox_budget_s: float | None = None, replay: int = 0) -> Report:
     """Check a submission directory or archive; never raises on bad input."""
     rules = rules or load_rules()
     path = Path(path)
@@ -141,7 +162,7 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
             if root is None:
                 report = Report(str(path))
             else:
-                report = check_tree(root, rules, expect_profile, str(path), sandbox_budget_s)
+                report = check_tree(root, rules, expect_profile, str(path), sandbox_budget_s, replay)
             for p in problems:
                 report.findings.insert(0, Finding("L104", Severity.ERROR, path.name,
                                                   f"archive member refused: {p}",
@@ -162,4 +183,4 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
         report.findings.append(Finding("L101", Severity.ERROR, "submission.json",
                                        "no submission.json found", expected="results/<division>/<submitter>/submission.json"))
         return report
-    return check_tree(root, rules, expect_profile, str(path), sandbox_budget_s)
+    return check_tree(root, rules, expect_profile, str(path), sandbox_budget_s, replay)

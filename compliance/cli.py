@@ -2,6 +2,7 @@
 
     python -m compliance check results/closed/reference          # table; exit 0 valid, 1 not
     python -m compliance check alice.tar.gz --json                # machine-readable
+    python -m compliance check results/closed/alice --replay 4    # and re-run 4 episodes
     python -m compliance check results/closed/me --profile smoke  # a smoke submission
     python -m compliance explain G301                             # a rule's documentation
     python -m compliance rules                                    # every rule
@@ -62,6 +63,9 @@ def main(argv=None) -> int:
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("--profile", choices=["official", "smoke"], default="official",
                    help="the profile the submission must be (smoke is never leaderboard-eligible)")
+    c.add_argument("--replay", type=int, default=0, metavar="N",
+                   help="re-run N episodes per benchmark of the closed division with the "
+                        "reference checkpoint and compare them exactly (R801; imports torch)")
     e = sub.add_parser("explain", help="print a rule's documentation")
     e.add_argument("rule", help="rule id, e.g. G301")
     rl = sub.add_parser("rules", help="list every rule")
@@ -71,6 +75,10 @@ def main(argv=None) -> int:
     lb.add_argument("--out", type=Path, required=True, help="output folder")
     lb.add_argument("--profile", choices=["official", "smoke"], default="official",
                     help="the profile the submissions must be")
+    lb.add_argument("--replay", type=int, default=None, metavar="N",
+                    help="episodes per benchmark replayed for each closed entry (R801; default "
+                         "rules.yaml checker.leaderboard_replay; 0 turns replay off)")
+    lb.add_argument("--workers", type=int, default=2, help="checks run in parallel")
     args = ap.parse_args(argv)
 
     if args.cmd == "explain":
@@ -96,7 +104,7 @@ def main(argv=None) -> int:
         if not args.dir.is_dir():
             print(f"error: {args.dir} is not a directory", file=sys.stderr)
             return EXIT_USAGE
-        build_leaderboard(args.dir, args.out, args.profile)
+        build_leaderboard(args.dir, args.out, args.profile, args.workers, args.replay)
         return 0
 
     from compliance.check import check_path
@@ -104,7 +112,7 @@ def main(argv=None) -> int:
         print(f"error: {args.path} does not exist", file=sys.stderr)
         return EXIT_USAGE
     t0 = time.perf_counter()
-    report = check_path(args.path, args.profile)
+    report = check_path(args.path, args.profile, replay=max(args.replay, 0))
     seconds = time.perf_counter() - t0
     if args.json:
         from compliance.safe import json_value

@@ -21,6 +21,7 @@ from compliance.safe import csv_cell, json_value, markdown, text
 from loadgen_harness.rules import load_rules
 
 LOWER_IS_BETTER = {"SingleStream"}
+NEAR_IDENTICAL = 0.1   # share of a run's episodes (sample and every timing) seen in another entry
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -41,10 +42,10 @@ def _name(p: Path) -> str:
     return n
 
 
-def _check_one(path: str, profile: str, budget_s: float) -> dict:
+def _check_one(path: str, profile: str, budget_s: float, replay: int = 0) -> dict:
     """Check one entry in a worker process: the report as plain data (never raises)."""
     try:
-        report = check_path(Path(path), profile, sandbox_budget_s=budget_s)
+        report = check_path(Path(path), profile, sandbox_budget_s=budget_s, replay=replay)
         return {"valid": report.valid, "meta": report.meta,
                 "findings": [f.to_dict() for f in report.findings]}
     except Exception as exc:  # a checker bug must not stop the whole folder
@@ -54,7 +55,7 @@ def _check_one(path: str, profile: str, budget_s: float) -> dict:
             "message": f"the check crashed: {type(exc).__name__}: {exc}"}]}
 
 
-def _check_all(entries: list[Path], profile: str, workers: int) -> list[dict]:
+def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0) -> list[dict]:
     """Check every entry, `workers` at a time (both cores), within the leaderboard's total
     sandbox budget (rules.yaml checker.max_sandbox_s_leaderboard): each check gets what is
     left, so a folder of hostile submissions costs a bounded time."""
@@ -65,7 +66,7 @@ def _check_all(entries: list[Path], profile: str, workers: int) -> list[dict]:
     out: list[dict | None] = [None] * len(entries)
     if workers <= 1 or len(entries) <= 1:
         for i, p in enumerate(entries):
-            out[i] = _check_one(str(p), profile, max(left, 0.0))
+            out[i] = _check_one(str(p), profile, max(left, 0.0), replay)
             left -= out[i]["meta"].get("sandbox_s", 0.0)
         return out
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -74,7 +75,8 @@ def _check_all(entries: list[Path], profile: str, workers: int) -> list[dict]:
         while queue or pending:
             while queue and len(pending) < workers:
                 i, p = queue.pop(0)
-                pending[pool.submit(_check_one, str(p), profile, max(left, 0.0) / workers)] = i
+                pending[pool.submit(_check_one, str(p), profile, max(left, 0.0) / workers,
+                                    replay)] = i
             done = next(iter(_wait(pending)))
             i = pending.pop(done)
             try:
@@ -109,21 +111,34 @@ def _plausible(rules, row: dict) -> bool:
     return value <= ratio * base * scale
 
 
-def collect(folder: Path, profile: str, workers: int = 2) -> dict:
+def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = None) -> dict:
     rules = load_rules()
+    if replay is None:
+        replay = int(rules.checker.get("leaderboard_replay", 0))
     entries = _entries(folder)
-    results = _check_all(entries, profile, workers)
+    results = _check_all(entries, profile, workers, replay)
     names = [_name(p) for p in entries]
     boards: dict[str, list[dict]] = {}
     invalid, flagged = [], []
     evidence_owner: dict[str, str] = {}
     duplicates: dict[str, str] = {}
+    print_owner: dict[str, str] = {}
     for p, name, res in zip(entries, names, results):
         for h in res["meta"].get("evidence", {}).values():
             if h in evidence_owner and evidence_owner[h] != name:
                 duplicates.setdefault(name, evidence_owner[h])
                 duplicates.setdefault(evidence_owner[h], name)
             evidence_owner.setdefault(h, name)
+        prints = res["meta"].get("episode_prints", [])
+        shared: dict[str, int] = {}
+        for h in prints:
+            if h in print_owner and print_owner[h] != name:
+                shared[print_owner[h]] = shared.get(print_owner[h], 0) + 1
+            print_owner.setdefault(h, name)
+        for other, k in shared.items():
+            if k >= max(3, NEAR_IDENTICAL * len(prints)):  # near-identical: episodes copied
+                duplicates.setdefault(name, other)
+                duplicates.setdefault(other, name)
     for p, name, res in zip(entries, names, results):
         errors = [f for f in res["findings"] if f["severity"] == "error"]
         if names.count(name) > 1:
@@ -141,7 +156,8 @@ def collect(folder: Path, profile: str, workers: int = 2) -> dict:
             continue
         if name in duplicates:
             flagged.append({"submission": name, "reason": f"B702: shares run evidence (a detail "
-                            f"log or trace) with {duplicates[name]!r}: identical runs"})
+                            f"log, a trace or its episodes) with {duplicates[name]!r}: "
+                            "identical or near-identical runs"})
             continue
         notes = sorted({f"{f['rule']}: {f['message']}" for f in res["findings"]
                         if f["severity"] == "warning"})
@@ -231,8 +247,8 @@ def to_html(data: dict) -> str:
 
 
 def build_leaderboard(folder: Path, out: Path, profile: str = "official",
-                      workers: int = 2) -> dict:
-    data = collect(Path(folder), profile, workers)
+                      workers: int = 2, replay: int | None = None) -> dict:
+    data = collect(Path(folder), profile, workers, replay)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.json").write_text(

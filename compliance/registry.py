@@ -2,7 +2,7 @@
 
 The rule's documentation is its function's docstring; `python -m compliance explain RULE`
 prints it. Ids group by area: L1xx layout, S2xx system declaration, G3xx LoadGen logs,
-Q4xx quality, A5xx audits, T6xx traces, B7xx the leaderboard, X9xx the checker itself.
+Q4xx quality, A5xx audits, T6xx traces, R8xx replay, B7xx the leaderboard, X9xx the checker itself.
 """
 from __future__ import annotations
 
@@ -39,13 +39,21 @@ BUILTIN_DOCS = {
             "plausibility_max_ratio_accelerator when the probe found accelerators) is ranked "
             "but marked 'needs reproduction' for the instructor to re-run.",
     "B702": "B702: leaderboard, identical runs: two entries that share any run's evidence "
-            "(a byte-identical detail log or agent trace) are copies of one run; both are "
-            "listed as flagged for review and neither is ranked.",
+            "(a byte-identical detail log or agent trace, or a tenth of a performance run's "
+            "episodes with the same sample and the same timings) are copies of one run; both "
+            "are listed as flagged for review and neither is ranked.",
     "B703": "B703: leaderboard, one submitter one entry: a directory and an archive (or two "
             "archives) with the same submitter name are both refused.",
     "B704": "B704: leaderboard, the entry's name is its submitter: every result's "
             "measurements.json names the submitter the entry (directory or archive) is named "
             "after.",
+    "R801": "R801: replay (check --replay N; leaderboard, rules.yaml checker.leaderboard_replay "
+            "per benchmark): N episodes per benchmark of the closed division, chosen by a seed "
+            "derived from the SHA-256 of the submission's own detail logs and traces, are "
+            "re-run with the reference checkpoint (greedy) and must come out exactly as "
+            "logged: every step's text, generated and context tokens, tool call and "
+            "observation, the answer and the stop reason. At most "
+            "checker.replay_max_mismatch_fraction of them may differ.",
     "X901": "X901: a rule raised an exception. This is a bug in the checker, not a verdict on "
             "the submission; the submission is reported invalid until it is fixed.",
 }
@@ -93,6 +101,7 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("T607", "trace-self-consistent", "compliance", episodes.trace_self_consistent),
     Rule("T608", "performance-answers-match", "compliance", episodes.performance_answers_match),
     Rule("T609", "verification-budget", "compliance", traces.trace_budget),
+    Rule("R801", "replay", "divisions", None),
     Rule("B701", "needs-reproduction", "scoring", None),
     Rule("B702", "identical-runs", "scoring", None),
     Rule("B703", "one-entry-per-submitter", "scoring", None),

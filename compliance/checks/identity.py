@@ -72,13 +72,73 @@ def _close(a, b, rel=1e-6) -> bool:
     return a is not None and b is not None and math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
+def _when(value) -> float | None:
+    import datetime
+    try:
+        return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _run_identity(ctx: Ctx):
+    """Each run's start (test_datetime) and LoadGen process: runs of a result happen in the
+    harness's order (accuracy, performance, TEST01, TEST04) within two days after the
+    submission was created, each in its own process."""
+    index, _ = ctx.tree.json("submission.json")
+    systems = index.get("systems") if isinstance(index, dict) else None
+    pids: dict = {}
+    for r in ctx.results:
+        entry = systems.get(r.system) if isinstance(systems, dict) else None
+        created = _when(entry.get("created")) if isinstance(entry, dict) else None
+        last = None
+        for base, _ in r.runs:
+            rel = f"{base}/mlperf_log_detail.txt"
+            d, _ = ctx.tree.mllog(rel)
+            if d is None:
+                continue
+            value, line = d.get("test_datetime", (None, "?"))
+            t = _when(value)
+            if t is None or (created is not None and not created - 60 <= t <= created + 2 * 86400):
+                yield err("G312", rel, "the run's start is not within the submission's making",
+                          location=f"line {line}", expected=f"after {entry.get('created')}"
+                          if isinstance(entry, dict) else "a date", found=value)
+            elif last is not None and t < last:
+                yield err("G312", rel, "the run started before the run the harness makes before "
+                          "it (a log from another run)", location=f"line {line}", found=value)
+            last = t if t is not None else last
+            pid = next((m.get("pid") for k in ("effective_scenario", "loadgen_version")
+                        if (m := _metadata(ctx, rel, k))), None)
+            if pid is not None:
+                if pid in pids:
+                    yield err("G312", rel, "two runs share one LoadGen process (a copied log)",
+                              found=f"pid {pid}", hint=f"also {pids[pid]}")
+                pids.setdefault(pid, rel)
+
+
+def _metadata(ctx: Ctx, rel: str, key: str) -> dict | None:
+    """The metadata of a key's record (re-read from the line the parser noted)."""
+    d, _ = ctx.tree.mllog(rel)
+    text, _ = ctx.tree.text(rel)
+    if d is None or key not in d or text is None:
+        return None
+    lines = ctx.tree._cache.setdefault(("lines", rel), text.splitlines())
+    try:
+        import json
+        meta = json.loads(lines[d[key][1] - 1][len(":::MLLOG "):]).get("metadata")
+    except (ValueError, IndexError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def settings_agree(ctx: Ctx):
     """G312: every file that states a result's settings or identity agrees with its detail
     log: user.conf (benchmark, scenario, min duration and query count, target rate and latency,
     and the profile's min duration); mlperf_log_summary.txt (scenario, mode, validity, the
     result); measurements.json (profile as indexed in submission.json, commit, dirty flag and
-    rules hash as in submission.json and the other results, latencies and flags as logged,
-    the trace summary as recomputed)."""
+    rules hash as in submission.json and the other results, latencies and flags as logged);
+    each run's start and process (runs in the harness's order, within two days of the
+    submission's creation, never two in one LoadGen process)."""
+    yield from _run_identity(ctx)
     index, _ = ctx.tree.json("submission.json")
     systems = index.get("systems") if isinstance(index, dict) else None
     seen: dict[str, tuple] = {}

@@ -142,3 +142,14 @@ def test_a_crashing_check_does_not_stop_the_folder(tmp_path, monkeypatch):
 
 def test_leaderboard_of_a_missing_folder_is_a_usage_error(tmp_path):
     assert cli.main(["leaderboard", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_near_identical_copies_are_flagged_too(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    _as(course / "alice", "alice")
+    bob = _as(course / "bob", "bob")
+    for f in list(bob.rglob("*.jsonl")) + list(bob.rglob("mlperf_log_detail.txt")):
+        f.write_text(f.read_text() + "\n")  # every file's bytes differ; the episodes do not
+    data = _board(course, tmp_path / "board", workers=1)
+    assert sorted(f["submission"] for f in data["flagged"]) == ["alice", "bob"]
