@@ -7,7 +7,12 @@
 All three run in one invocation on the same machine, so their ratios are comparable even on a
 shared, noisy machine. The engine and the LoadGen SUT use the same worker setup (workers x
 threads from systems/<system>.yaml); LoadGen runs in its child process as in a submission,
-and its rate is LoadGen's own `result_samples_per_second`. With --agreement the engine's
+and its rate is LoadGen's own `result_samples_per_second`. The roofline (loadgen_harness/
+roofline.py) measures the machine's matmul rate and memory bandwidth in the same run, counts
+each episode's FLOPs and bytes from the model's shapes and the engine's step records, and
+prints the bound in episodes/s with the engine's fraction of it, and where the engine's time
+goes (decode forwards, attention inside them, prefills, the environment and its tools, Python
+bookkeeping). With --agreement the engine's
 answers are compared with the naive baseline's on the naive subset (greedy decoding: they
 should be identical). With --server-qps, Server runs at those rates with an unbounded latency
 report the p99 episode latency (how rules.md section 8 calibrates each Server bound).
@@ -27,6 +32,7 @@ from pathlib import Path
 import torch
 
 from loadgen_harness.logs import read_detail
+from loadgen_harness.roofline import episode_work, machine_limits, report
 from loadgen_harness.rules import load_rules
 from loadgen_harness.runner import run_test
 from loadgen_harness.sut import EpisodeFactory, WorkerPool
@@ -42,7 +48,8 @@ def naive_rate(model, tasks, make_env) -> tuple[float, list]:
     return len(tasks) / (time.perf_counter() - t0), results
 
 
-def engine_rate(model, tasks, workers: int, max_batch: int, make_env) -> tuple[float, list]:
+def engine_rate(model, tasks, workers: int, max_batch: int, make_env,
+                breakdown: dict | None = None) -> tuple[float, list]:
     results = [None] * len(tasks)
     lock = threading.Lock()
 
@@ -56,7 +63,49 @@ def engine_rate(model, tasks, workers: int, max_batch: int, make_env) -> tuple[f
         pool.submit(i, i)
     pool.start()
     pool.stop()
-    return len(tasks) / (time.perf_counter() - t0), results
+    wall = time.perf_counter() - t0
+    if breakdown is not None:
+        breakdown.update(time_breakdown(pool.engines, results, wall * workers))
+    return len(tasks) / wall, results
+
+
+def time_breakdown(engines, results, worker_s: float) -> dict:
+    """Shares of the workers' wall time: decode forwards, prefills, the environment (of which
+    tool/verifier time), and the rest (Python bookkeeping: sampling, slots, stopping rules)."""
+    tot = {k: sum(e.stats[k] for e in engines) for k in engines[0].stats} if engines else {}
+    tool_s = sum(s.tool_ms for r in results if r is not None for s in r.steps) / 1e3
+    parts = {"decode_forward": tot.get("decode_forward_s", 0.0),
+             "prefill": tot.get("prefill_s", 0.0),
+             "environment_excl_tools": max(0.0, tot.get("env_s", 0.0) - tool_s),
+             "tools": tool_s}
+    parts["python_bookkeeping"] = max(0.0, worker_s - sum(parts.values()))
+    out = {f"{k}_pct": round(100 * v / worker_s, 1) for k, v in parts.items()}
+    steps = tot.get("decode_steps", 0)
+    out["mean_rows_per_decode_step"] = round(tot.get("rows_decoded", 0) / steps, 1) if steps else 0
+    out["decode_step_ms"] = round(1e3 * tot.get("decode_forward_s", 0.0) / steps, 3) if steps else 0
+    return out
+
+
+def attention_share(model, tasks, max_batch: int, make_env) -> float:
+    """Fraction of model-forward time spent in attention (SDPA), from a profiled engine run."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from reference.engine import Engine
+    forward = model.forward
+
+    def timed_forward(*a, **k):
+        with record_function("model_forward"):
+            return forward(*a, **k)
+
+    model.forward = timed_forward
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            Engine(model, max_batch=max_batch, make_env=make_env).run_all(tasks)
+    finally:
+        del model.forward
+    times = {e.key: e.cpu_time_total for e in prof.key_averages()}
+    fwd = times.get("model_forward", 0.0)
+    return times.get("aten::scaled_dot_product_attention", 0.0) / fwd if fwd else 0.0
 
 
 def _performance_run(rules, bench, checkpoint, scenario: str, tuning: dict, max_batch: int,
@@ -90,6 +139,24 @@ def server_p99_ms(rules, bench, checkpoint, qps: float, duration_s: float, tunin
     return {"qps": qps, "p99_ms": round(d["result_99.00_percentile_latency_ns"] / 1e6, 1),
             "mean_ms": round(d["result_mean_latency_ns"] / 1e6, 1),
             "scheduled_qps": round(d["result_scheduled_samples_per_sec"], 2)}
+
+
+def _print_roofline(roof: dict, br: dict) -> None:
+    m, w = roof["machine"], roof["work_per_episode"]
+    print(f"machine            {m['matmul_gflops']:8.1f} GFLOP/s fp32 matmul, "
+          f"{m['copy_gbps']:.1f} GB/s copy ({m['threads']} threads, measured now)")
+    print(f"work per episode   {w['gflop'] * 1e3:8.2f} MFLOP, {w['gbytes'] * 1e3:.2f} MB "
+          f"({w['tokens_decoded']:.0f} decoded + {w['tokens_prefilled']:.0f} prefilled tokens, "
+          f"batch {w['batch']})")
+    print(f"roofline bound     {roof['bound_eps']:8.1f} episodes/s ({roof['limited_by']}-bound: "
+          f"compute {roof['compute_bound_eps']:.0f}, memory {roof['memory_bound_eps']:.0f})")
+    print(f"engine / bound     {100 * roof['engine_fraction_of_bound']:8.2f}%")
+    print(f"engine time        decode forward {br['decode_forward_pct']}% (attention "
+          f"{br['attention_pct_of_forward']}% of forward), prefill {br['prefill_pct']}%, "
+          f"environment {br['environment_excl_tools_pct']}% + tools {br['tools_pct']}%, "
+          f"Python bookkeeping {br['python_bookkeeping_pct']}%; "
+          f"{br['mean_rows_per_decode_step']} rows per decode step, "
+          f"{br['decode_step_ms']} ms each", flush=True)
 
 
 def main(argv=None) -> int:
@@ -130,8 +197,17 @@ def main(argv=None) -> int:
     naive, naive_results = naive_rate(model, tasks[: args.naive_tasks], make_env)
     print(f"naive baseline     {naive:8.2f} episodes/s  ({args.naive_tasks} episodes)", flush=True)
     torch.set_num_threads(threads)
-    engine, engine_results = engine_rate(model, tasks, workers, max_batch, make_env)
+    breakdown: dict = {}
+    engine, engine_results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown)
     print(f"engine, direct     {engine:8.2f} episodes/s", flush=True)
+    roof = report(machine_limits(workers * threads),
+                  episode_work(model.config, [r for r in engine_results if r is not None],
+                               batch=max_batch), engine)
+    torch.set_num_threads(threads)
+    breakdown["attention_pct_of_forward"] = round(
+        100 * attention_share(model, tasks[: min(len(tasks), 2 * max_batch)], max_batch,
+                              make_env), 1)
+    _print_roofline(roof, breakdown)
     through = loadgen_rate(rules, bench, checkpoint, len(tasks), engine,
                            tuning, max_batch)
     print(f"engine, LoadGen    {through:8.2f} episodes/s", flush=True)
@@ -140,7 +216,8 @@ def main(argv=None) -> int:
                "naive_eps": round(naive, 3), "engine_eps": round(engine, 3),
                "loadgen_eps": round(through, 3),
                "engine_over_naive": round(engine / naive, 2),
-               "loadgen_overhead_pct": round(100 * (1 - through / engine), 2)}
+               "loadgen_overhead_pct": round(100 * (1 - through / engine), 2),
+               "roofline": roof, "engine_time_breakdown": breakdown}
     print(f"engine / naive     {figures['engine_over_naive']:8.2f}x")
     print(f"LoadGen overhead   {figures['loadgen_overhead_pct']:8.2f}% against the engine called directly")
     if args.agreement:

@@ -62,6 +62,7 @@ class WorkerPool:
         self.max_batch = max_batch
         self.queue: queue.Queue = queue.Queue()
         self.errors: list[BaseException] = []
+        self.engines: list[Engine] = []
         self.workers = [threading.Thread(target=self._work, name=f"episode-worker-{i}",
                                          daemon=True) for i in range(n_workers)]
 
@@ -98,6 +99,7 @@ class WorkerPool:
 
     def _work(self) -> None:
         engine = Engine(self.model, max_batch=self.max_batch, make_env=self.make_env)
+        self.engines.append(engine)  # their time breakdowns, for bench
 
         def pull(n_free, idle):
             got = self._pull(n_free, idle)

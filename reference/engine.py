@@ -56,11 +56,19 @@ class Engine:
         self.cache = model.new_cache(max_batch)
         self.free = list(range(max_batch - 1, -1, -1))
         self.active: list[_Slot] = []
+        # Where the time goes (seconds, summed): forward passes that decode one token per row,
+        # prefills (prompts and observations), the environment (parsing, tools, verifier),
+        # and decode steps taken; the rest of wall time is Python bookkeeping.
+        self.stats = {"decode_forward_s": 0.0, "prefill_s": 0.0, "env_s": 0.0,
+                      "decode_steps": 0, "rows_decoded": 0}
 
     # -- row-level operations -------------------------------------------------------------
     def _prefill(self, row: int, tokens: list[int]) -> torch.Tensor:
+        t0 = time.perf_counter()
         idx = torch.tensor([tokens], dtype=torch.long, device=self.device)
-        return self.model(idx, cache=self.cache, last_only=True, rows=[row])[0, -1]
+        out = self.model(idx, cache=self.cache, last_only=True, rows=[row])[0, -1]
+        self.stats["prefill_s"] += time.perf_counter() - t0
+        return out
 
     def _begin_step(self, slot: _Slot) -> None:
         slot.out = []
@@ -84,9 +92,11 @@ class Engine:
 
     def _end_step(self, slot: _Slot, full: bool) -> bool:
         """Close the slot's agent step; True when its episode has ended."""
-        gen_ms = (time.perf_counter() - slot.t_step) * 1e3
+        t0 = time.perf_counter()
+        gen_ms = (t0 - slot.t_step) * 1e3
         n_keep, inject = finish_step(slot.env, slot.out, slot.ctx0, slot.kv0, gen_ms, full,
                                      self.block)
+        self.stats["env_s"] += time.perf_counter() - t0
         self.cache.truncate(slot.ctx0 + n_keep, slot.row)
         if inject is None:
             return True
@@ -110,7 +120,11 @@ class Engine:
             decoding.sort(key=lambda s: s.row)  # contiguous rows let attention read a view
             toks = torch.stack([s.logits for s in decoding]).argmax(dim=-1)  # (B,)
             rows = [s.row for s in decoding]
+            t0 = time.perf_counter()
             logits = self.model(toks[:, None], cache=self.cache, last_only=True, rows=rows)[:, -1]
+            self.stats["decode_forward_s"] += time.perf_counter() - t0
+            self.stats["decode_steps"] += 1
+            self.stats["rows_decoded"] += len(rows)
             for i, (slot, tok) in enumerate(zip(decoding, toks.tolist())):
                 slot.out.append(tok)
                 slot.logits = logits[i]

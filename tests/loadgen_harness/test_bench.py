@@ -11,6 +11,9 @@ def test_bench_reports_rates_agreement_and_server_latency(tmp_path, capsys):
                        "--json", str(out)]) == 0
     fig = json.loads(out.read_text())
     assert fig["naive_eps"] > 0 and fig["engine_eps"] > 0 and fig["loadgen_eps"] > 0
+    roof = fig["roofline"]
+    assert roof["bound_eps"] > 0 and 0 < roof["engine_fraction_of_bound"]
+    assert sum(v for k, v in fig["engine_time_breakdown"].items() if k.endswith("_pct") and not k.startswith("attention")) > 99
     assert fig["agreement_naive_engine"] == 1.0  # greedy: the engine answers as the baseline
     (srv,) = fig["server"]
     assert srv["qps"] == 20 and srv["p99_ms"] >= srv["mean_ms"] > 0
@@ -22,3 +25,19 @@ def test_bad_server_rates_are_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(["--server-qps", "fast"])
     assert e.value.code == 2 and "expected numbers" in capsys.readouterr().err
+
+
+def test_roofline_counts_work_from_the_step_records():
+    from types import SimpleNamespace as NS
+
+    from loadgen_harness.roofline import MachineLimits, bound, episode_work
+    from reference.model import GPTConfig
+    cfg = GPTConfig(n_layer=4, n_embd=128)
+    # a prompt of 20 tokens, a step decoding 10, an observation of 5, a final step of 7
+    ep = NS(steps=[NS(context_tokens=20, generated_tokens=10), NS(context_tokens=35, generated_tokens=7)])
+    w = episode_work(cfg, [ep], batch=1)
+    assert (w.tokens_decoded, w.tokens_prefilled) == (17, 25)
+    w64 = episode_work(cfg, [ep], batch=64)
+    assert w64.gbytes < w.gbytes and w64.gflop == w.gflop  # batching shares weight reads only
+    b = bound(MachineLimits(100.0, 10.0, 2), w)
+    assert b["bound_eps"] == min(b["compute_bound_eps"], b["memory_bound_eps"]) > 0
