@@ -21,6 +21,7 @@ from pathlib import Path
 import mlperf_loadgen as lg
 import torch
 
+from loadgen_harness.rules import load_rules
 from loadgen_harness.sut import QSL, SUTS, EpisodeFactory
 from loadgen_harness.trace import TraceWriter
 from reference.evaluate import load_model
@@ -53,9 +54,13 @@ def run(spec: dict) -> int:
     out.mkdir(parents=True, exist_ok=True)  # LoadGen aborts later if its log dir is missing
     torch.set_num_threads(spec.get("threads", 1))
     model = load_model(Path(spec["checkpoint"]), spec.get("device", "cpu"))
-    benchmark = spec.get("benchmark", "nano-react")
+    benchmark = spec["benchmark"]
+    # The episode bound is a rule: rules.yaml's max_steps, the number the checker holds traces to.
+    rules = load_rules(Path(spec["rules"])) if spec.get("rules") else load_rules()
+    max_steps = rules.benchmark(benchmark).max_steps
     tasks = load_tasks(benchmark, Path(spec["eval_set"]))
-    make_env = EpisodeFactory(benchmark, verifier_workers=spec.get("verifier_workers", 2))
+    make_env = EpisodeFactory(benchmark, max_steps=max_steps,
+                              verifier_workers=spec.get("verifier_workers", 2))
     fault = spec.get("fault")  # fault injection, used only by the watchdog tests
     trace = TraceWriter(out / "agent_trace.jsonl", tasks, spec["mode"])
 

@@ -34,12 +34,13 @@ class EpisodeFactory:
     closed with the factory): the one place the harness tells the workloads apart."""
 
     def __init__(self, benchmark: str, max_steps: int = MAX_STEPS, verifier_workers: int = 2):
+        """max_steps: rules.yaml's bound (nano-react: agent steps; nano-codegen: attempts)."""
         self.verifier = None
         if benchmark == CODEGEN:
             from reference.codegen.agent import CodegenEnv
             from reference.codegen.sandbox import Verifier
             self.verifier = Verifier(workers=verifier_workers)
-            self._make = lambda task: CodegenEnv(task, self.verifier)
+            self._make = lambda task: CodegenEnv(task, self.verifier, max_attempts=max_steps)
         else:
             self._make = lambda task: ReactEnv(task.question, max_steps)
 
