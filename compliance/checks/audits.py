@@ -189,9 +189,11 @@ def test09_output_length(ctx: Ctx):
 
 
 def audit_runs_valid(ctx: Ctx):
-    """A504 (section 4.1): every audit run is LoadGen-VALID, with the official settings of its
-    result, and long enough: at least the profile's audit_min_duration_ms by its own time
-    stamps and audit_min_query_count samples issued."""
+    """A504 (section 4.1): every audit run is LoadGen-VALID and long enough: at least the
+    profile's audit_min_duration_ms by its own time stamps and audit_min_query_count samples
+    issued. A Server (or SingleStream) audit may miss its latency constraint, and only that
+    (LoadGen's min duration and min queries flags both true): audits judge answers and
+    caching, not the latency tail."""
     for r in ctx.results:
         prof = ctx.rules.profile(ctx.profile_of(r))
         need_n = prof.audit_min_query_count.get(r.scenario, 0)
@@ -201,7 +203,10 @@ def audit_runs_valid(ctx: Ctx):
             if d is None:
                 continue  # L101 / G302
             v = d.get("result_validity", (None, 0))
-            if v[0] != "VALID":
+            latency_only = r.scenario != "Offline" and all(
+                d.get(k, (None,))[0] is True
+                for k in ("result_min_duration_met", "result_min_queries_met"))
+            if v[0] != "VALID" and not latency_only:
                 yield err("A504", rel, "the audit run is not VALID", location=f"line {v[1]}",
                           expected="VALID", found=v[0],
                           hint="make submission re-runs an audit until LoadGen accepts it")
