@@ -25,7 +25,7 @@ from loadgen_harness.rules import load_rules
 from loadgen_harness.sut import QSL, SUTS, EpisodeFactory
 from loadgen_harness.trace import TraceWriter
 from reference.evaluate import load_model
-from reference.grading import load_tasks
+from reference.workloads import get_workload
 
 SCENARIOS = {"Offline": lg.TestScenario.Offline, "Server": lg.TestScenario.Server,
              "SingleStream": lg.TestScenario.SingleStream}
@@ -57,10 +57,12 @@ def run(spec: dict) -> int:
     benchmark = spec["benchmark"]
     # The episode bound is a rule: rules.yaml's max_steps, the number the checker holds traces to.
     rules = load_rules(Path(spec["rules"])) if spec.get("rules") else load_rules()
-    max_steps = rules.benchmark(benchmark).max_steps
-    tasks = load_tasks(benchmark, Path(spec["eval_set"]))
-    make_env = EpisodeFactory(benchmark, max_steps=max_steps,
-                              verifier_workers=spec.get("verifier_workers", 2))
+    bench = rules.benchmark(benchmark)
+    workload = get_workload(benchmark, bench.workload)
+    tasks = workload.load_tasks(Path(spec["eval_set"]))
+    make_env = EpisodeFactory(benchmark, max_steps=bench.max_steps,
+                              verifier_workers=spec.get("verifier_workers", 2),
+                              module=bench.workload)
     fault = spec.get("fault")  # fault injection, used only by the watchdog tests
     trace = TraceWriter(out / "agent_trace.jsonl", tasks, spec["mode"])
 

@@ -83,6 +83,7 @@ class Benchmark:
     scenarios: dict
     reference_mean_generated_tokens: float   # TEST09's reference
     splits: dict = field(default_factory=dict)  # name -> Split (each its own accuracy run)
+    workload: str | None = None  # module with a WORKLOAD object; None: a built-in workload
 
     @property
     def quality_target(self) -> float:
@@ -150,7 +151,8 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
                     reference_results=ROOT / sp["reference_results"],
                     quality_reference=float(sp["quality"]["reference_value"]),
                     quality_target_fraction=float(sp["quality"]["target_fraction"]))
-                    for sname, sp in (b.get("splits") or {}).items()})
+                    for sname, sp in (b.get("splits") or {}).items()},
+                workload=b.get("workload"))
         profiles = {}
         for name, p in doc["profiles"].items():
             acc = p["accuracy_sample_count"]

@@ -23,33 +23,30 @@ from typing import Callable
 import mlperf_loadgen as lg
 
 from reference.engine import Engine
-from reference.grading import CODEGEN
-from reference.react.agent import MAX_STEPS, EpisodeResult, ReactEnv
+from reference.react.agent import MAX_STEPS, EpisodeResult
+from reference.workloads import get_workload
 
 _STOP = object()
 
 
 class EpisodeFactory:
-    """Makes a benchmark's episode environment from a task (nano-codegen's own a sandbox pool,
-    closed with the factory): the one place the harness tells the workloads apart."""
+    """Makes a benchmark's episode environments from tasks, owning what they share (nano-codegen:
+    a sandbox pool), until `close`. The workload registry tells the benchmarks apart."""
 
-    def __init__(self, benchmark: str, max_steps: int = MAX_STEPS, verifier_workers: int = 2):
-        """max_steps: rules.yaml's bound (nano-react: agent steps; nano-codegen: attempts)."""
-        self.verifier = None
-        if benchmark == CODEGEN:
-            from reference.codegen.agent import CodegenEnv
-            from reference.codegen.sandbox import Verifier
-            self.verifier = Verifier(workers=verifier_workers)
-            self._make = lambda task: CodegenEnv(task, self.verifier, max_attempts=max_steps)
-        else:
-            self._make = lambda task: ReactEnv(task.question, max_steps)
+    def __init__(self, benchmark: str, max_steps: int = MAX_STEPS, verifier_workers: int = 2,
+                 module: str | None = None):
+        """max_steps: rules.yaml's bound (nano-react: agent steps; nano-codegen: attempts);
+        module: rules.yaml's `workload` for a benchmark that is not built in."""
+        self._episodes = get_workload(benchmark, module).episodes(max_steps, verifier_workers)
+        self._make = self._episodes.__enter__()
 
     def __call__(self, task):
         return self._make(task)
 
     def close(self) -> None:
-        if self.verifier is not None:
-            self.verifier.close()
+        if self._episodes is not None:
+            self._episodes.__exit__(None, None, None)
+            self._episodes = None
 
 
 class WorkerPool:
@@ -59,7 +56,7 @@ class WorkerPool:
     def __init__(self, model, tasks, on_done: Callable[[object, int, EpisodeResult], None],
                  n_workers: int = 1, max_batch: int = 32, make_env: Callable | None = None):
         self.model, self.tasks, self.on_done = model, tasks, on_done
-        self.make_env = make_env or EpisodeFactory("nano-react")
+        self.make_env = make_env if make_env is not None else EpisodeFactory("nano-react")
         self.max_batch = max_batch
         self.queue: queue.Queue = queue.Queue()
         self.errors: list[BaseException] = []
