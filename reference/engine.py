@@ -12,12 +12,18 @@ when an episode ends its row is freed and the next waiting episode is admitted a
 Under greedy decoding the engine gives the same answers as `run_episode` (the one-episode loop)
 and as the naive baseline, up to float rounding ties; the harness benchmark reports agreement.
 
+nano-codegen's verifier runs off the engine's thread (env.submit_step): the row whose program
+is being verified is parked (it rides along in decode steps as a filler whose output is thrown
+away, keeping rows contiguous) and resumes when its verdict arrives, so a slow program stalls
+its own episode, not the batch.
+
 Limits: one engine per thread (it owns its cache); prefills run row by row; greedy only.
 Per-step generation_ms is wall time of the step inside the batch, shared with its neighbours.
 """
 from __future__ import annotations
 
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -38,6 +44,7 @@ class _Slot:
     ctx0: int = 0
     kv0: int = 0
     t_step: float = 0.0
+    pending: Any = None                      # (Future, gen_ms): the environment is working
 
 
 class Engine:
@@ -91,12 +98,38 @@ class Engine:
         return None
 
     def _end_step(self, slot: _Slot, full: bool) -> bool:
-        """Close the slot's agent step; True when its episode has ended."""
+        """Close the slot's agent step; True when its episode has ended. An environment that
+        can work off this thread (env.submit_step: nano-codegen's verifier) parks the row
+        instead, and `_settle` closes the step when the work is done."""
         t0 = time.perf_counter()
         gen_ms = (t0 - slot.t_step) * 1e3
+        submit = getattr(slot.env, "submit_step", None)
+        if not full and submit is not None:
+            text, _ = slot.env.cut(slot.out)
+            try:
+                future = submit(text)
+            except Exception as err:  # noqa: BLE001: settled as this episode's env_error
+                future = futures.Future()
+                future.set_exception(err)
+            slot.pending = (future, gen_ms)
+            self.stats["env_s"] += time.perf_counter() - t0
+            return False
         n_keep, inject = finish_step(slot.env, slot.out, slot.ctx0, slot.kv0, gen_ms, full,
                                      self.block)
         self.stats["env_s"] += time.perf_counter() - t0
+        return self._continue(slot, n_keep, inject)
+
+    def _settle(self, slot: _Slot) -> bool:
+        """Close a parked step whose environment work is done; True when the episode ended."""
+        t0 = time.perf_counter()
+        future, gen_ms = slot.pending
+        slot.pending = None
+        n_keep, inject = finish_step(slot.env, slot.out, slot.ctx0, slot.kv0, gen_ms, False,
+                                     self.block, pending=future)
+        self.stats["env_s"] += time.perf_counter() - t0
+        return self._continue(slot, n_keep, inject)
+
+    def _continue(self, slot: _Slot, n_keep: int, inject: list[int] | None) -> bool:
         self.cache.truncate(slot.ctx0 + n_keep, slot.row)
         if inject is None:
             return True
@@ -110,22 +143,38 @@ class Engine:
         """One decode step for every active episode; returns the episodes that ended."""
         finished: list[_Slot] = []
         decoding: list[_Slot] = []
+        parked = [s for s in self.active if s.pending is not None]
+        if parked and len(parked) == len(self.active):  # nothing to decode: wait for one
+            futures.wait([s.pending[0] for s in parked], return_when=futures.FIRST_COMPLETED)
         for slot in self.active:
+            if slot.pending is not None:
+                if slot.pending[0].done() and self._settle(slot):
+                    finished.append(slot)
+                continue
             if self.cache.lengths[slot.row] >= self.block:
                 if self._end_step(slot, full=True):
                     finished.append(slot)
             else:
                 decoding.append(slot)
         if decoding:
-            decoding.sort(key=lambda s: s.row)  # contiguous rows let attention read a view
-            toks = torch.stack([s.logits for s in decoding]).argmax(dim=-1)  # (B,)
-            rows = [s.row for s in decoding]
+            # Parked rows ride along as fillers so the rows stay contiguous (attention then
+            # reads a view, not a gather); their token and cache entry are thrown away.
+            fillers = [s for s in self.active if s.pending is not None
+                       and self.cache.lengths[s.row] < self.block - 1]
+            batch = sorted(decoding + fillers, key=lambda s: s.row)
+            toks = torch.stack([s.logits for s in batch]).argmax(dim=-1)  # (B,)
+            rows = [s.row for s in batch]
+            kept = {s.row: self.cache.lengths[s.row] for s in fillers}
             t0 = time.perf_counter()
             logits = self.model(toks[:, None], cache=self.cache, last_only=True, rows=rows)[:, -1]
             self.stats["decode_forward_s"] += time.perf_counter() - t0
             self.stats["decode_steps"] += 1
-            self.stats["rows_decoded"] += len(rows)
-            for i, (slot, tok) in enumerate(zip(decoding, toks.tolist())):
+            self.stats["rows_decoded"] += len(decoding)
+            for row, n in kept.items():
+                self.cache.lengths[row] = n
+            for i, (slot, tok) in enumerate(zip(batch, toks.tolist())):
+                if slot.row in kept:
+                    continue
                 slot.out.append(tok)
                 slot.logits = logits[i]
                 done_step = ((tok == NEWLINE and slot.env.step_complete(decode(slot.out)))

@@ -110,12 +110,21 @@ class CodegenEnv:
     def cut(tokens: list[int]) -> tuple[str, int]:
         return decode(tokens), len(tokens)
 
-    def step(self, agent_text: str) -> StepRecord:
+    def submit_step(self, agent_text: str):
+        """Start verifying an attempt off the caller's thread: a Future of (verdict, ms) that
+        `step(agent_text, pending=...)` completes. The batched engine decodes the other
+        episodes meanwhile, so a slow program stalls only its own row."""
+        return self.verifier.submit(parse_program(agent_text), self.task.answer)
+
+    def step(self, agent_text: str, pending=None) -> StepRecord:
         assert not self.done, "episode already ended"
         program = parse_program(agent_text)
-        t0 = time.perf_counter()
-        verdict = self.verifier.verify(program, self.task.answer)
-        verify_ms = (time.perf_counter() - t0) * 1e3
+        if pending is None:
+            t0 = time.perf_counter()
+            verdict = self.verifier.verify(program, self.task.answer)
+            verify_ms = (time.perf_counter() - t0) * 1e3
+        else:
+            verdict, verify_ms = pending.result()
         self.result.attempts.append(Attempt(program, verdict, verify_ms))
         rec = StepRecord(text=agent_text, tool=TOOL, tool_input=program,
                          observation=feedback_line(verdict), tool_ms=verify_ms)

@@ -57,6 +57,8 @@ import json
 import subprocess
 import sys
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -260,6 +262,8 @@ class Verifier:
         _warn_if_partial(self.containment)
         self._cv = threading.Condition()
         self.replaced = 0
+        self._n_workers = workers
+        self._executor: ThreadPoolExecutor | None = None
 
     def __enter__(self):
         return self
@@ -268,10 +272,27 @@ class Verifier:
         self.close()
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         with self._cv:
             for w in self._idle:
                 w.close()
             self._idle = []
+
+    def submit(self, code: str, expected: str) -> Future:
+        """`verify` on a thread of this verifier (one per worker process): a Future of
+        (VerifyResult, wall ms), for callers that do other work meanwhile."""
+        with self._cv:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=max(1, self._n_workers),
+                                                    thread_name_prefix="verifier")
+        return self._executor.submit(self._timed_verify, code, expected)
+
+    def _timed_verify(self, code: str, expected: str) -> tuple[VerifyResult, float]:
+        t0 = time.perf_counter()
+        verdict = self.verify(code, expected)
+        return verdict, (time.perf_counter() - t0) * 1e3
 
     def execute(self, code: str) -> dict:
         """Run a program in the OS layer alone, without the AST check: the raw zygote report.

@@ -137,11 +137,12 @@ def cut_step(tokens: list[int]) -> tuple[str, int]:
 
 
 def finish_step(env, out: list[int], ctx0: int, kv0: int, gen_ms: float,
-                full: bool, block_size: int) -> tuple[int, list[int] | None]:
+                full: bool, block_size: int, pending=None) -> tuple[int, list[int] | None]:
     """Close one agent step of `out` tokens that began at context length ctx0.
 
     Returns (how many of the step's tokens stay in context, the tokens to inject next, or None
-    when the episode has ended). Shared by the single-episode loop and the batched engine."""
+    when the episode has ended). Shared by the single-episode loop and the batched engine.
+    `pending`: the environment's off-thread work for this step (env.submit_step), if any."""
     text, n_keep = env.cut(out)
     if full:
         env.result.steps.append(StepRecord(text=text, context_tokens=ctx0, kv_cache_bytes=kv0,
@@ -151,7 +152,7 @@ def finish_step(env, out: list[int], ctx0: int, kv0: int, gen_ms: float,
         return n_keep, None
     n_steps = len(env.result.steps)
     try:
-        rec = env.step(text)
+        rec = env.step(text) if pending is None else env.step(text, pending=pending)
         rec.context_tokens, rec.kv_cache_bytes = ctx0, kv0
         rec.generated_tokens, rec.generation_ms = len(out), gen_ms
         if env.done:

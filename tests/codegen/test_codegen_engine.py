@@ -100,14 +100,21 @@ class _Hijacked(CodegenEnv):
         super().__init__(task, verifier)
         self.program = program
 
-    def step(self, agent_text):
-        if not self.result.attempts:
-            agent_text = f"Program:\n{self.program}\nEnd\n"
-        return super().step(agent_text)
+    def _text(self, agent_text):
+        return f"Program:\n{self.program}\nEnd\n" if not self.result.attempts else agent_text
+
+    def submit_step(self, agent_text):
+        return super().submit_step(self._text(agent_text))
+
+    def step(self, agent_text, pending=None):
+        return super().step(self._text(agent_text), pending=pending)
 
 
 class _BrokenVerifier:
     def verify(self, program, expected):
+        raise RuntimeError("the sandbox could not start")
+
+    def submit(self, program, expected):
         raise RuntimeError("the sandbox could not start")
 
 
@@ -131,3 +138,18 @@ def test_one_hostile_episode_does_not_change_the_others_in_a_batch_of_64(model, 
     assert "\\ud800" in mixed[5].steps[0].observation
     assert mixed[20].attempts[0].result.kind == "runtime"
     assert mixed[40].stop_reason == "env_error" and "RuntimeError" in mixed[40].steps[0].observation
+
+
+def test_a_slow_program_stalls_only_its_own_row(model):
+    """Verification runs off the engine's thread: while one row's program burns its (here
+    raised) CPU limit, the other episodes of the batch go on decoding and finish first."""
+    tasks = load_eval_set()[:8]
+    with Verifier(workers=2, limits={"cpu_s": 6, "wall_s": 6.0}) as verifier:
+        slow = lambda t: _Hijacked(t, verifier, "while True:\n    pass")  # noqa: E731
+        engine = Engine(model, max_batch=8, make_env=lambda it: (
+            slow if it[0] == 0 else lambda t: CodegenEnv(t, verifier))(it[1]))
+        results = engine.run_all(list(enumerate(tasks)))
+    assert results[0].attempts[0].result.kind == "timeout"
+    stall_ms = results[0].attempts[0].verify_ms
+    assert all(r.latency_ms < stall_ms for r in results[1:]), \
+        ([round(r.latency_ms) for r in results[1:]], round(stall_ms))
