@@ -124,6 +124,8 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
     duplicates: dict[str, str] = {}
     print_owner: dict[str, str] = {}
     for p, name, res in zip(entries, names, results):
+        if not res["valid"]:  # only ranked entries can be copies of each other
+            continue
         for h in res["meta"].get("evidence", {}).values():
             if h in evidence_owner and evidence_owner[h] != name:
                 duplicates.setdefault(name, evidence_owner[h])

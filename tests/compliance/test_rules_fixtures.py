@@ -41,9 +41,10 @@ def test_negative_fixture_fails_with_exactly_its_rule(fixture, tmp_path):
 
 
 def test_every_rule_has_a_negative_fixture():
-    # L104: test_archives; B70x: test_leaderboard; T609: test_budgets; X901: below
+    # L104: test_archives; B70x: test_leaderboard; T609: test_budgets; R801: test_replay;
+    # X901: below
     covered = {p.stem.split("-")[0] for p in NEGATIVE} | \
-        {"L104", "X901", "B701", "B702", "B703", "B704", "T609"}
+        {"L104", "X901", "B701", "B702", "B703", "B704", "T609", "R801"}
     assert {r.id for r in REGISTRY} <= covered
 
 
