@@ -79,6 +79,7 @@ class CodeDist:
     digits: tuple[int, int]          # digits of an integer (in lists and scalars)
     p_negative: float                # share of list elements that are negative
     p_long: float = 0.0              # heldout: share of lists longer than training's
+    p_same_width: float = 0.0        # share of lists whose elements all have one digit count
     arith_free: bool = True
 
     def word(self, r: random.Random, length: tuple[int, int] | None = None) -> str:
@@ -94,22 +95,27 @@ class CodeDist:
             if is_heldout_word(w) == (self.words == "heldout") and w not in WORDS:
                 return w
 
-    def int(self, r: random.Random, signed: bool = False, lo_digits: int | None = None) -> int:
-        d = r.randint(lo_digits or self.digits[0], self.digits[1])
+    def int(self, r: random.Random, signed: bool = False, lo_digits: int | None = None,
+            d: int | None = None) -> int:
+        d = d or r.randint(lo_digits or self.digits[0], self.digits[1])
         n = r.randint(10 ** (d - 1) if d > 1 else 0, 10 ** d - 1)
         return -n if signed and r.random() < self.p_negative else n
 
     def ints(self, r: random.Random) -> list[int]:
         if self.p_long and r.random() < self.p_long:  # longer than training, any width
             return [self.int(r, True, 1) for _ in range(r.randint(11, 14))]
+        if self.p_same_width and r.random() < self.p_same_width:
+            # mixed widths average 2.5 digits: a list of ten 4-digit numbers would be rare
+            d = r.randint(*self.digits)
+            return [self.int(r, True, d=d) for _ in range(r.randint(*self.list_len))]
         return [self.int(r, True) for _ in range(r.randint(*self.list_len))]
 
 
 # The first variety stage (the committed nano-codegen recipe's stage 2).
 VARIETY = CodeDist("variety", "vocab_or_any", (2, 12), (3, 8), (1, 2), 0.0)
 # Broadened training: half random words of 1-12 letters (never held out), lists of 2-10
-# integers of 1-4 digits (some negative), scalars of 1-4 digits.
-CODE_TRAIN = CodeDist("train", "train", (1, 12), (2, 10), (1, 4), 0.15)
+# integers of 1-4 digits (some negative; half the lists of one width), scalars of 1-4 digits.
+CODE_TRAIN = CodeDist("train", "train", (1, 12), (2, 10), (1, 4), 0.15, p_same_width=0.5)
 # The generalisation split: held-out words; lists of 11-14 integers or of 5-digit integers;
 # 5-digit scalars.
 CODE_HELDOUT = CodeDist("heldout", "heldout", (2, 12), (3, 10), (5, 5), 0.15, p_long=0.5)
