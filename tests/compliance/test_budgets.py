@@ -45,8 +45,12 @@ def test_a_huge_trace_of_minimal_episodes_is_refused_quickly(tmp_path):
 
 def test_sandbox_time_past_the_budget_is_a_finding(tmp_path):
     from reference.grading import _SHARED
+    from tests.compliance.mutate import apply
     root = tmp_path / "sub"
     shutil.copytree(SMOKE, root)
+    # programs the reference never wrote (no seeded verdict): they must run in the sandbox
+    apply(root, {"op": "wrong_answers", "result": "results/cpu/nano-codegen/Offline", "n": 5,
+                 "how": "equivalent"})
     from compliance import context
     _SHARED.clear()  # nothing cached: every program must run
     context._SEEDED.clear()
