@@ -84,6 +84,7 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("Q403", "quality-target", "quality", quality.quality_target),
     Rule("Q404", "accuracy-json-agrees", "quality", quality.accuracy_json_agrees),
     Rule("Q405", "reference-weights", "divisions", quality.reference_weights),
+    Rule("Q408", "split-quality", "quality", quality.split_quality),
     Rule("Q406", "closed-answers-are-reference", "divisions",
          provenance.closed_answers_match_reference),
     Rule("Q407", "answers-computed", "divisions", provenance.answers_computed),

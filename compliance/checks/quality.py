@@ -145,3 +145,63 @@ def reference_weights(ctx: Ctx):
             yield err("Q405", r.file("measurements.json"),
                       "closed division requires the reference checkpoint",
                       location="/checkpoint_sha256", expected=want, found=m.get("checkpoint_sha256"))
+
+
+def split_quality(ctx: Ctx):
+    """Q408: each of the benchmark's further frozen splits (rules.yaml `splits`, e.g. the
+    generalisation split) has its own accuracy run (accuracy/<split>/) whose log is well formed,
+    covers the profile's samples once each, reaches the split's target (recomputed; a smoke
+    subset against the reference's accuracy on the same samples) and is what its
+    accuracy.json states; the run's trace gives the logged answers."""
+    for r in ctx.results:
+        bench = ctx.rules.benchmark(r.benchmark)
+        for name, split in (getattr(bench, "splits", None) or {}).items():
+            base = f"{r.acc}/{name}"
+            rel = f"{base}/mlperf_log_accuracy.json"
+            data, problem = ctx.tree.json(rel)
+            if data is None:
+                yield err("Q408", rel, f"the {name} split's accuracy log is missing or "
+                          f"unreadable: {problem}", hint="make submission writes it")
+                continue
+            key = ("split_tasks", r.benchmark, name)
+            if key not in ctx._tasks:
+                from reference.grading import load_tasks
+                ctx._tasks[key] = load_tasks(r.benchmark, split.eval_set)
+            tasks = ctx._tasks[key]
+            first: dict[int, str] = {}
+            bad = not isinstance(data, list)
+            for e in data if isinstance(data, list) else []:
+                if not (isinstance(e, dict) and type(e.get("qsl_idx")) is int
+                        and 0 <= e["qsl_idx"] < len(tasks) and isinstance(e.get("data"), str)
+                        and HEX.match(e["data"]) and len(e["data"]) <= 2 * MAX_ANSWER_BYTES
+                        and e["qsl_idx"] not in first):
+                    bad = True
+                    break
+                first[e["qsl_idx"]] = bytes.fromhex(e["data"]).decode("utf-8", errors="replace")
+            prof = ctx.rules.profile(ctx.profile_of(r))
+            need = min(prof.accuracy_sample_count or split.eval_set_size, split.eval_set_size)
+            if bad or len(first) != need:
+                yield err("Q408", rel, f"the {name} split's accuracy log is malformed or does not "
+                          "cover its samples once each", expected=f"{need} distinct samples",
+                          found=len(first))
+                continue
+            correct = sum(1 for i, a in first.items() if ctx.grader.correct(r.benchmark, tasks[i], a))
+            got = correct / need
+            target = split.quality_target if need == split.eval_set_size else \
+                split.subset_target(sorted(first))
+            if got < target:
+                yield err("Q408", rel, f"the {name} split's quality is below its target",
+                          expected=f">= {target:.4f}", found=f"{got:.4f}")
+            doc, _ = ctx.tree.json(f"{base}/accuracy.json")
+            claimed = doc.get(bench.quality_metric) if isinstance(doc, dict) else None
+            if not isinstance(claimed, (int, float)) or isinstance(claimed, bool) or \
+                    not math.isclose(claimed, round(got, 4), abs_tol=1e-4):
+                yield err("Q408", f"{base}/accuracy.json", f"the {name} split's stated accuracy "
+                          "differs from its log", expected=f"{got:.4f}", found=claimed)
+            rows, _ = ctx.tree.json_lines(f"{base}/agent_trace.jsonl")
+            traced = {rec.get("qsl_idx"): rec.get("answer") or "" for _, rec, p in rows or ()
+                      if not p and isinstance(rec, dict)}
+            if traced != first:
+                yield err("Q408", f"{base}/agent_trace.jsonl", f"the {name} split's trace does "
+                          "not give the logged answers", expected=f"{len(first)} episodes",
+                          found=f"{len(traced)} episodes")
