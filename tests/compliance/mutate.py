@@ -209,6 +209,8 @@ def wrong_answers(result: Path, n: int, how: str = "wrong") -> None:
     tasks = load_tasks(benchmark, bench.eval_set)
     with Grader() as g:
         for trace in sorted(result.glob("**/agent_trace.jsonl")):  # every run of the result
+            if trace.parent.parent.name == "accuracy":
+                continue  # accuracy/<split>/: another data set's run
             recs = [json.loads(l) for l in trace.read_text().splitlines()]
             for rec in recs:
                 if rec["qsl_idx"] not in changed:
