@@ -198,10 +198,32 @@ def split_quality(ctx: Ctx):
                     not math.isclose(claimed, round(got, 4), abs_tol=1e-4):
                 yield err("Q408", f"{base}/accuracy.json", f"the {name} split's stated accuracy "
                           "differs from its log", expected=f"{got:.4f}", found=claimed)
+            from compliance.tracecheck import record_problem
             rows, _ = ctx.tree.json_lines(f"{base}/agent_trace.jsonl")
             traced = {rec.get("qsl_idx"): rec.get("answer") or "" for _, rec, p in rows or ()
-                      if not p and isinstance(rec, dict)}
+                      if not p and record_problem(rec) is None and rec["mode"] == "AccuracyOnly"}
+            yield from _split_log(ctx, r, name, f"{base}/mlperf_log_detail.txt")
             if traced != first:
                 yield err("Q408", f"{base}/agent_trace.jsonl", f"the {name} split's trace does "
                           "not give the logged answers", expected=f"{len(first)} episodes",
                           found=f"{len(traced)} episodes")
+
+
+def _split_log(ctx: Ctx, r, name: str, rel: str):
+    """The split run's detail log: well formed, an AccuracyOnly run of the result's scenario,
+    with the official seeds, from the pinned LoadGen."""
+    d, problem = ctx.tree.mllog(rel)
+    if d is None:
+        yield err("Q408", rel, f"the {name} split's detail log is missing or unreadable: {problem}")
+        return
+    problems = [f"{len(d[k])} {what}" for k, what in
+                (("__bad_lines__", "malformed lines"), ("__dups__", "repeated keys"),
+                 ("__errors__", "errors"), ("__time_problems__", "bad time stamps")) if d[k]]
+    want = {"effective_test_mode": "AccuracyOnly", "effective_scenario": r.scenario,
+            "loadgen_version": ctx.rules.loadgen_version,
+            **{f"effective_{k}": v for k, v in ctx.rules.official_seeds.items()}}
+    problems += [f"{k} {d.get(k, (None,))[0]!r}" for k, v in want.items()
+                 if d.get(k, (None,))[0] != v]
+    if problems:
+        yield err("Q408", rel, f"the {name} split's detail log is not a clean accuracy run of "
+                  "this result", found="; ".join(problems)[:300])
