@@ -64,12 +64,13 @@ def seed_reference_verdicts(rules: Rules) -> None:
         return
     from reference.codegen.sandbox import VerifyResult
     bench = rules.benchmark(CODEGEN)
-    tasks = load_tasks(CODEGEN, bench.eval_set)
-    for line in bench.reference_results.read_text().splitlines():
-        row = json.loads(line) if line.strip() else None
-        if row and row.get("correct") is True and 0 <= row["qsl_idx"] < len(tasks):
-            expected = tasks[row["qsl_idx"]].answer
-            _SHARED.setdefault((row["answer"], expected), VerifyResult("ok", output=expected))
+    for scored in [bench, *bench.splits.values()]:  # the frozen set and each further split
+        tasks = load_tasks(CODEGEN, scored.eval_set)
+        for line in scored.reference_results.read_text().splitlines():
+            row = json.loads(line) if line.strip() else None
+            if row and row.get("correct") is True and 0 <= row["qsl_idx"] < len(tasks):
+                expected = tasks[row["qsl_idx"]].answer
+                _SHARED.setdefault((row["answer"], expected), VerifyResult("ok", output=expected))
     _SEEDED.add(CODEGEN)
 
 
