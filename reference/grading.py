@@ -28,7 +28,6 @@ from pathlib import Path
 from reference.workloads import get_workload
 
 CODEGEN = "nano-codegen"   # kept for the checker's modules until they ask the registry
-PROGRAM_TOOL = "python"
 # Verdicts whose detail depends on which limit fired first (CPU or wall clock, address space
 # or a dead child): re-execution must reproduce the kind, not the wording.
 _LOOSE_KINDS = ("Timeout", "Memory limit exceeded")
