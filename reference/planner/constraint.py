@@ -26,12 +26,12 @@ the mask applied to a (1, 256) logits row and the chosen byte advanced; batch 64
 
 | candidate | 256-byte vocab | compile | per token | mask alone | batch 64 | install |
 |---|---|---|---|---|---|---|
-| outlines-core 0.2.14, Index read into a dense table (chosen) | yes | 90-150 ms * | 4.7 us | 0.9 us | 18 us | 5 MB, no deps |
+| outlines-core 0.2.14, Index read into a dense table (chosen) | yes | 90-150 ms (1) | 4.7 us | 0.9 us | 18 us | 5 MB, no deps |
 | outlines-core 0.2.14, `get_allowed_tokens` per token | yes | 4-10 ms | 22 us | - | 340 us | same |
-| xgrammar 0.2.9, GrammarMatcher (BatchGrammarMatcher) | yes ** | 7-15 ms | 9.6-10.5 us | 2.0 us | 88-111 us | torch, transformers, triton: about 1.1 GB |
+| xgrammar 0.2.9, GrammarMatcher (BatchGrammarMatcher) | yes (2) | 7-15 ms | 9.6-10.5 us | 2.0 us | 88-111 us | torch, transformers, triton: about 1.1 GB |
 
-\* the Index itself takes 4-10 ms; the rest is reading it into the table and the exhaustive
-check below, once per process. \** with `VocabType.RAW`, the 256 bytes as tokens and a virtual
+(1) the Index itself takes 4-10 ms; the rest is reading it into the table and the exhaustive
+check below, once per process. (2) with `VocabType.RAW`, the 256 bytes as tokens and a virtual
 stop id 256; it accepts a UTF-8 character split over two byte tokens and refuses a stray 0xFF
 inside a string. On the same 60 random walks the two libraries' allowed sets agree at every
 position (the bench checks it): both compile exactly the schema's language.

@@ -13,7 +13,7 @@ ambiguously, is a *bad task*: `translate` raises `BadTask` with a typed `kind`, 
 turns it into an `Error: bad task: ...` observation the planner sees (never an exception).
 
 Forms (case-insensitive verbs; a trailing period is allowed; NUM is a number as the tools
-print them, `reference.tools.NUMBER_RE`; negative operands are parenthesised in the call):
+print them, `reference.tools.NUMBER_RE`; one trailing period is dropped first; negative operands are parenthesised in the call):
 - calculator: `Add NUM and NUM`, `Add NUM, NUM[, ...] and NUM` (sum), `Subtract NUM from NUM`,
   `Multiply NUM by NUM`, `Divide NUM by NUM`, `Compute EXPR` / `Calculate EXPR` (EXPR: the
   calculator's own characters, at least one digit).
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from reference.tools import LOOKUP_TABLE, TOOLS, run_tool
 
 _NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_END = r"\.?\s*$"
+_END = r"\s*$"  # one trailing period is removed before matching (see translate)
 _CALC_EXPR = re.compile(r"[0-9.eE+\-*/%() ]*\d[0-9.eE+\-*/%() ]*", re.ASCII)
 
 # Kinds of bad task (the typed failure modes of translation).
@@ -137,7 +137,9 @@ def translate(tool: str, task: str) -> Call:
     fn = TRANSLATORS.get(tool)
     if fn is None:
         raise BadTask(UNKNOWN_TOOL, f"unknown tool {tool[:40]!r}")
-    return Call(tool, fn(task))
+    # A sentence's period is not part of the last operand: `Add 3 and 4.` adds 4, not `4.`.
+    task = task.strip()
+    return Call(tool, fn(task[:-1] if task.endswith(".") else task))
 
 
 def execute(tool: str, task: str) -> Outcome:

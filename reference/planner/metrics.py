@@ -19,12 +19,14 @@ in reference/planner/README.md):
   `tool_error`: the call is made and the tool answers `Error: ...`;
   `no_advance`: the call does not advance the oracle plan.
 - A call **advances** the oracle plan when (1) some oracle call of the task with the same tool
-  and the same observation is not yet matched by an earlier step of this episode, and (2) no
-  earlier step of this episode made the same exact call (tool and input). It then matches the
-  first such oracle call. Matching on the observation, not the input, accepts an equivalent
-  call (`Multiply 10 by 11` for the oracle's `11 * 10`, or one expression that does two oracle
-  steps at once); (2) keeps a repeated call from matching a second oracle call that happens to
-  have the same result (two words of equal length).
+  and the same observation is not yet matched by an earlier step of this episode, and (2)
+  earlier steps of this episode made the same exact call (tool and input) fewer times than
+  max(1, the number of times the oracle plan makes it). It then matches the first such oracle
+  call. Matching on the observation, not the input, accepts an equivalent call (`Multiply 10
+  by 11` for the oracle's `11 * 10`, or one expression that does two oracle steps at once);
+  (2) keeps a repeated call from matching a second oracle call that happens to have the same
+  result (two different words of equal length), while a request that names the same word
+  twice still lets it be measured twice.
 - An episode is **completed** when a valid final-answer step occurs within its first
   MAX_STEPS steps; it **passes** when it is completed and the answer equals the task's answer
   exactly (string equality, no normalisation).
@@ -71,7 +73,10 @@ class EpisodeScore:
 def score_episode(task: Task, steps: list[str], max_steps: int = MAX_STEPS) -> EpisodeScore:
     """Score one logged episode against its frozen task (see the module docstring)."""
     matched = [False] * len(task.oracle)
-    calls_made: set[tuple[str, str]] = set()
+    calls_made: dict[tuple[str, str], int] = {}  # exact calls made so far, with their counts
+    oracle_calls: dict[tuple[str, str], int] = {}
+    for c in task.oracle:
+        oracle_calls[(c.tool, c.input)] = oracle_calls.get((c.tool, c.input), 0) + 1
     verdicts: list[StepVerdict] = []
     answer = None
     for i, text in enumerate(steps[:max_steps]):
@@ -89,14 +94,13 @@ def score_episode(task: Task, steps: list[str], max_steps: int = MAX_STEPS) -> E
             continue
         if out.status == "tool_error":
             verdicts.append(StepVerdict(i, "tool", TOOL_ERROR, observation=out.observation))
-            calls_made.add((out.call.tool, out.call.input))
             continue
         key = (out.call.tool, out.call.input)
         hit = -1
-        if key not in calls_made:
+        if calls_made.get(key, 0) < max(1, oracle_calls.get(key, 0)):
             hit = next((j for j, c in enumerate(task.oracle) if not matched[j]
                         and c.tool == out.call.tool and c.observation == out.observation), -1)
-        calls_made.add(key)
+        calls_made[key] = calls_made.get(key, 0) + 1
         if hit >= 0:
             matched[hit] = True
             verdicts.append(StepVerdict(i, "tool", matched=hit, observation=out.observation))
