@@ -1,6 +1,7 @@
 """Masked SFT of the nano-planner on oracle trajectories, and a constrained greedy evaluation.
 
     nice -n 10 python -m reference.planner.train --minutes 14 --threads 1 --out /tmp/planner
+    python -m reference.planner.train --init-from reference/checkpoints/nano-react/model.pt
     python -m reference.planner.train --eval-only /tmp/planner/model.pt --eval-n 100
 
 The planner's JSON steps are learned; the request and the executor's `Result:` lines are
@@ -82,7 +83,13 @@ def main(argv=None) -> None:
     ap.add_argument("--n-layer", type=int, default=4, help="transformer blocks")
     ap.add_argument("--n-embd", type=int, default=128, help="model width")
     ap.add_argument("--n-head", type=int, default=4, help="attention heads")
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="start from this checkpoint's weights (same widths, rotary positions; "
+                         "e.g. reference/checkpoints/nano-react/model.pt, which already copies "
+                         "numbers and words from its context)")
     ap.add_argument("--eval-n", type=int, default=100, help="frozen tasks to evaluate at the end")
+    ap.add_argument("--gen-n", type=int, default=0,
+                    help="generalisation-split tasks to evaluate at the end")
     ap.add_argument("--eval-only", type=Path, default=None, help="evaluate this checkpoint only")
     ap.add_argument("--out", type=Path, default=Path("/tmp/planner"), help="output directory")
     args = ap.parse_args(argv)
@@ -91,12 +98,22 @@ def main(argv=None) -> None:
         ck = torch.load(args.eval_only, map_location="cpu", weights_only=True)
         model = GPT(GPTConfig(**ck["config"]))
         model.load_state_dict(ck["model"])
-        print(json.dumps(evaluate(model, load_eval_set()[:args.eval_n])))
+        out = {"eval": evaluate(model, load_eval_set()[:args.eval_n])}
+        if args.gen_n:
+            out["generalisation"] = evaluate(model, load_generalisation_set()[:args.gen_n])
+        print(json.dumps(out))
         return
     torch.manual_seed(args.seed)
     config = GPTConfig(block_size=args.block_size, n_layer=args.n_layer, n_head=args.n_head,
                        n_embd=args.n_embd, rope=True)
     model = GPT(config)
+    if args.init_from is not None:
+        init = torch.load(args.init_from, map_location="cpu", weights_only=True)
+        want = {k: v for k, v in config.to_dict().items() if k != "block_size"}
+        got = {k: v for k, v in init["config"].items() if k != "block_size"}
+        if got != want:  # rotary positions: block_size is not in the weights
+            ap.error(f"--init-from {args.init_from} has config {init['config']}, not {want}")
+        model.load_state_dict(init["model"])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train_config.json").write_text(json.dumps(
         {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -139,6 +156,8 @@ def main(argv=None) -> None:
                 "label_masking": not args.no_mask, "seed": args.seed}, args.out / "model.pt")
     result = {"steps_done": done, "steps_planned": args.steps, "train_wall_s": round(wall, 1),
               "tokens": tokens, "eval": evaluate(model, load_eval_set()[:args.eval_n])}
+    if args.gen_n:
+        result["generalisation"] = evaluate(model, load_generalisation_set()[:args.gen_n])
     (args.out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result), flush=True)
 

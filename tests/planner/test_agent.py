@@ -1,4 +1,5 @@
 """The constrained episode loop: any model, even an untrained one, writes only valid steps."""
+import pytest
 import torch
 
 from reference.model import GPT, GPTConfig
@@ -7,6 +8,9 @@ from reference.planner.constraint import StepConstraint
 from reference.planner.metrics import score_episode
 from reference.planner.schema import parse_step
 from reference.planner.tasks import load_eval_set
+
+# the constraint's library; a skip (reported with -rs) until pyproject.toml lists it
+pytest.importorskip("outlines_core", reason="needs outlines-core==0.2.14, not yet in pyproject.toml (reference/planner/README.md)")
 
 
 def test_an_untrained_planner_writes_only_schema_valid_steps_and_ends_cleanly():

@@ -10,6 +10,9 @@ from reference.planner.constraint import ConstraintViolation, StepConstraint, co
 from reference.planner.schema import MAX_STEP_BYTES, STEP_SCHEMA, parse_step
 from reference.planner.tasks import generate
 
+# the constraint's library; a skip (reported with -rs) until pyproject.toml lists it
+pytest.importorskip("outlines_core", reason="needs outlines-core==0.2.14, not yet in pyproject.toml (reference/planner/README.md)")
+
 CTRL = list(range(0, 32)) + [127]
 HIGH = list(range(128, 256))
 
