@@ -13,7 +13,7 @@ SUBMISSIONS ?= submissions
 BOARD ?= leaderboard
 
 .PHONY: help venv test test-slow train train-react train-react-init train-codegen train-codegen-init evaluate submission bench check \
-	leaderboard clean-venv
+	leaderboard report clean-venv
 
 help:
 	@echo "make submission    SYSTEM=cpu PROFILE=official|smoke SUBMITTER=name: MLPerf-layout results"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s"
 	@echo "make check         validate results/DIVISION/SUBMITTER (PROFILE=smoke for a smoke one)"
 	@echo "make leaderboard   SUBMISSIONS=dir BOARD=out: validate and rank a course's submissions"
+	@echo "make report        RESULTS=dir OUT=dir [SWEEP=sweep.json]: plots and an HTML page"
 	@echo "make evaluate      closed-loop evaluation of a committed agent (WORKLOAD=nano-react|nano-codegen)"
 	@echo "make test          fast test suite (creates .venv if missing)"
 	@echo "make test-slow     slow tests: full frozen-set accuracy, determinism"
@@ -100,6 +101,14 @@ check: venv
 
 leaderboard: venv
 	$(PY) -m compliance leaderboard $(SUBMISSIONS) --out $(BOARD) --profile $(PROFILE)
+
+# Plots and one HTML page from a submission's performance runs; SWEEP adds the throughput and
+# latency curves of a sweep (python -m loadgen_harness.report --sweep build/sweep.json).
+RESULTS ?= results/closed/reference
+OUT ?= build/report
+SWEEP ?=
+report: venv
+	$(PY) -m loadgen_harness.report $(RESULTS) --out $(OUT) $(if $(SWEEP),--sweep-json $(SWEEP),)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,9 +3,13 @@
     python -m compliance leaderboard submissions/ --out board/
 
 Writes board/leaderboard.{md,csv,json} and board/index.html (one self-contained page, no
-scripts, every submission-supplied string escaped). Ranks are per benchmark, scenario and
-division by the scenario's metric (Offline and Server: higher is better; SingleStream p90
-latency: lower is better). Invalid submissions are listed with their reasons.
+scripts, every submission-supplied string escaped; a bar chart per board drawn by matplotlib
+as inline SVG, its text drawn as paths). Ranks are per benchmark, scenario and division by
+the scenario's metric (Offline and Server: higher is better; SingleStream p90 latency: lower
+is better). Each row carries its Server p99 latency (LoadGen's, from the performance run's
+detail log) and its speed-up over the reference: the entry named `reference` on the same
+board when there is one, else the reference submission's figure in rules.yaml
+(checker.reference_results). Invalid submissions are listed with their reasons.
 """
 from __future__ import annotations
 
@@ -13,15 +17,20 @@ import csv
 import html
 import io
 import json
+import re
+import tempfile
 from pathlib import Path
 
-from compliance.archive import is_archive
-from compliance.check import check_path
+from compliance.archive import extract, is_archive
+from compliance.check import check_path, find_root
 from compliance.safe import csv_cell, json_value, markdown, text
+from compliance.tree import Tree
 from loadgen_harness.rules import load_rules
 
 LOWER_IS_BETTER = {"SingleStream"}
 NEAR_IDENTICAL = 0.1   # share of a run's episodes (sample and every timing) seen in another entry
+REFERENCE_ENTRY = "reference"  # the official reference submission's submitter name
+CHART_ROWS = 30        # bars drawn per board chart (the table lists every entry)
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -42,11 +51,38 @@ def _name(p: Path) -> str:
     return n
 
 
+def _p99s_in(root: Path) -> dict[str, float]:
+    """{"system/benchmark": Server p99 in ms} from each Server performance run's detail log
+    (LoadGen's figure; rule G311 ties it to the per-query latencies)."""
+    tree, out = Tree(root), {}
+    for system in tree.listdir("results"):
+        for bench in tree.listdir(f"results/{system}"):
+            d, _ = tree.mllog(f"results/{system}/{bench}/Server/performance/run_1/"
+                              "mlperf_log_detail.txt")
+            v = (d or {}).get("result_99.00_percentile_latency_ns", (None,))[0]
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+                out[f"{system}/{bench}"] = v / 1e6
+    return out
+
+
+def _server_p99s(path: Path) -> dict[str, float]:
+    """Server p99s of an entry, a directory or an archive (opened again, as safely as the
+    check opens it); {} when there is none to read."""
+    if is_archive(path) and path.is_file():
+        with tempfile.TemporaryDirectory(prefix="nano-board-") as tmp:
+            extract(path, Path(tmp))
+            root = find_root(Path(tmp))
+            return _p99s_in(root) if root else {}
+    root = find_root(path) if path.is_dir() and not path.is_symlink() else None
+    return _p99s_in(root) if root else {}
+
+
 def _check_one(path: str, profile: str, budget_s: float, replay: int = 0) -> dict:
     """Check one entry in a worker process: the report as plain data (never raises)."""
     try:
         report = check_path(Path(path), profile, sandbox_budget_s=budget_s, replay=replay)
-        return {"valid": report.valid, "meta": report.meta,
+        p99s = _server_p99s(Path(path)) if report.valid else {}
+        return {"valid": report.valid, "meta": report.meta, "p99s": p99s,
                 "findings": [f.to_dict() for f in report.findings]}
     except Exception as exc:  # a checker bug must not stop the whole folder
         return {"valid": False, "meta": {}, "findings": [{
@@ -171,28 +207,68 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
                 row_notes.insert(0, "B701: needs reproduction (far beyond the reference on "
                                     "comparable hardware)")
             key = f"{row['benchmark']} / {row['scenario']} / {row['division']}"
+            p99 = res.get("p99s", {}).get(f"{row['system']}/{row['benchmark']}") \
+                if row["scenario"] == "Server" else None
             boards.setdefault(key, []).append({"submission": name, **row,
+                                               "server_p99_ms": p99,
                                                "notes": "; ".join(row_notes)})
+    references = {}
     for key, rows in boards.items():
         lower = key.split(" / ")[1] in LOWER_IS_BETTER
         rows.sort(key=lambda r: (r["value"] if lower else -r["value"], r["submission"]))
         for i, r in enumerate(rows, 1):
             r["rank"] = i
+        references[key] = ref = _reference(rules, key, rows)
+        for r in rows:
+            r["speedup"] = _speedup(r.get("value"), ref["value"], lower)
     return {"profile": profile, "boards": dict(sorted(boards.items())), "invalid": invalid,
-            "flagged": flagged}
+            "flagged": flagged, "references": dict(sorted(references.items()))}
+
+
+def _reference(rules, key: str, rows: list[dict]) -> dict:
+    """What a board's speed-ups are over: the entry named `reference` on the board, else the
+    reference submission's figure in rules.yaml, else nothing."""
+    bench, scenario, _ = key.split(" / ")
+    entry = next((r for r in rows if r["submission"] == REFERENCE_ENTRY), None)
+    if entry is not None and isinstance(entry.get("value"), (int, float)):
+        return {"value": entry["value"], "source": f"the entry {REFERENCE_ENTRY!r} on this board"}
+    ref = rules.checker.get("reference_results", {}).get(bench, {})
+    value = ref.get(scenario) if isinstance(ref, dict) else None
+    if isinstance(value, (int, float)) and value > 0:
+        return {"value": value, "source": "the reference submission's figure in rules.yaml "
+                f"(checker.reference_results: results/closed/reference, {ref.get('cores', '?')} "
+                "cores; no entry named 'reference' on this board)"}
+    return {"value": None, "source": "none (no entry named 'reference' on this board and no "
+            "reference figure in rules.yaml for this scenario)"}
+
+
+def _speedup(value, ref, lower_is_better: bool) -> float | None:
+    if not isinstance(value, (int, float)) or not isinstance(ref, (int, float)) or \
+            value <= 0 or ref <= 0:
+        return None
+    return round(ref / value if lower_is_better else value / ref, 3)
 
 
 COLUMNS = ("rank", "submission", "system", "system_name", "accelerator", "metric", "value",
-           "quality_metric", "quality", "notes")
+           "speedup", "server_p99_ms", "quality_metric", "quality", "notes")
+
+
+def _columns(key: str) -> tuple[str, ...]:
+    """A board's columns: the Server p99 only on Server boards (the CSV keeps them all)."""
+    return COLUMNS if key.split(" / ")[1] == "Server" else \
+        tuple(c for c in COLUMNS if c != "server_p99_ms")
 
 
 def to_markdown(data: dict) -> str:
     lines = [f"# Leaderboard (profile {data['profile']})", ""]
     for key, rows in data["boards"].items():
-        lines += [f"## {key}", "", "| " + " | ".join(COLUMNS) + " |",
-                  "|" + "---|" * len(COLUMNS)]
+        cols = _columns(key)
+        ref = data.get("references", {}).get(key, {})
+        lines += [f"## {key}", "", f"speedup: over {markdown(ref.get('value'))} "
+                  f"({markdown(ref.get('source', 'none'))})", "",
+                  "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows:
-            cells = [markdown(r.get(c, "")) for c in COLUMNS]
+            cells = [markdown(r.get(c, "")) for c in cols]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Flagged for review (not ranked)", ""]
@@ -220,21 +296,41 @@ def to_csv(data: dict) -> str:
     return buf.getvalue()
 
 
+def _cell(row: dict, col: str):
+    """A row's value for the page: the p99 to 0.1 ms (the JSON and CSV keep it whole)."""
+    v = row.get(col)
+    return f"{v:.1f}" if col == "server_p99_ms" and isinstance(v, float) else v
+
+
 def to_html(data: dict) -> str:
     e = lambda v: html.escape(text(v if v is not None else ""), quote=True)  # noqa: E731
     parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
              f"<title>Leaderboard ({e(data['profile'])})</title>",
-             "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}"
+             "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:90rem}"
              "table{border-collapse:collapse;margin-bottom:2rem}th,td{border:1px solid #ccc;"
              "padding:.3rem .6rem;text-align:left}th{background:#f3f3f3}"
-             ".invalid li{color:#a00}</style></head><body>",
-             f"<h1>Leaderboard <small>(profile {e(data['profile'])})</small></h1>"]
-    for key, rows in data["boards"].items():
-        parts.append(f"<h2>{e(key)}</h2><table><thead><tr>"
-                     + "".join(f"<th>{e(c)}</th>" for c in COLUMNS) + "</tr></thead><tbody>")
+             ".invalid li{color:#a00}.chart svg{max-width:100%;height:auto}"
+             ".wide{overflow-x:auto}.wide table{font-size:.85rem}"
+             ".wide td,.wide th{padding:.25rem .45rem}"
+             ".ref{color:#333}</style></head><body>",
+             f"<h1>Leaderboard <small>(profile {e(data['profile'])})</small></h1>",
+             "<p>speedup: the entry's figure over the reference's (for a latency metric, the "
+             "reference's over the entry's), the reference named under each board. "
+             "server_p99_ms: LoadGen's 99th percentile episode latency of the Server "
+             "performance run, in ms.</p>"]
+    for i, (key, rows) in enumerate(data["boards"].items()):
+        cols = _columns(key)
+        ref = data.get("references", {}).get(key, {})
+        parts.append(f"<h2>{e(key)}</h2>")
+        parts.append(f"<div class=\"chart\">{bar_chart_svg(key, rows, ref.get('value'), i)}</div>")
+        parts.append("<p class=\"ref\">Speed-ups are over "
+                     + (f"{e(ref['value'])} {e(rows[0].get('metric'))}: "
+                        if ref.get("value") is not None else "nothing: ")
+                     + f"{e(ref.get('source', 'none'))}.</p><div class=\"wide\"><table><thead><tr>"
+                     + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr></thead><tbody>")
         for r in rows:
-            parts.append("<tr>" + "".join(f"<td>{e(r.get(c))}</td>" for c in COLUMNS) + "</tr>")
-        parts.append("</tbody></table>")
+            parts.append("<tr>" + "".join(f"<td>{e(_cell(r, c))}</td>" for c in cols) + "</tr>")
+        parts.append("</tbody></table></div>")
     parts.append("<h2>Flagged for review (not ranked)</h2><ul>")
     parts += [f"<li><b>{e(fl['submission'])}</b>: {e(fl['reason'])}</li>"
               for fl in data.get("flagged", [])] or ["<li>none</li>"]
@@ -246,6 +342,52 @@ def to_html(data: dict) -> str:
         parts.append("<li>none</li>")
     parts.append("</ul></body></html>")
     return "\n".join(parts) + "\n"
+
+
+_SVG_ID = re.compile(r'(\bid="|href="#|url\(#)')
+
+
+def bar_chart_svg(key: str, rows: list[dict], ref_value, index: int) -> str:
+    """One board's bar chart as inline SVG: an entry's figure per bar, best at the top, the
+    reference dashed. Text is drawn as paths (no submission text becomes markup) and every
+    SVG id gets the chart's prefix (several charts share one page)."""
+    import matplotlib
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": f"c{index}"}):
+        return _draw_bars(key, rows, ref_value, index, Figure, FigureCanvasSVG)
+
+
+def _draw_bars(key, rows, ref_value, index, Figure, FigureCanvasSVG) -> str:
+    shown = [r for r in rows if isinstance(r.get("value"), (int, float))][:CHART_ROWS]
+    if not shown:
+        return "<p>no figure to draw</p>"
+    fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(shown)), dpi=96, layout="constrained")
+    FigureCanvasSVG(fig)
+    ax = fig.subplots()
+    names = [text(f"{r['rank']}. {r['submission']}", 40).replace("$", r"\$") for r in shown]
+    values = [r["value"] for r in shown]
+    bars = ax.barh(range(len(shown)), values, height=0.6, color=["tab:orange" if r["submission"] ==
+                                                     REFERENCE_ENTRY else "tab:blue"
+                                                     for r in shown])
+    ax.bar_label(bars, labels=[f"{v:,.4g}" for v in values], padding=3, fontsize=8)
+    ax.set_yticks(range(len(shown)), names, fontsize=8)
+    ax.invert_yaxis()
+    if isinstance(ref_value, (int, float)):
+        ax.axvline(ref_value, color="tab:red", linestyle="--", linewidth=1.2, zorder=3,
+                   label=f"reference {ref_value:,.4g}")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_xlim(0, max(values + [ref_value if isinstance(ref_value, (int, float)) else 0])
+                * 1.18)
+    metric = text(shown[0].get("metric") or "value", 60).replace("$", r"\$")
+    ax.set_xlabel(metric + (" (lower is better)" if key.split(" / ")[1] in LOWER_IS_BETTER
+                            else " (higher is better)"), fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]  # no XML declaration or DOCTYPE inside HTML
+    return _SVG_ID.sub(lambda m: f"{m.group(1)}c{index}-", svg)
 
 
 def build_leaderboard(folder: Path, out: Path, profile: str = "official",
