@@ -18,15 +18,17 @@ in reference/planner/README.md):
   `untranslatable`: the executor cannot turn its task into a call of its tool (BadTask);
   `tool_error`: the call is made and the tool answers `Error: ...`;
   `no_advance`: the call does not advance the oracle plan.
-- A call **advances** the oracle plan when (1) some oracle call of the task with the same tool
-  and the same observation is not yet matched by an earlier step of this episode, and (2)
-  earlier steps of this episode made the same exact call (tool and input) fewer times than
-  max(1, the number of times the oracle plan makes it). It then matches the first such oracle
-  call. Matching on the observation, not the input, accepts an equivalent call (`Multiply 10
-  by 11` for the oracle's `11 * 10`, or one expression that does two oracle steps at once);
-  (2) keeps a repeated call from matching a second oracle call that happens to have the same
-  result (two different words of equal length), while a request that names the same word
-  twice still lets it be measured twice.
+- A call **advances** the oracle plan when (1) it *matches* an oracle call of the task not yet
+  matched by an earlier step of this episode, and (2) earlier steps of this episode made the
+  same exact call (tool and input) fewer times than max(1, the number of times the oracle plan
+  makes it). It then matches the first such oracle call. *Matches*: for `calculator`, the same
+  observation (any expression that computes the oracle's value: `Multiply 10 by 11` for the
+  oracle's `11 * 10`, or one expression doing two oracle steps at once); for `string_length`,
+  `lookup` and `compare`, the same input as the oracle's call (the same text measured, the same
+  key, the same two numbers as written), since there a different input with an equal result
+  (another word of the same length) is not progress. (2) keeps a repeated call from matching a
+  second oracle call with the same result, while a request that names the same word twice
+  still lets it be measured twice.
 - An episode is **completed** when a valid final-answer step occurs within its first
   MAX_STEPS steps; it **passes** when it is completed and the answer equals the task's answer
   exactly (string equality, no normalisation).
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 
 from reference.planner.executor import execute
 from reference.planner.schema import parse_step
-from reference.planner.tasks import Task
+from reference.planner.tasks import OracleCall, Task
 
 MAX_STEPS = 10  # the completion bound: a final answer within this many planner steps
 
@@ -68,6 +70,14 @@ class EpisodeScore:
     tool_steps: int
     bad_steps: int
     verdicts: tuple[StepVerdict, ...] = field(default_factory=tuple)
+
+
+def _matches(oracle: OracleCall, call, observation: str) -> bool:
+    if oracle.tool != call.tool:
+        return False
+    if call.tool == "calculator":
+        return oracle.observation == observation
+    return oracle.input == call.input
 
 
 def score_episode(task: Task, steps: list[str], max_steps: int = MAX_STEPS) -> EpisodeScore:
@@ -98,8 +108,8 @@ def score_episode(task: Task, steps: list[str], max_steps: int = MAX_STEPS) -> E
         key = (out.call.tool, out.call.input)
         hit = -1
         if calls_made.get(key, 0) < max(1, oracle_calls.get(key, 0)):
-            hit = next((j for j, c in enumerate(task.oracle) if not matched[j]
-                        and c.tool == out.call.tool and c.observation == out.observation), -1)
+            hit = next((j for j, c in enumerate(task.oracle)
+                        if not matched[j] and _matches(c, out.call, out.observation)), -1)
         calls_made[key] = calls_made.get(key, 0) + 1
         if hit >= 0:
             matched[hit] = True

@@ -107,3 +107,15 @@ def test_a_word_the_request_names_twice_may_be_measured_twice():
     ab = step("Count the characters in 'ab'", "string_length")
     s = score_episode(twice, [ab, ab, ab, step("Add 2 and 2", "calculator"), final("4")])
     assert [v.bad for v in s.verdicts] == ["", "", NO_ADVANCE, "", ""]
+
+
+def test_another_word_of_the_same_length_does_not_advance():
+    s = score_episode(TASK, [step("Count the characters in 'zz'", "string_length")] + ORACLE)
+    assert s.verdicts[0].bad == NO_ADVANCE and s.verdicts[1].bad == ""
+
+
+def test_a_comparison_of_other_numbers_with_the_same_verdict_does_not_advance():
+    task = Task("c", "t", "r", "greater", 1, (OracleCall("compare", "8, 7", "greater"),))
+    s = score_episode(task, [step("Compare 9 with 1", "compare"), step("Compare 8 with 7", "compare"),
+                             final("greater")])
+    assert [v.bad for v in s.verdicts] == [NO_ADVANCE, "", ""]
