@@ -37,7 +37,7 @@ class PlannerEpisode:
     answer: str | None = None
     stop_reason: str = "running"
     planner_tokens: int = 0
-    mask_s: float = 0.0   # time spent building and applying masks
+    mask_s: float = 0.0   # masking, the greedy pick and advancing the matcher, per token summed
     gen_s: float = 0.0    # model forwards of the planner's own tokens
     exec_s: float = 0.0   # executor + tool time
 
@@ -51,7 +51,7 @@ def run_episode(model: GPT, constraint: StepConstraint, request: str,
     cache = model.new_cache(1)
     prompt = encode(request_line(request))
     logits = model(torch.tensor([prompt], device=device), cache=cache, last_only=True)[0, -1]
-    neg_inf = torch.tensor(float("-inf"), device=device)
+    bias = constraint.bias(device)  # (S, 256): 0 allowed, -inf forbidden
     for _ in range(max_steps):
         if cache.length + MAX_STEP_BYTES >= block:
             ep.stop_reason = "context_full"
@@ -59,8 +59,7 @@ def run_episode(model: GPT, constraint: StepConstraint, request: str,
         m = constraint.matcher()
         while not m.is_done():
             t = time.perf_counter()
-            allowed = constraint.allowed[m.state].to(device)
-            b = int(torch.where(allowed, logits, neg_inf).argmax())
+            b = int((logits + bias[m.state]).argmax())
             m.advance(b)
             ep.mask_s += time.perf_counter() - t
             t = time.perf_counter()

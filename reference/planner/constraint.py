@@ -88,6 +88,9 @@ class StepConstraint:
                     self.next[dense[s]][tok] = dense[t]
         self.final = [s in finals for s in order]
         self.allowed = torch.tensor([[t >= 0 for t in row] for row in self.next])  # (S, 256)
+        # The same table as an additive logit bias (0 allowed, -inf not), per device: a row's
+        # constrained greedy pick is then one add and the argmax the unconstrained path does.
+        self._bias: dict[str, torch.Tensor] = {}
         self.max_bytes = max_bytes
         self._check()
 
@@ -129,6 +132,14 @@ class StepConstraint:
             memo[s] = best
             return best
         return walk(self.initial)  # recursion depth <= the longest step (263 here)
+
+    def bias(self, device) -> torch.Tensor:
+        """(S, 256) float: 0 where a byte is allowed, -inf where not, on `device` (cached)."""
+        key = str(device)
+        if key not in self._bias:
+            b = torch.zeros(self.allowed.shape).masked_fill(~self.allowed, float("-inf"))
+            self._bias[key] = b.to(device)
+        return self._bias[key]
 
     def matcher(self) -> "StepMatcher":
         return StepMatcher(self)

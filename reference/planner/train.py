@@ -58,6 +58,12 @@ def evaluate(model: GPT, tasks, constraint: StepConstraint | None = None) -> dic
         gen_s += ep.gen_s
     model.train()
     out = aggregate(scores)
+    by_template: dict[str, list[int]] = {}
+    for task, sc in zip(tasks, scores):
+        by_template.setdefault(task.template, [0, 0])
+        by_template[task.template][0] += sc.passed
+        by_template[task.template][1] += 1
+    out["passed_by_template"] = {k: f"{p}/{n}" for k, (p, n) in sorted(by_template.items())}
     out.update({"stop_reasons": stops, "wall_s": round(time.time() - t0, 1),
                 "planner_tokens": int(tokens),
                 "mask_us_per_token": round(1e6 * mask_s / max(tokens, 1), 1),

@@ -128,3 +128,9 @@ def test_batch_mask_is_the_rows_masks_in_one_gather(sc):
         m.fill(filled, r)
         assert torch.equal(batch[r], m.allowed_mask())
     assert torch.equal(batch, filled)
+
+
+def test_the_logit_bias_table_is_the_mask_table(sc):
+    bias = sc.bias("cpu")
+    assert torch.equal(bias == 0, sc.allowed) and torch.isneginf(bias[~sc.allowed]).all()
+    assert sc.bias("cpu") is bias
