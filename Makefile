@@ -2,13 +2,23 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-WORKLOAD ?= nano-react
+# BENCHMARK: one benchmark (evaluate, bench; default nano-react) or a comma list (submission;
+# default: all of rules.yaml). WORKLOAD and BENCHMARKS are its old names, still accepted.
+BENCHMARK ?=
+ifdef WORKLOAD
+$(warning WORKLOAD is now called BENCHMARK; using BENCHMARK=$(WORKLOAD))
+BENCHMARK := $(WORKLOAD)
+endif
+ifdef BENCHMARKS
+$(warning BENCHMARKS is now called BENCHMARK; using BENCHMARK=$(BENCHMARKS))
+BENCHMARK := $(BENCHMARKS)
+endif
+ONE_BENCHMARK = $(or $(BENCHMARK),nano-react)
 SYSTEM   ?= cpu
 PROFILE  ?= official
 SUBMITTER ?= reference
 ALLOW_MISMATCH ?=
 DIVISION ?= closed
-BENCHMARKS ?=
 SUBMISSIONS ?= submissions
 BOARD ?= leaderboard
 
@@ -17,12 +27,12 @@ BOARD ?= leaderboard
 
 help:
 	@echo "make submission    SYSTEM=cpu PROFILE=official|smoke SUBMITTER=name: MLPerf-layout results"
-	@echo "                   (both benchmarks; BENCHMARKS=nano-react or nano-codegen for one)"
-	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s"
+	@echo "                   (every benchmark; BENCHMARK=nano-react or nano-codegen for one)"
+	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s (BENCHMARK=...)"
 	@echo "make check         validate results/DIVISION/SUBMITTER (PROFILE=smoke for a smoke one)"
 	@echo "make leaderboard   SUBMISSIONS=dir BOARD=out: validate and rank a course's submissions"
 	@echo "make report        RESULTS=dir OUT=dir [SWEEP=sweep.json]: plots and an HTML page"
-	@echo "make evaluate      closed-loop evaluation of a committed agent (WORKLOAD=nano-react|nano-codegen)"
+	@echo "make evaluate      closed-loop evaluation of a committed agent (BENCHMARK=nano-react|nano-codegen)"
 	@echo "make test          fast test suite (creates .venv if missing)"
 	@echo "make test-slow     slow tests: full frozen-set accuracy, determinism"
 	@echo "make train         retrain both checkpoints (each a fine-tune of its committed init: see the model cards)"
@@ -86,15 +96,15 @@ train-codegen-init: venv
 		--eval-start 1000 --eval-every 250 --out $(CG)/init
 
 evaluate: venv
-	$(PY) -m reference.evaluate $(WORKLOAD)
+	$(PY) -m reference.evaluate $(ONE_BENCHMARK)
 
 submission: venv
 	$(PY) -m loadgen_harness.submission --system $(SYSTEM) --profile $(PROFILE) \
 		--submitter $(SUBMITTER) --division $(DIVISION) $(if $(ALLOW_MISMATCH),--allow-mismatch,) \
-		$(if $(BENCHMARKS),--benchmarks $(BENCHMARKS),)
+		$(if $(BENCHMARK),--benchmarks $(BENCHMARK),)
 
 bench: venv
-	$(PY) -m loadgen_harness.bench --system $(SYSTEM) --benchmark $(WORKLOAD)
+	$(PY) -m loadgen_harness.bench --system $(SYSTEM) --benchmark $(ONE_BENCHMARK)
 
 check: venv
 	$(PY) -m compliance check results/$(DIVISION)/$(SUBMITTER) --profile $(PROFILE)

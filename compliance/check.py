@@ -11,7 +11,7 @@ from compliance.context import Ctx
 from compliance.findings import Finding, Report, Severity
 from compliance.registry import REGISTRY
 from compliance.tree import Tree
-from loadgen_harness.rules import Rules, load_rules
+from reference.rules import Rules, load_rules
 from reference.grading import BudgetExceeded
 
 
@@ -85,7 +85,7 @@ def _run_rules(ctx: Ctx, report: Report) -> None:
         if rule.check is None:
             continue
         try:
-            report.findings.extend(rule.check(ctx))
+            report.findings.extend(rule.check(ctx, rule.id))
         except BudgetExceeded as exc:  # a hostile or broken submission, not a checker bug
             report.findings.append(Finding(
                 "T609", Severity.ERROR, "", f"rule {rule.id} not checked to the end: {exc}",

@@ -83,12 +83,13 @@ def main(argv=None) -> int:
 
     if args.cmd == "explain":
         from compliance.registry import RULES_BY_ID
-        rule = RULES_BY_ID.get(args.rule.upper())
-        if rule is None:
+        rules = RULES_BY_ID.get(args.rule.upper())
+        if rules is None:
             print(f"error: unknown rule {args.rule!r}; `python -m compliance rules` lists them",
                   file=sys.stderr)
             return EXIT_USAGE
-        print(f"{rule.id} {rule.name} (rules.md#{rule.anchor or 'checker'})\n\n{rule.doc}")
+        print("\n\n".join(f"{r.id} {r.name} (rules.md#{r.anchor or 'checker'})\n\n{r.doc}"
+                          for r in rules))
         return 0
     if args.cmd == "rules":
         from compliance.registry import REGISTRY, markdown_table

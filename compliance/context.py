@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from compliance.tree import Tree
-from loadgen_harness.rules import SCENARIOS, Rules
-from reference.grading import Grader, load_tasks
+from reference.rules import SCENARIOS, Rules
+from reference.grading import Grader
+from reference.workloads import Workload, get_workload
 
 REQUIRED_SCENARIOS = ("Offline", "Server")
 ACCURACY_FILES = ("mlperf_log_accuracy.json", "mlperf_log_detail.txt", "mlperf_log_summary.txt",
@@ -51,27 +52,16 @@ _SEEDED: set = set()
 
 
 def seed_reference_verdicts(rules: Rules) -> None:
-    """Give the process's verdict cache the reference checkpoint's passing programs (committed
-    beside each evaluation set with their verdicts): a submitted program identical to one of
-    them, for the same task, has the same deterministic verdict ("ok", the expected output), so
-    the sandbox need not run it again. Only exact (program, expected output) pairs match;
-    anything else still runs in the sandbox. tests/compliance/test_budgets.py re-verifies a
-    sample of them."""
-    import json
-
-    from reference.grading import _SHARED, CODEGEN
-    if CODEGEN in _SEEDED or CODEGEN not in rules.benchmarks:
-        return
-    from reference.codegen.sandbox import VerifyResult
-    bench = rules.benchmark(CODEGEN)
-    for scored in [bench, *bench.splits.values()]:  # the frozen set and each further split
-        tasks = load_tasks(CODEGEN, scored.eval_set)
-        for line in scored.reference_results.read_text().splitlines():
-            row = json.loads(line) if line.strip() else None
-            if row and row.get("correct") is True and 0 <= row["qsl_idx"] < len(tasks):
-                expected = tasks[row["qsl_idx"]].answer
-                _SHARED.setdefault((row["answer"], expected), VerifyResult("ok", output=expected))
-    _SEEDED.add(CODEGEN)
+    """Give the process's verdict caches what the reference checkpoint's committed results
+    already settle (each workload decides: nano-codegen's passing programs, for the same task,
+    have the same deterministic verdict, so the sandbox need not run them again). Only exact
+    matches count; anything else is graded as usual. tests/compliance/test_budgets.py
+    re-verifies a sample of them."""
+    for name, bench in rules.benchmarks.items():
+        if name not in _SEEDED:  # the frozen set and each further split
+            get_workload(name, bench.workload).seed_verdicts(
+                [(s.eval_set, s.reference_results) for s in [bench, *bench.splits.values()]])
+            _SEEDED.add(name)
 
 
 class Ctx:
@@ -88,7 +78,7 @@ class Ctx:
         its sandbox time is bounded by rules.yaml checker.max_sandbox_s (and what is left of a
         leaderboard's budget)."""
         seed_reference_verdicts(self.rules)
-        return Grader(budget_s=self.sandbox_budget_s)
+        return Grader(budget_s=self.sandbox_budget_s, limits=self.rules.sandbox)
 
     @property
     def sandbox_spent_s(self) -> float:
@@ -115,9 +105,13 @@ class Ctx:
                         out.append(Result(s, b, sc))
         return out
 
+    def workload(self, benchmark: str) -> Workload:
+        return get_workload(benchmark, self.rules.benchmark(benchmark).workload)
+
     def tasks(self, benchmark: str):
         if benchmark not in self._tasks:
-            self._tasks[benchmark] = load_tasks(benchmark, self.rules.benchmark(benchmark).eval_set)
+            self._tasks[benchmark] = self.workload(benchmark).load_tasks(
+                self.rules.benchmark(benchmark).eval_set)
         return self._tasks[benchmark]
 
     def measurements(self, r: Result) -> dict | None:

@@ -25,7 +25,7 @@ from compliance.archive import extract, is_archive
 from compliance.check import check_path, find_root
 from compliance.safe import csv_cell, json_value, markdown, text
 from compliance.tree import Tree
-from loadgen_harness.rules import load_rules
+from reference.rules import load_rules
 
 LOWER_IS_BETTER = {"SingleStream"}
 NEAR_IDENTICAL = 0.1   # share of a run's episodes (sample and every timing) seen in another entry

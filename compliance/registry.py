@@ -7,6 +7,7 @@ Q4xx quality, A5xx audits, T6xx traces, R8xx replay, B7xx the leaderboard, X9xx 
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,32 +30,32 @@ class Rule:
 
 
 BUILTIN_DOCS = {
-    "L104": "L104: an archive member was refused: an absolute path, a '..' component, a link, "
+    "L104": "an archive member was refused: an absolute path, a '..' component, a link, "
             "a device or other special file, a member over the size limit, or too many members. "
             "Refused members are never extracted; nothing is written outside a temporary "
             "directory.",
-    "B701": "B701: leaderboard, needs reproduction: a result above rules.yaml "
+    "B701": "leaderboard, needs reproduction: a result above rules.yaml "
             "checker.plausibility_max_ratio times the reference result on comparable hardware "
             "(the reference CPU machine scaled by the probe's core count; "
             "plausibility_max_ratio_accelerator when the probe found accelerators) is ranked "
             "but marked 'needs reproduction' for the instructor to re-run.",
-    "B702": "B702: leaderboard, identical runs: two entries that share any run's evidence "
+    "B702": "leaderboard, identical runs: two entries that share any run's evidence "
             "(a byte-identical detail log or agent trace, or a tenth of a performance run's "
             "episodes with the same sample and the same timings) are copies of one run; both "
             "are listed as flagged for review and neither is ranked.",
-    "B703": "B703: leaderboard, one submitter one entry: a directory and an archive (or two "
+    "B703": "leaderboard, one submitter one entry: a directory and an archive (or two "
             "archives) with the same submitter name are both refused.",
-    "B704": "B704: leaderboard, the entry's name is its submitter: every result's "
+    "B704": "leaderboard, the entry's name is its submitter: every result's "
             "measurements.json names the submitter the entry (directory or archive) is named "
             "after.",
-    "R801": "R801: replay (check --replay N; leaderboard, rules.yaml checker.leaderboard_replay "
+    "R801": "replay (check --replay N; leaderboard, rules.yaml checker.leaderboard_replay "
             "per benchmark): N episodes per benchmark of the closed division, chosen by a seed "
             "derived from the SHA-256 of the submission's own detail logs and traces, are "
             "re-run with the reference checkpoint (greedy) and must come out exactly as "
             "logged: every step's text, generated and context tokens, tool call and "
             "observation, the answer and the stop reason. At most "
             "checker.replay_max_mismatch_fraction of them may differ.",
-    "X901": "X901: a rule raised an exception. This is a bug in the checker, not a verdict on "
+    "X901": "a rule raised an exception. This is a bug in the checker, not a verdict on "
             "the submission; the submission is reported invalid until it is fixed.",
 }
 
@@ -109,16 +110,17 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("B704", "entry-is-its-submitter", "scoring", None),
     Rule("X901", "checker-internal-error", "", None),
 )
-RULES_BY_ID = {}
-for _r in REGISTRY:  # one id may have several checks (T602); explain shows the first
-    RULES_BY_ID.setdefault(_r.id, _r)
+RULES_BY_ID: dict[str, list[Rule]] = {}
+for _r in REGISTRY:  # one id may have several checks (T602: accuracy and performance runs)
+    RULES_BY_ID.setdefault(_r.id, []).append(_r)
 
 
 def markdown_table() -> str:
     """The rules table of rules.md section 9, generated from this registry."""
     rows = ["| id | name | enforces | what it checks |", "|---|---|---|---|"]
     for r in REGISTRY:
-        first = r.doc.split(": ", 1)[-1].replace("\n", " ").split(". ")[0].rstrip(".")
+        doc = re.sub(r"^\([^)]*\):\s*", "", r.doc.replace("\n", " "))  # "(TEST01): ..."
+        first = doc.split(". ")[0].rstrip(".")
         rows.append(f"| {r.id} | {r.name} | [{r.anchor or 'checker'}](#{r.anchor or 'compliance'}) "
                     f"| {first} |")
     return "\n".join(rows)

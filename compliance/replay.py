@@ -19,7 +19,7 @@ import random
 from compliance.checks import err
 from compliance.checks.traces import _records
 from compliance.context import Ctx
-from reference.grading import CODEGEN, same_feedback
+from reference.workloads import Workload
 
 STEP_FIELDS = ("text", "tool", "tool_input", "generated_tokens", "context_tokens")
 
@@ -48,7 +48,7 @@ def choose(ctx: Ctx, n: int, seed: int) -> dict[str, list[tuple[str, int, dict]]
     return out
 
 
-def _difference(benchmark: str, logged: dict, fresh) -> str | None:
+def _difference(workload: Workload, logged: dict, fresh) -> str | None:
     """The first way a logged episode differs from its replay (None if it does not)."""
     if (logged["answer"], logged["stop_reason"]) != (fresh.answer, fresh.stop_reason):
         return f"answer/stop {logged['answer']!r}/{logged['stop_reason']} vs " \
@@ -61,10 +61,7 @@ def _difference(benchmark: str, logged: dict, fresh) -> str | None:
         for f in STEP_FIELDS:
             if a[f] != getattr(b, f):
                 return f"step {i} {f}: {str(a[f])[:80]!r} vs {str(getattr(b, f))[:80]!r}"
-        obs_same = same_feedback(a["observation"], b.observation or "") \
-            if benchmark == CODEGEN and a["observation"] is not None else \
-            a["observation"] == b.observation
-        if not obs_same:
+        if not workload.same_observation(a["observation"], b.observation):
             return f"step {i} observation: {str(a['observation'])[:80]!r} vs " \
                    f"{str(b.observation)[:80]!r}"
     return None
@@ -83,7 +80,7 @@ def replay(ctx: Ctx, n: int, evidence: dict[str, str]):
 
     from loadgen_harness.sut import EpisodeFactory
     from reference.engine import Engine
-    from reference.evaluate import load_model
+    from reference.checkpoint import load_model
     torch.set_num_threads(1)
     limit = ctx.rules.checker["replay_max_mismatch_fraction"]
     for bench_name, chosen in picks.items():
@@ -93,15 +90,14 @@ def replay(ctx: Ctx, n: int, evidence: dict[str, str]):
         if not chosen:
             continue
         model = load_model(bench.reference_checkpoint)
-        factory = EpisodeFactory(bench_name, max_steps=bench.max_steps, verifier_workers=1)
+        factory = EpisodeFactory(ctx.rules, bench_name, verifier_workers=1)
         try:
             with torch.no_grad():
-                fresh = Engine(model, max_batch=len(chosen), max_steps=bench.max_steps,
-                               make_env=factory).run_all([tasks[rec["qsl_idx"]] for _, _, rec in chosen])
+                fresh = Engine(model, factory, max_batch=len(chosen)).run_all([tasks[rec["qsl_idx"]] for _, _, rec in chosen])
         finally:
             factory.close()
         diffs = [(rel, line, d) for (rel, line, rec), f in zip(chosen, fresh)
-                 if (d := _difference(bench_name, rec, f))]
+                 if (d := _difference(ctx.workload(bench_name), rec, f))]
         if len(diffs) > limit * len(chosen):
             rel, line, d = diffs[0]
             yield err("R801", rel, f"{len(diffs)} of {len(chosen)} replayed episodes differ from "

@@ -1,5 +1,5 @@
 """A fast structural check of one agent-trace record, equivalent to (and stricter than) its
-JSON Schema (loadgen_harness/schemas/agent_trace.schema.json, which stays the documentation).
+JSON Schema (reference/schemas/agent_trace.schema.json, which stays the documentation).
 
 jsonschema took 2.4 s for the reference submission's 16.5 k records; these plain checks take
 a few hundredths of a second. tests/compliance/test_tracecheck.py keeps the two in agreement.
@@ -9,9 +9,9 @@ below MAX_NUMBER, every string shorter than MAX_TEXT.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from reference.rules import SCHEMA_DIR
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "loadgen_harness/schemas/agent_trace.schema.json"
+SCHEMA_PATH = SCHEMA_DIR / "agent_trace.schema.json"
 _SCHEMA = json.loads(SCHEMA_PATH.read_text())
 MAX_NUMBER = 1e12     # ms, tokens, bytes: nothing honest comes near it
 MAX_TEXT = 1 << 16    # characters of one string field

@@ -33,13 +33,14 @@ import torch
 
 from loadgen_harness.logs import read_detail
 from loadgen_harness.roofline import episode_work, machine_limits, report
-from loadgen_harness.rules import load_rules
+from reference.rules import load_rules
+from loadgen_harness.spec import RunSpec, Tuning
 from loadgen_harness.runner import run_test
 from loadgen_harness.sut import EpisodeFactory, WorkerPool
 from loadgen_harness.system import load_system
-from reference.evaluate import load_model
+from reference.checkpoint import load_model
 from reference.grading import load_tasks
-from reference.react.agent import run_env
+from reference.episode import run_env
 
 
 def naive_rate(model, tasks, make_env) -> tuple[float, list]:
@@ -57,7 +58,7 @@ def engine_rate(model, tasks, workers: int, max_batch: int, make_env,
         with lock:
             results[idx] = result
 
-    pool = WorkerPool(model, tasks, on_done, workers, max_batch, make_env)
+    pool = WorkerPool(model, tasks, on_done, make_env, workers, max_batch)
     t0 = time.perf_counter()
     for i in range(len(tasks)):
         pool.submit(i, i)
@@ -100,7 +101,7 @@ def attention_share(model, tasks, max_batch: int, make_env) -> float:
     model.forward = timed_forward
     try:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            Engine(model, max_batch=max_batch, make_env=make_env).run_all(tasks)
+            Engine(model, make_env, max_batch=max_batch).run_all(tasks)
     finally:
         del model.forward
     times = {e.key: e.cpu_time_total for e in prof.key_averages()}
@@ -112,13 +113,12 @@ def _performance_run(rules, bench, checkpoint, scenario: str, tuning: dict, max_
                      settings: dict, timeout_s: float) -> dict:
     """One PerformanceOnly LoadGen run in its child process; its detail log as a dict."""
     with tempfile.TemporaryDirectory() as tmp:
-        spec = {"benchmark": bench.name, "scenario": scenario, "mode": "PerformanceOnly",
-                "out_dir": str(Path(tmp) / "run"), "checkpoint": str(checkpoint),
-                "eval_set": str(bench.eval_set), "workers": tuning.get("workers", 1),
-                "threads": tuning.get("threads", 1), "device": tuning["device"],
-                "max_batch": max_batch, "settings": {**rules.official_seeds, **settings}}
+        spec = RunSpec(bench.name, scenario, "PerformanceOnly", str(Path(tmp) / "run"),
+                       str(checkpoint), str(bench.eval_set), {**rules.official_seeds, **settings},
+                       device=tuning["device"], workers=tuning.get("workers", 1),
+                       threads=tuning.get("threads", 1), max_batch=max_batch)
         run_test(spec, timeout_s=timeout_s)
-        return read_detail(Path(spec["out_dir"]) / "mlperf_log_detail.txt")
+        return read_detail(Path(spec.out_dir) / "mlperf_log_detail.txt")
 
 
 def loadgen_rate(rules, bench, checkpoint, n: int, expected_qps: float, tuning: dict,
@@ -182,13 +182,13 @@ def main(argv=None) -> int:
     bench = rules.benchmark(args.benchmark)
     doc = load_system(args.system)
     tuning = doc["tuning"]
-    max_batch = tuning["benchmarks"][args.benchmark]["Offline"].get("max_batch", 64)
+    max_batch = Tuning.of(tuning, args.benchmark, "Offline").max_batch
     workers, threads = tuning.get("workers", 1), tuning.get("threads", 1)
     torch.set_num_threads(threads)
     checkpoint = args.checkpoint or bench.reference_checkpoint
     model = load_model(checkpoint, tuning["device"])
     tasks = load_tasks(args.benchmark, bench.eval_set)[: args.tasks]
-    make_env = EpisodeFactory(args.benchmark, bench.max_steps)
+    make_env = EpisodeFactory(rules, args.benchmark)
     print(f"{args.benchmark}: {len(tasks)} episodes, {workers} workers x {threads} threads, "
           f"max_batch {max_batch}", flush=True)
 
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
         print(f"answers identical  {same}/{len(naive_results)} (engine vs naive)")
     make_env.close()
     if server_qps:
-        srv_batch = tuning["benchmarks"][args.benchmark]["Server"].get("max_batch", 32)
+        srv_batch = Tuning.of(tuning, args.benchmark, "Server").max_batch
         figures["server"] = []
         for qps in server_qps:
             row = server_p99_ms(rules, bench, checkpoint, qps, args.server_seconds, tuning,

@@ -21,10 +21,11 @@ from pathlib import Path
 import mlperf_loadgen as lg
 import torch
 
-from loadgen_harness.rules import load_rules
+from reference.rules import load_rules
+from loadgen_harness.spec import RunSpec
 from loadgen_harness.sut import QSL, SUTS, EpisodeFactory
 from loadgen_harness.trace import TraceWriter
-from reference.evaluate import load_model
+from reference.checkpoint import load_model
 from reference.workloads import get_workload
 
 SCENARIOS = {"Offline": lg.TestScenario.Offline, "Server": lg.TestScenario.Server,
@@ -32,11 +33,11 @@ SCENARIOS = {"Offline": lg.TestScenario.Offline, "Server": lg.TestScenario.Serve
 MODES = {"AccuracyOnly": lg.TestMode.AccuracyOnly, "PerformanceOnly": lg.TestMode.PerformanceOnly}
 
 
-def test_settings(spec: dict) -> lg.TestSettings:
+def test_settings(spec: RunSpec) -> lg.TestSettings:
     ts = lg.TestSettings()
-    ts.scenario = SCENARIOS[spec["scenario"]]
-    ts.mode = MODES[spec["mode"]]
-    for name, value in spec["settings"].items():
+    ts.scenario = SCENARIOS[spec.scenario]
+    ts.mode = MODES[spec.mode]
+    for name, value in spec.settings.items():
         if not hasattr(ts, name):
             raise KeyError(f"unknown LoadGen setting {name!r}")
         setattr(ts, name, value)
@@ -49,22 +50,20 @@ def _status(out: Path, **fields) -> None:
     tmp.replace(out / "run_status.json")
 
 
-def run(spec: dict) -> int:
-    out = Path(spec["out_dir"])
+def run(spec: RunSpec) -> int:
+    out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)  # LoadGen aborts later if its log dir is missing
-    torch.set_num_threads(spec.get("threads", 1))
-    model = load_model(Path(spec["checkpoint"]), spec.get("device", "cpu"))
-    benchmark = spec["benchmark"]
+    torch.set_num_threads(spec.threads)
+    model = load_model(Path(spec.checkpoint), spec.device)
+    benchmark = spec.benchmark
     # The episode bound is a rule: rules.yaml's max_steps, the number the checker holds traces to.
-    rules = load_rules(Path(spec["rules"])) if spec.get("rules") else load_rules()
+    rules = load_rules(Path(spec.rules)) if spec.rules else load_rules()
     bench = rules.benchmark(benchmark)
     workload = get_workload(benchmark, bench.workload)
-    tasks = workload.load_tasks(Path(spec["eval_set"]))
-    make_env = EpisodeFactory(benchmark, max_steps=bench.max_steps,
-                              verifier_workers=spec.get("verifier_workers", 2),
-                              module=bench.workload)
-    fault = spec.get("fault")  # fault injection, used only by the watchdog tests
-    trace = TraceWriter(out / "agent_trace.jsonl", tasks, spec["mode"])
+    tasks = workload.load_tasks(Path(spec.eval_set))
+    make_env = EpisodeFactory(rules, benchmark, verifier_workers=spec.verifier_workers)
+    fault = spec.fault  # fault injection, used only by the watchdog tests
+    trace = TraceWriter(out / "agent_trace.jsonl", tasks, spec.mode)
 
     def on_episode(idx, result):
         if fault == "raise":
@@ -73,10 +72,10 @@ def run(spec: dict) -> int:
             threading.Event().wait()
         trace.write(idx, result)
 
-    sut = SUTS[spec["scenario"]](model, tasks, n_workers=spec.get("workers", 1),
-                                 on_episode=on_episode, max_batch=spec.get("max_batch"),
+    sut = SUTS[spec.scenario](model, tasks, n_workers=spec.workers,
+                                 on_episode=on_episode, max_batch=spec.max_batch,
                                  make_env=make_env)
-    qsl = QSL(len(tasks), spec.get("performance_sample_count", len(tasks)))
+    qsl = QSL(len(tasks), spec.performance_sample_count or len(tasks))
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(out)
     log_settings.log_output.copy_summary_to_stdout = False
@@ -106,8 +105,7 @@ def run(spec: dict) -> int:
 
 
 def main() -> None:
-    spec = json.loads(Path(sys.argv[1]).read_text())
-    sys.exit(run(spec))
+    sys.exit(run(RunSpec.read(Path(sys.argv[1]))))
 
 
 if __name__ == "__main__":

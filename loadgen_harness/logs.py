@@ -38,8 +38,8 @@ def read_accuracy_log(path: Path) -> list[dict]:
     return entries
 
 
-def accuracy_from_log(path: Path, tasks, expected_count: int | None = None,
-                      benchmark: str = "nano-react", grader=None,
+def accuracy_from_log(path: Path, tasks, benchmark: str, expected_count: int | None = None,
+                      grader=None,
                       metric: str = "exact_match") -> dict:
     """The benchmark's quality recomputed from the accuracy log against the evaluation set:
     exact match (nano-react) or pass within the attempt bound (nano-codegen: the logged last

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from compliance.safe import text as printable
 from compliance.tree import Tree, strict_loads
+from loadgen_harness.spec import Tuning
 from loadgen_harness.report_plots import (plot_kv, plot_latency_qps, plot_steps,
                                           plot_throughput, plot_tool_vs_generation)
 
@@ -361,7 +362,7 @@ def run_sweep(path: Path, benchmarks: list[str], system: str, batches: list[int]
     process): Offline at each max batch over the first `tasks` episodes, Server at each
     factor of the system's target rate with an unbounded latency."""
     from loadgen_harness.bench import loadgen_rate, server_p99_ms
-    from loadgen_harness.rules import RulesError, load_rules
+    from reference.rules import RulesError, load_rules
     from loadgen_harness.runner import RunError
     from loadgen_harness.submission import git_state
     from loadgen_harness.system import DeclarationError, load_system
@@ -398,7 +399,7 @@ def _sweep(path, rules, tuning, benchmarks, system, batches, qps_factors, tasks,
                 "offline_expected_qps", 10), tuning, b)
             part["offline"].append({"max_batch": b, "samples_per_second": round(eps, 3)})
             print(f"{name} Offline max_batch {b:4d}: {eps:8.2f} episodes/s", flush=True)
-        srv_batch = t["Server"].get("max_batch", 32)
+        srv_batch = Tuning.of(tuning, name, "Server").max_batch
         for f in qps_factors:
             qps = round(f * t["Server"]["server_target_qps"], 3)
             row = server_p99_ms(rules, bench, ckpt, qps, server_seconds, tuning, srv_batch)

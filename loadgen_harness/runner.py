@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from loadgen_harness.spec import RunSpec
+
 
 class RunError(Exception):
     """A LoadGen run that did not finish cleanly."""
@@ -31,14 +33,16 @@ def _tail(path: Path, n: int = 15) -> str:
     return "\n".join(lines[-n:])
 
 
-def run_test(spec: dict, timeout_s: float, poll_s: float = 0.2, on_poll=None) -> dict:
-    """Run the test described by `spec` (see loadgen_harness.child); returns run_status.
+def run_test(spec: RunSpec | dict, timeout_s: float, poll_s: float = 0.2, on_poll=None) -> dict:
+    """Run the test described by `spec` (a RunSpec, or its fields as a dict; see
+    loadgen_harness.child); returns run_status.
 
     on_poll(elapsed_s) is called while the child runs (progress displays)."""
-    out = Path(spec["out_dir"])
+    spec = spec if isinstance(spec, RunSpec) else RunSpec.from_dict(spec)
+    out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec_path = out / "run_spec.json"
-    spec_path.write_text(json.dumps(spec, indent=1) + "\n")
+    spec.write(spec_path)
     log_path = out / "child.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "loadgen_harness.child", str(spec_path)],
@@ -53,7 +57,7 @@ def run_test(spec: dict, timeout_s: float, poll_s: float = 0.2, on_poll=None) ->
                 if time.monotonic() > deadline:
                     _kill(proc)
                     raise RunError(
-                        f"watchdog: {spec['scenario']} {spec['mode']} run passed its {timeout_s:.0f} s "
+                        f"watchdog: {spec.scenario} {spec.mode} run passed its {timeout_s:.0f} s "
                         f"limit and was killed (a sample that is never completed hangs LoadGen)."
                         f"\n{_tail(log_path)}")
                 time.sleep(poll_s)
@@ -67,7 +71,7 @@ def run_test(spec: dict, timeout_s: float, poll_s: float = 0.2, on_poll=None) ->
             why = f"the run's process died of {signal.Signals(-proc.returncode).name}"
         else:
             why = status.get("error") or f"the run's process exited with code {proc.returncode}"
-        raise RunError(f"{spec['scenario']} {spec['mode']} run failed: {why}\n{_tail(log_path)}")
+        raise RunError(f"{spec.scenario} {spec.mode} run failed: {why}\n{_tail(log_path)}")
     return status
 
 

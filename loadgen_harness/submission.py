@@ -38,11 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadgen_harness.logs import accuracy_from_log, read_accuracy_log, read_detail
-from loadgen_harness.rules import ROOT, SCENARIOS, RulesError, load_rules
 from loadgen_harness.runner import RunError, run_test
+from loadgen_harness.spec import RunSpec, Tuning
 from loadgen_harness.system import DeclarationError, load_system, mismatches, probe
 from reference.grading import load_tasks
-from reference.react.tasks import file_sha256
+from reference.hashing import file_sha256
+from reference.rules import ROOT, SCENARIOS, RulesError, load_rules
 
 STARTUP_S = 8.0  # a run's process start (torch import, model load), measured about 4 s
 KEEP = {"accuracy": ["mlperf_log_accuracy.json", "mlperf_log_detail.txt",
@@ -329,18 +330,16 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                 run_dir = results_dir / plan.benchmark / plan.scenario / plan.rel_dir
                 bench = rules.benchmark(plan.benchmark)
                 scored_set = bench.splits[plan.split] if plan.split else bench
-                spec = {"benchmark": plan.benchmark, "scenario": plan.scenario, "mode": plan.mode,
-                        "out_dir": str(run_dir), "checkpoint": str(ckpts[plan.benchmark][0]),
-                        "eval_set": str(scored_set.eval_set),
-                        "settings": plan.settings, "workers": tuning.get("workers", 1),
-                        "threads": tuning.get("threads", 1), "device": tuning["device"],
-                        "max_batch": tuning["benchmarks"][plan.benchmark][plan.scenario].get("max_batch")}
+                spec = RunSpec(plan.benchmark, plan.scenario, plan.mode, str(run_dir),
+                               str(ckpts[plan.benchmark][0]), str(scored_set.eval_set),
+                               plan.settings,
+                               **Tuning.of(tuning, plan.benchmark, plan.scenario).run_fields())
                 progress.start(plan)
                 t0 = time.time()
                 if plan.rel_dir.startswith("audit/") and plan.benchmark in calibrated:
                     # audits run with the performance run's calibrated Offline rate
                     plan.settings["offline_expected_qps"] = calibrated[plan.benchmark]
-                    spec["settings"] = plan.settings
+                    spec.settings = plan.settings
                 run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
                 if plan.scenario == "Offline" and plan.mode == "PerformanceOnly":
                     # LoadGen pre-generates 1.1 x min_duration x expected_qps samples; a SUT
@@ -352,7 +351,7 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                         plan.settings["offline_expected_qps"] = round(measured * 1.25, 2)
                         if plan.rel_dir == "performance/run_1":
                             calibrated[plan.benchmark] = plan.settings["offline_expected_qps"]
-                        spec["settings"] = plan.settings
+                        spec.settings = plan.settings
                         shutil.rmtree(run_dir)
                         run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
                 if plan.rel_dir.startswith("audit/"):
@@ -375,7 +374,7 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                 if plan.mode == "AccuracyOnly":
                     tasks = load_tasks(plan.benchmark, scored_set.eval_set)
                     acc = accuracy_from_log(run_dir / "mlperf_log_accuracy.json", tasks,
-                                            profile.accuracy_sample_count, plan.benchmark,
+                                            plan.benchmark, profile.accuracy_sample_count,
                                             metric=bench.quality_metric)
                     scored = [e["qsl_idx"] for e in read_accuracy_log(run_dir / "mlperf_log_accuracy.json")]
                     target = scored_set.subset_target(scored)

@@ -23,7 +23,8 @@ from typing import Callable
 import mlperf_loadgen as lg
 
 from reference.engine import Engine
-from reference.react.agent import MAX_STEPS, EpisodeResult
+from reference.episode import EpisodeResult
+from reference.rules import Rules
 from reference.workloads import get_workload
 
 _STOP = object()
@@ -33,11 +34,13 @@ class EpisodeFactory:
     """Makes a benchmark's episode environments from tasks, owning what they share (nano-codegen:
     a sandbox pool), until `close`. The workload registry tells the benchmarks apart."""
 
-    def __init__(self, benchmark: str, max_steps: int = MAX_STEPS, verifier_workers: int = 2,
-                 module: str | None = None):
-        """max_steps: rules.yaml's bound (nano-react: agent steps; nano-codegen: attempts);
-        module: rules.yaml's `workload` for a benchmark that is not built in."""
-        self._episodes = get_workload(benchmark, module).episodes(max_steps, verifier_workers)
+    def __init__(self, rules: Rules, benchmark: str, verifier_workers: int = 2):
+        """Every bound comes from `rules` (rules.yaml): max_steps (nano-react: agent steps;
+        nano-codegen: attempts), max_step_tokens, the sandbox's limits, and the `workload`
+        module of a benchmark that is not built in."""
+        bench = rules.benchmark(benchmark)
+        self._episodes = get_workload(benchmark, bench.workload).episodes(
+            bench.max_steps, verifier_workers, bench.max_step_tokens, rules.sandbox)
         self._make = self._episodes.__enter__()
 
     def __call__(self, task):
@@ -54,9 +57,9 @@ class WorkerPool:
     (key, sample index) items from one shared queue and reporting finished episodes."""
 
     def __init__(self, model, tasks, on_done: Callable[[object, int, EpisodeResult], None],
-                 n_workers: int = 1, max_batch: int = 32, make_env: Callable | None = None):
+                 make_env: Callable, n_workers: int = 1, max_batch: int = 32):
         self.model, self.tasks, self.on_done = model, tasks, on_done
-        self.make_env = make_env if make_env is not None else EpisodeFactory("nano-react")
+        self.make_env = make_env
         self.max_batch = max_batch
         self.queue: queue.Queue = queue.Queue()
         self.errors: list[BaseException] = []
@@ -96,7 +99,7 @@ class WorkerPool:
             return items
 
     def _work(self) -> None:
-        engine = Engine(self.model, max_batch=self.max_batch, make_env=self.make_env)
+        engine = Engine(self.model, self.make_env, max_batch=self.max_batch)
         self.engines.append(engine)  # their time breakdowns, for bench
 
         def pull(n_free, idle):
@@ -118,12 +121,12 @@ class AgentSUT:
     scenario = ""
     max_batch = 32
 
-    def __init__(self, model, tasks, n_workers: int = 1,
+    def __init__(self, model, tasks, make_env: Callable, n_workers: int = 1,
                  on_episode: Callable[[int, EpisodeResult], None] | None = None,
-                 max_batch: int | None = None, make_env: Callable | None = None):
+                 max_batch: int | None = None):
         self.on_episode = on_episode
-        self.pool = WorkerPool(model, tasks, self._complete, n_workers,
-                               max_batch or self.max_batch, make_env)
+        self.pool = WorkerPool(model, tasks, self._complete, make_env, n_workers,
+                               max_batch or self.max_batch)
         self.completed = 0
         self._lock = threading.Lock()
         self.sut = lg.ConstructSUT(self.issue_queries, self.flush_queries)

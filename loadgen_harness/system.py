@@ -21,10 +21,11 @@ from pathlib import Path
 
 import jsonschema
 
-from loadgen_harness.yamlio import YamlError, load_yaml
+from reference.yamlio import YamlError, load_yaml
+from reference.rules import SCHEMA_DIR
 
 SYSTEMS_DIR = Path(__file__).resolve().parent.parent / "systems"
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "system.schema.json"
+SCHEMA_PATH = SCHEMA_DIR / "system.schema.json"
 MEMORY_TOLERANCE = 0.10  # declared vs probed memory may differ this much (firmware reserves)
 
 

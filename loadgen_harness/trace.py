@@ -1,7 +1,7 @@
 """Agent traces: one JSON line per episode with its steps, tool calls and per-step timings.
 
 The trace sits beside LoadGen's own logs in every run directory (`agent_trace.jsonl`); its
-JSON Schema is `loadgen_harness/schemas/agent_trace.schema.json`. LoadGen times whole
+JSON Schema is `reference/schemas/agent_trace.schema.json`. LoadGen times whole
 episodes; the trace says where the time went (generation against tools, context and KV-cache
 growth per step), and lets the checker re-execute every tool call.
 """
@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 import jsonschema
 
-if TYPE_CHECKING:  # the checker imports this module and must not pull in torch
-    from reference.react.agent import EpisodeResult
+from reference.rules import SCHEMA_DIR
 
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "agent_trace.schema.json"
+if TYPE_CHECKING:  # the checker imports this module and must not pull in torch
+    from reference.episode import EpisodeResult
+
+SCHEMA_PATH = SCHEMA_DIR / "agent_trace.schema.json"
 SCHEMA_VERSION = 1
 
 

@@ -1,8 +1,9 @@
 """The batched generation engine: many episodes decoded together, KV caches kept across steps.
 
     from reference.engine import Engine
-    engine = Engine(model, max_batch=32)
-    results = engine.run_all(["What is pi times 2?", ...])        # Offline-style
+    with get_workload("nano-react").episodes(max_steps=8) as make_env:
+        engine = Engine(model, make_env, max_batch=32)
+        results = engine.run_all(tasks)                          # Offline-style
     engine.serve(pull, on_done)                                  # Server-style, on a thread
 
 Each episode owns one row of a shared KV cache. A decode step feeds one token to every active
@@ -30,7 +31,7 @@ from typing import Any, Callable
 import torch
 
 from reference.model import GPT, decode, encode
-from reference.react.agent import MAX_STEPS, NEWLINE, EpisodeResult, ReactEnv, finish_step
+from reference.episode import NEWLINE, EpisodeResult, finish_step
 
 
 @dataclass
@@ -50,14 +51,13 @@ class _Slot:
 class Engine:
     """Continuous-batching greedy decoder for agent episodes.
 
-    `make_env(item)` turns a work item into an environment; the default makes a nano-react
-    episode of a question string."""
+    `make_env(item)` turns a work item into an environment (a workload's `episodes` gives one,
+    reference/workloads.py)."""
 
-    def __init__(self, model: GPT, max_batch: int = 32, max_steps: int = MAX_STEPS,
-                 make_env: Callable[[Any], Any] | None = None):
+    def __init__(self, model: GPT, make_env: Callable[[Any], Any], max_batch: int = 32):
         self.model = model.eval()
         self.max_batch = max_batch
-        self.make_env = make_env or (lambda question: ReactEnv(question, max_steps))
+        self.make_env = make_env
         self.block = model.config.block_size
         self.device = next(model.parameters()).device
         self.cache = model.new_cache(max_batch)

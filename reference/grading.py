@@ -27,7 +27,7 @@ from pathlib import Path
 
 from reference.workloads import get_workload
 
-CODEGEN = "nano-codegen"   # kept for the checker's modules until they ask the registry
+
 # Verdicts whose detail depends on which limit fired first (CPU or wall clock, address space
 # or a dead child): re-execution must reproduce the kind, not the wording.
 _LOOSE_KINDS = ("Timeout", "Memory limit exceeded")
@@ -60,8 +60,10 @@ def same_feedback(logged: str | None, fresh: str) -> bool:
 class Grader:
     """Scores answers and re-executes tool calls; owns a sandbox pool when codegen needs one."""
 
-    def __init__(self, workers: int = 2, budget_s: float = 120.0):
-        self.workers, self.budget_s = workers, budget_s
+    def __init__(self, workers: int = 2, budget_s: float = 120.0, limits: dict | None = None):
+        """limits: the sandbox's per-program limits (rules.yaml `sandbox`; None: the
+        verifier's defaults, which equal them)."""
+        self.workers, self.budget_s, self.limits = workers, budget_s, limits
         self.spent_s = 0.0
         self._verifier = None
         self._verdicts: dict[tuple[str, str], object] = {}
@@ -88,7 +90,7 @@ class Grader:
                                      "re-verifying programs")
             if self._verifier is None:
                 from reference.codegen.sandbox import Verifier
-                self._verifier = Verifier(workers=self.workers)
+                self._verifier = Verifier(workers=self.workers, limits=self.limits)
             t0 = time.perf_counter()
             verdict = self._verifier.verify(program, expected)
             self.spent_s += time.perf_counter() - t0

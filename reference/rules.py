@@ -1,6 +1,6 @@
 """The run rules as data: `rules.yaml`, read by the harness and by the checker.
 
-    from loadgen_harness.rules import load_rules
+    from reference.rules import load_rules
     rules = load_rules()
     rules.profile("official").min_duration_ms
     rules.benchmark("nano-react").quality_target
@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from loadgen_harness.yamlio import load_yaml
+from reference.yamlio import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_PATH = ROOT / "rules.yaml"
+SCHEMA_DIR = Path(__file__).parent / "schemas"   # the trace and system-description schemas
 SCENARIOS = ("Offline", "Server", "SingleStream")
 
 
@@ -76,6 +77,7 @@ class Benchmark:
     reference_checkpoint: Path
     reference_checkpoint_sha256: str
     max_steps: int
+    max_step_tokens: int                     # tokens one agent step may take
     reference_results: Path
     quality_metric: str
     quality_reference: float
@@ -116,6 +118,7 @@ class Rules:
     path: Path
     loadgen_version: str = ""           # the pinned LoadGen build ("6.0.17 @ d6147c7eb7")
     checker: dict | None = None         # the checker's limits and tolerances
+    sandbox: dict | None = None         # the code sandbox's per-program limits
 
     def benchmark(self, name: str) -> Benchmark:
         if name not in self.benchmarks:
@@ -139,7 +142,7 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
                 eval_set_size=int(b["eval_set_size"]),
                 reference_checkpoint=ROOT / b["reference_checkpoint"],
                 reference_checkpoint_sha256=b["reference_checkpoint_sha256"],
-                max_steps=int(b["max_steps"]),
+                max_steps=int(b["max_steps"]), max_step_tokens=int(b["max_step_tokens"]),
                 reference_results=ROOT / b["reference_results"], quality_metric=q["metric"],
                 quality_reference=float(q["reference_value"]),
                 quality_target_fraction=float(q["target_fraction"]),
@@ -167,6 +170,7 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
             audits[name] = dict(audits[name])
         audits["TEST09"]["tolerance_fraction"] = float(audits["TEST09"]["tolerance_fraction"])
         return Rules(int(doc["version"]), seeds, benchmarks, profiles, audits, Path(path),
-                     str(doc["loadgen"]["version"]), dict(doc["checker"]))
+                     str(doc["loadgen"]["version"]), dict(doc["checker"]),
+                     dict(doc["sandbox"]))
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise RulesError(f"{path}: malformed rules ({type(err).__name__}: {err})") from None

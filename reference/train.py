@@ -28,19 +28,19 @@ import math
 import random
 import queue
 import subprocess
-import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 
+from reference.hashing import file_sha256
 from reference.model import GPT, GPTConfig
-from reference.react.agent import run_env, run_episode
-from reference.react.tasks import (TRAIN_DIST, TRAIN_SEED, VAL_SEED, generate, load_eval_set,
-                                   load_generalisation_set, file_sha256, parse_mix)
+from reference.react.tasks import TRAIN_SEED, parse_mix
+from reference.rules import load_rules
 from reference.sft import IGNORE_INDEX, build_sft_labels, masked_cross_entropy
+from reference.workloads import WORKLOADS, get_workload
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,9 +52,6 @@ def _portable(path: Path) -> str:
         return str(Path(path).resolve().relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
-WORKLOADS = ("nano-react", "nano-codegen")
-
-
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -67,72 +64,6 @@ def git_commit() -> str:
                               check=True, cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-class Workload:
-    """What training needs of a workload: validation tasks, a trajectory stream, an episode."""
-
-    def __init__(self, name: str, verifier=None, broad: float = 0.0, variety: str = ""):
-        self.name, self.verifier, self.broad, self.variety = name, verifier, broad, variety
-
-    def eval_prompts(self) -> set[str]:
-        """Every prompt of the frozen set and of its generalisation split (never trained on)."""
-        if self.name == "nano-codegen":
-            from reference.codegen.tasks import load_eval_set as load_code
-            from reference.codegen.tasks import load_generalisation_set as load_code_gen
-            return {t.prompt for t in load_code()} | {t.prompt for t in load_code_gen()}
-        return {t.question for t in load_eval_set()} | \
-            {t.question for t in load_generalisation_set()}
-
-    def eval_set_path(self) -> Path:
-        return Path(__file__).parent / ("codegen" if self.name == "nano-codegen" else "react") \
-            / "data" / "eval.jsonl"
-
-    def validation_tasks(self, n: int) -> list:
-        if self.name == "nano-codegen":
-            from reference.codegen.tasks import generate as gen_code
-            tasks = gen_code(VAL_SEED, n, self.verifier, exclude=self.eval_prompts(), prefix="val-")
-            if self.variety == "wide":  # half of validation from the broadened distribution
-                half = n // 2
-                tasks = tasks[:n - half] + gen_code(VAL_SEED + 1, half, self.verifier,
-                                                    exclude=self.eval_prompts(), prefix="valw-",
-                                                    variety="wide")
-            return tasks
-        tasks = [t.task for t in generate(VAL_SEED, n, exclude=self.eval_prompts(), prefix="val-")]
-        if self.broad:  # half of validation from the broadened training distribution
-            half = n // 2
-            tasks = tasks[:n - half] + [t.task for t in generate(
-                VAL_SEED + 1, half, exclude=self.eval_prompts(), prefix="valb-", dist=TRAIN_DIST)]
-        return tasks
-
-    def prompt_of(self, task) -> str:
-        return task.prompt if self.name == "nano-codegen" else task.question
-
-    def stream(self, seed: int, exclude: set[str], p_detour: float, mix, variety=False):
-        """Endless oracle trajectories as (role, text) segment lists."""
-        if self.name == "nano-codegen":
-            from reference.codegen.agent import trajectory
-            from reference.codegen.tasks import generate as gen_code
-            rng = random.Random(seed + 1)
-            for chunk in range(sys.maxsize):  # ground truth comes from the sandbox, in chunks
-                tasks = gen_code(seed * 1_000_003 + chunk, 256, self.verifier,
-                                 exclude=exclude, variety=variety)
-                if variety == "wide":  # a third from the frozen set's ranges (random words too)
-                    tasks = tasks[:170] + gen_code(seed * 1_000_003 + chunk + 500_000, 86,
-                                                   self.verifier, exclude=exclude,
-                                                   variety="words")
-                    rng.shuffle(tasks)
-                for task in tasks:
-                    yield trajectory(task, self.verifier, rng, p_repair=p_detour)
-        for traj in generate(seed, sys.maxsize, exclude=exclude, p_detour=p_detour,
-                             unique=False, mix=mix, broad=self.broad):
-            yield traj.segments
-
-    def solved(self, model: GPT, task) -> bool:
-        if self.name == "nano-codegen":
-            from reference.codegen.agent import CodegenEnv
-            return run_env(model, CodegenEnv(task, self.verifier)).stop_reason == "solved"
-        return run_episode(model, task.question).answer == task.answer
 
 
 def batches(stream, seed: int, batch_size: int, block_size: int, mask: bool, pool: int = 8):
@@ -175,162 +106,247 @@ def prefetch(iterator, depth: int = 8):
         yield q.get()
 
 
-def lr_at(step: int, args) -> float:
-    if step < args.warmup:
-        return args.lr * (step + 1) / args.warmup
-    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
-    return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+@dataclass
+class TrainConfig:
+    """One training run, in the nanoGPT style: every knob with its default, overridden from the
+    command line (`--steps 2000` sets `steps`). Recorded whole in train_config.json."""
+    workload: str = "nano-react"
+    steps: int = 3200               # optimizer steps (the schedule fits them)
+    batch_size: int = 32            # trajectories per step
+    lr: float = 3e-3                # peak learning rate
+    min_lr_frac: float = 0.05       # final lr as a fraction of peak
+    warmup: int = 200               # linear warmup steps
+    weight_decay: float = 0.1
+    p_detour: float = 0.15          # share of trajectories with an error-recovery detour
+    mix: str = ""                   # nano-react: template weights ('sum_lengths=1.5,...')
+    variety: str = ""               # nano-codegen: '', 'words' or 'wide'
+    broad: float = 0.0              # nano-react: share from the broadened distribution
+    seed: int = TRAIN_SEED
+    no_mask: bool = False           # learn every token, not only the agent's
+    eval_every: int = 400
+    eval_start: int = 1600
+    val_size: int = 150
+    device: str = "auto"
+    dtype: str = "bf16"             # autocast dtype: bf16 | fp32
+    threads: int = 0                # torch CPU threads (0: all cores)
+    out: Path | None = None         # default: reference/checkpoints/<workload>
+    stop_after: int = 0             # end after this many steps (the schedule still fits steps)
+    init_from: Path | None = None   # start from this checkpoint's weights
+    n_layer: int = GPTConfig.n_layer
+    n_embd: int = GPTConfig.n_embd
+    n_head: int = GPTConfig.n_head
+    rope: bool = False              # rotary (relative) positions instead of learned ones
+
+    @property
+    def mask(self) -> bool:
+        return not self.no_mask
+
+    @property
+    def last_step(self) -> int:
+        return self.stop_after or self.steps
+
+    def model_config(self) -> GPTConfig:
+        return GPTConfig(n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd,
+                         rope=self.rope)
+
+    def to_dict(self) -> dict:
+        return {f.name: _portable(v) if isinstance(v := getattr(self, f.name), Path) else v
+                for f in fields(self)}
 
 
-def evaluate_accuracy(model: GPT, workload: Workload, tasks) -> float:
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def evaluate_accuracy(model: GPT, data, tasks) -> float:
     model.eval()
-    correct = sum(workload.solved(model, t) for t in tasks)
+    correct = sum(data.solved(model, t) for t in tasks)
     model.train()
     return correct / len(tasks)
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> TrainConfig:
+    """The command line as a TrainConfig; a user mistake is an argparse error, never a
+    traceback, and is found before anything is written."""
+    d = TrainConfig()
     ap = argparse.ArgumentParser(description="Masked SFT of a nano agent workload.")
-    ap.add_argument("workload", choices=WORKLOADS, help="which workload to train")
-    ap.add_argument("--steps", type=int, default=3200, help="optimizer steps (the schedule fits them)")
-    ap.add_argument("--batch-size", type=int, default=32, help="trajectories per step")
-    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    ap.add_argument("--min-lr-frac", type=float, default=0.05, help="final lr as a fraction of peak")
-    ap.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
-    ap.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay")
-    ap.add_argument("--p-detour", type=float, default=0.15,
+    ap.add_argument("workload", choices=sorted(WORKLOADS), help="which workload to train")
+    ap.add_argument("--steps", type=int, default=d.steps, help="optimizer steps (the schedule fits them)")
+    ap.add_argument("--batch-size", type=int, default=d.batch_size, help="trajectories per step")
+    ap.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    ap.add_argument("--min-lr-frac", type=float, default=d.min_lr_frac, help="final lr as a fraction of peak")
+    ap.add_argument("--warmup", type=int, default=d.warmup, help="linear warmup steps")
+    ap.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
+    ap.add_argument("--p-detour", type=float, default=d.p_detour,
                     help="share of trajectories with an error-recovery detour (nano-codegen: "
                          "a failed attempt and its feedback before the right program)")
-    ap.add_argument("--mix", default="",
+    ap.add_argument("--mix", default=d.mix,
                     help="training template weights, e.g. 'sum_lengths=1.5,sum_lengths3=0.5' "
                          "(unnamed templates weigh 1; default: uniform)")
-    ap.add_argument("--variety", nargs="?", const="words", default="", choices=["words", "wide"],
+    ap.add_argument("--variety", nargs="?", const="words", default=d.variety, choices=["words", "wide"],
                     help="nano-codegen: 'words' (bare --variety): random words besides the "
                          "vocabulary, arithmetic-free oracle programs; 'wide': also longer "
                          "lists, 1-4 digit integers, never a held-out word, and half of "
                          "validation from that distribution (see reference/codegen/tasks.py)")
-    ap.add_argument("--broad", type=float, default=0.0,
+    ap.add_argument("--broad", type=float, default=d.broad,
                     help="nano-react: share of trajectories (and of validation) from the "
                          "broadened distribution: random words of 1-12 letters, operands of "
                          "1-6 digits, negatives, decimals (reference/react/tasks.py TRAIN_DIST)")
-    ap.add_argument("--seed", type=int, default=TRAIN_SEED, help="seed for weights and data")
+    ap.add_argument("--seed", type=int, default=d.seed, help="seed for weights and data")
     ap.add_argument("--no-mask", action="store_true", help="learn every token, not only the agent's")
-    ap.add_argument("--eval-every", type=int, default=400, help="validate every N steps")
-    ap.add_argument("--eval-start", type=int, default=1600, help="first step to validate at")
-    ap.add_argument("--val-size", type=int, default=150, help="validation tasks")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    ap.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="autocast dtype")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    ap.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps")
+    ap.add_argument("--eval-start", type=int, default=d.eval_start, help="first step to validate at")
+    ap.add_argument("--val-size", type=int, default=d.val_size, help="validation tasks")
+    ap.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    ap.add_argument("--dtype", choices=["bf16", "fp32"], default=d.dtype, help="autocast dtype")
+    ap.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: all cores)")
     ap.add_argument("--out", type=Path, default=None,
                     help="output directory (default: reference/checkpoints/<workload>)")
-    ap.add_argument("--stop-after", type=int, default=0,
+    ap.add_argument("--stop-after", type=int, default=d.stop_after,
                     help="end after this many steps (the schedule still fits --steps)")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="start from this checkpoint's weights (a second stage of training)")
-    ap.add_argument("--n-layer", type=int, default=GPTConfig.n_layer, help="transformer blocks")
-    ap.add_argument("--n-embd", type=int, default=GPTConfig.n_embd, help="model width")
-    ap.add_argument("--n-head", type=int, default=GPTConfig.n_head, help="attention heads")
+    ap.add_argument("--n-layer", type=int, default=d.n_layer, help="transformer blocks")
+    ap.add_argument("--n-embd", type=int, default=d.n_embd, help="model width")
+    ap.add_argument("--n-head", type=int, default=d.n_head, help="attention heads")
     ap.add_argument("--rope", action="store_true",
                     help="rotary (relative) positions instead of learned absolute ones")
-    args = ap.parse_args(argv)
+    cfg = TrainConfig(**vars(ap.parse_args(argv)))
     try:
-        mix = parse_mix(args.mix) if args.mix else None
+        parse_mix(cfg.mix) if cfg.mix else None
     except ValueError as e:
         ap.error(f"--mix: {e}")
-    if mix is not None and args.workload != "nano-react":
-        ap.error("--mix applies to nano-react only")
-    if args.broad and args.workload != "nano-react":
-        ap.error("--broad applies to nano-react only (nano-codegen: --variety)")
-    if not 0.0 <= args.broad <= 1.0:
+    problem = get_workload(cfg.workload).check_train_options(cfg)
+    if problem:
+        ap.error(problem)
+    if not 0.0 <= cfg.broad <= 1.0:
         ap.error("--broad must be between 0 and 1")
-    if args.out is None:
-        args.out = CHECKPOINT_DIR / args.workload
-    if args.init_from is not None and not args.init_from.is_file():
-        ap.error(f"--init-from {args.init_from}: no such file")
+    if cfg.out is None:
+        cfg.out = CHECKPOINT_DIR / cfg.workload
+    if cfg.init_from is not None and not cfg.init_from.is_file():
+        ap.error(f"--init-from {cfg.init_from}: no such file")
+    try:
+        load_init(cfg)
+    except ValueError as e:
+        ap.error(str(e))
+    return cfg
 
-    config = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-                       rope=args.rope)
-    init = None
-    if args.init_from is not None:  # checked before anything is written
-        try:
-            init = torch.load(args.init_from, map_location="cpu", weights_only=True)
-            init_config = GPTConfig(**init["config"])  # older checkpoints predate `rope`
-        except Exception as e:
-            ap.error(f"--init-from {args.init_from}: not a checkpoint of this code ({e})")
-        if init_config != config:
-            ap.error(f"--init-from {args.init_from} has config {init['config']}, not {config.to_dict()}")
 
+def load_init(cfg: TrainConfig) -> dict | None:
+    """The --init-from checkpoint, checked against the run's model shape (ValueError if not)."""
+    if cfg.init_from is None:
+        return None
+    config = cfg.model_config()
+    try:
+        init = torch.load(cfg.init_from, map_location="cpu", weights_only=True)
+        init_config = GPTConfig(**init["config"])  # older checkpoints predate `rope`
+    except Exception as e:
+        raise ValueError(f"--init-from {cfg.init_from}: not a checkpoint of this code ({e})") from None
+    if init_config != config:
+        raise ValueError(f"--init-from {cfg.init_from} has config {init['config']}, "
+                         f"not {config.to_dict()}")
+    return init
+
+
+def log_run_header(mll, c, cfg: TrainConfig, model: GPT) -> None:
+    mll.start(key=c.INIT_START)
+    mll.event(key=c.SUBMISSION_BENCHMARK, value=cfg.workload)
+    mll.event(key=c.SEED, value=cfg.seed)
+    mll.event(key=c.GLOBAL_BATCH_SIZE, value=cfg.batch_size)
+    mll.event(key=c.OPT_NAME, value="adamw")
+    mll.event(key=c.OPT_BASE_LR, value=cfg.lr)
+    mll.event(key=c.OPT_WEIGHT_DECAY, value=cfg.weight_decay)
+    mll.event(key=c.OPT_LR_WARMUP_STEPS, value=cfg.warmup)
+    mll.event(key=c.MAX_SEQUENCE_LENGTH, value=model.config.block_size)
+    mll.event(key="train_steps", value=cfg.steps)
+    mll.event(key="label_masking", value=cfg.mask)
+    mll.event(key="template_mix", value=parse_mix(cfg.mix) if cfg.mix else None)
+    mll.event(key="variety", value=cfg.variety)
+    mll.event(key="broad", value=cfg.broad)
+    mll.event(key="init_from", value=_portable(cfg.init_from) if cfg.init_from else None)
+    mll.event(key="n_params", value=model.num_params())
+    mll.end(key=c.INIT_STOP)
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=(0.9, 0.99))
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run one training to cfg.out; returns the summary (also written as train_summary.json)."""
     from mlperf_logging import mllog  # imported here: heavy, and only training needs it
     c = mllog.constants
-    args.out.mkdir(parents=True, exist_ok=True)
-    log_path = args.out / "train_log.txt"
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    log_path = cfg.out / "train_log.txt"
     log_path.unlink(missing_ok=True)
     # call sites are logged relative to the repository, never as this machine's paths
     mllog.config(filename=str(log_path), root_dir=str(REPO_ROOT))  # mllog adds the "/"
     mll = mllog.get_mllogger()
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = pick_device(args.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    config = cfg.model_config()
     model = GPT(config).to(device)
+    init = load_init(cfg)
     if init is not None:
         model.load_state_dict(init["model"])
-    verifier = None
-    if args.workload == "nano-codegen":
-        from reference.codegen.sandbox import Verifier
-        verifier = Verifier(workers=2)
-    workload = Workload(args.workload, verifier, args.broad, args.variety)
-    val = workload.validation_tasks(args.val_size)
-    exclude = workload.eval_prompts() | {workload.prompt_of(t) for t in val}
-    mask = not args.no_mask
-    resolved = {"args": {k: _portable(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                "model": config.to_dict(), "n_params": model.num_params(),
-                "device": str(device), "torch": torch.__version__, "commit": git_commit(),
-                "eval_set_sha256": file_sha256(workload.eval_set_path())}
-    (args.out / "train_config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+    workload = get_workload(cfg.workload)
+    eval_set = load_rules().benchmark(cfg.workload).eval_set
+    with workload.training(cfg) as data:
+        val = data.validation_tasks(cfg.val_size)
+        exclude = data.eval_prompts() | {workload.question(t) for t in val}
+        resolved = {"args": cfg.to_dict(), "model": config.to_dict(),
+                    "n_params": model.num_params(), "device": str(device),
+                    "torch": torch.__version__, "commit": git_commit(),
+                    "eval_set_sha256": file_sha256(eval_set)}
+        (cfg.out / "train_config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+        log_run_header(mll, c, cfg, model)
+        stream = data.stream(cfg.seed, exclude)
+        batches_ = prefetch(batches(stream, cfg.seed, cfg.batch_size, config.block_size, cfg.mask))
+        print(f"{cfg.workload}: {model.num_params():,} parameters on {device}, {cfg.steps} steps, "
+              f"batch {cfg.batch_size}, {'masked' if cfg.mask else 'unmasked'} SFT", flush=True)
+        best, tokens_seen, wall = run_steps(cfg, model, device, batches_, data, val, mll, c)
+    digest = file_sha256(cfg.out / "model.pt")
+    (cfg.out / "model.sha256").write_text(f"{digest}  model.pt\n")
+    summary = {"best_val_accuracy": best[0], "best_step": best[1], "wall_s": round(wall, 1),
+               "tokens": tokens_seen, "tokens_per_s": round(tokens_seen / wall), "sha256": digest}
+    (cfg.out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary), flush=True)
+    return summary
 
-    mll.start(key=c.INIT_START)
-    mll.event(key=c.SUBMISSION_BENCHMARK, value=args.workload)
-    mll.event(key=c.SEED, value=args.seed)
-    mll.event(key=c.GLOBAL_BATCH_SIZE, value=args.batch_size)
-    mll.event(key=c.OPT_NAME, value="adamw")
-    mll.event(key=c.OPT_BASE_LR, value=args.lr)
-    mll.event(key=c.OPT_WEIGHT_DECAY, value=args.weight_decay)
-    mll.event(key=c.OPT_LR_WARMUP_STEPS, value=args.warmup)
-    mll.event(key=c.MAX_SEQUENCE_LENGTH, value=config.block_size)
-    mll.event(key="train_steps", value=args.steps)
-    mll.event(key="label_masking", value=mask)
-    mll.event(key="template_mix", value=mix)
-    mll.event(key="variety", value=args.variety)
-    mll.event(key="broad", value=args.broad)
-    mll.event(key="init_from", value=_portable(args.init_from) if args.init_from else None)
-    mll.event(key="n_params", value=model.num_params())
-    mll.end(key=c.INIT_STOP)
 
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.99))
-    autocast_dtype = torch.bfloat16 if args.dtype == "bf16" else None
-    stream = workload.stream(args.seed, exclude, args.p_detour, mix, args.variety)
-    data = prefetch(batches(stream, args.seed, args.batch_size, config.block_size, mask))
-    print(f"{args.workload}: {model.num_params():,} parameters on {device}, {args.steps} steps, "
-          f"batch {args.batch_size}, {'masked' if mask else 'unmasked'} SFT", flush=True)
-
+def run_steps(cfg: TrainConfig, model: GPT, device, data_iter, data, val, mll, c):
+    """The optimisation loop: progress every 50 steps, validation from eval_start every
+    eval_every steps, the best validated weights kept in cfg.out/model.pt."""
+    opt = make_optimizer(model, cfg)
+    autocast_dtype = torch.bfloat16 if cfg.dtype == "bf16" else None
     mll.start(key=c.RUN_START)
     t_start = time.time()
     tokens_seen = 0
     best = (-1.0, -1)
     status = c.ABORTED
-    progress = open(args.out / "progress.jsonl", "w")
+    progress = open(cfg.out / "progress.jsonl", "w")
+
+    def record(rec: dict) -> None:
+        print(json.dumps(rec), flush=True)
+        progress.write(json.dumps(rec) + "\n")
+        progress.flush()
+
     try:
-        for step in range(args.stop_after or args.steps):
-            lr = lr_at(step, args)
+        for step in range(cfg.last_step):
+            lr = lr_at(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
-            ids, labels = next(data)
+            ids, labels = next(data_iter)
             ids, labels = ids.to(device), labels.to(device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 logits = model(ids[:, :-1])
@@ -341,42 +357,34 @@ def main(argv=None) -> None:
             opt.step()
             tokens_seen += int((ids != 0).sum())  # real tokens, padding excluded
             done = step + 1
-            if done % 50 == 0 or done == (args.stop_after or args.steps):
+            last = done == cfg.last_step
+            if done % 50 == 0 or last:
                 el = time.time() - t_start
-                rec = {"step": done, "loss": round(loss.item(), 4), "lr": lr,
-                       "elapsed_s": round(el, 1), "tokens": tokens_seen,
-                       "tokens_per_s": round(tokens_seen / el)}
-                print(json.dumps(rec), flush=True)
-                progress.write(json.dumps(rec) + "\n")
-                progress.flush()
-            last = done == (args.stop_after or args.steps)
-            if (done >= args.eval_start and done % args.eval_every == 0) or last:
-                acc = evaluate_accuracy(model, workload, val)
+                record({"step": done, "loss": round(loss.item(), 4), "lr": lr,
+                        "elapsed_s": round(el, 1), "tokens": tokens_seen,
+                        "tokens_per_s": round(tokens_seen / el)})
+            if (done >= cfg.eval_start and done % cfg.eval_every == 0) or last:
+                acc = evaluate_accuracy(model, data, val)
                 mll.event(key=c.EVAL_ACCURACY, value=acc,
-                          metadata={"samples_count": done * args.batch_size, "step": done,
+                          metadata={"samples_count": done * cfg.batch_size, "step": done,
                                     "split": "validation"})
-                rec = {"step": done, "val_accuracy": acc, "elapsed_s": round(time.time() - t_start, 1)}
-                print(json.dumps(rec), flush=True)
-                progress.write(json.dumps(rec) + "\n")
+                record({"step": done, "val_accuracy": acc,
+                        "elapsed_s": round(time.time() - t_start, 1)})
                 if acc >= best[0]:
                     best = (acc, done)
-                    torch.save({"config": config.to_dict(), "model": model.state_dict(),
-                                "step": done, "val_accuracy": acc, "workload": args.workload,
-                                "label_masking": mask, "seed": args.seed},
-                               args.out / "model.pt")
+                    torch.save({"config": model.config.to_dict(), "model": model.state_dict(),
+                                "step": done, "val_accuracy": acc, "workload": cfg.workload,
+                                "label_masking": cfg.mask, "seed": cfg.seed},
+                               cfg.out / "model.pt")
         status = c.SUCCESS
     finally:
         mll.end(key=c.RUN_STOP, metadata={"status": status})
         progress.close()
-        if verifier is not None:
-            verifier.close()
-    wall = time.time() - t_start
-    digest = file_sha256(args.out / "model.pt")
-    (args.out / "model.sha256").write_text(f"{digest}  model.pt\n")
-    summary = {"best_val_accuracy": best[0], "best_step": best[1], "wall_s": round(wall, 1),
-               "tokens": tokens_seen, "tokens_per_s": round(tokens_seen / wall), "sha256": digest}
-    (args.out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary), flush=True)
+    return best, tokens_seen, time.time() - t_start
+
+
+def main(argv=None) -> None:
+    train(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -3,21 +3,22 @@ import pytest
 import torch
 
 from reference.engine import Engine
-from reference.evaluate import CHECKPOINTS, load_model
+from reference.checkpoint import load_model
 from reference.model import GPT, GPTConfig
-from reference.react.agent import run_episode
+from reference.react.agent import ReactEnv, run_episode
 from reference.react.tasks import load_eval_set
+from reference.workloads import get_workload
 
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model(CHECKPOINTS["nano-react"])
+    return load_model(get_workload("nano-react").default_checkpoint)
 
 
 def test_engine_matches_single_episode_loop_on_trained_model(model):
     tasks = load_eval_set()[:40]
     single = [run_episode(model, t.question) for t in tasks]
-    batched = Engine(model, max_batch=7).run_all([t.question for t in tasks])
+    batched = Engine(model, lambda t: ReactEnv(t.question), max_batch=7).run_all(tasks)
     assert [r.transcript for r in batched] == [r.transcript for r in single]
 
 
@@ -56,8 +57,8 @@ def test_batched_decode_rows_at_different_positions_match_one_row_decode(rope):
 def test_engine_reuses_rows_when_episodes_finish():
     torch.manual_seed(0)
     m = GPT(GPTConfig(block_size=96, n_layer=1, n_head=2, n_embd=32)).eval()
-    qs = [t.question for t in load_eval_set()[:9]]
-    eng = Engine(m, max_batch=2)
+    qs = load_eval_set()[:9]
+    eng = Engine(m, lambda t: ReactEnv(t.question), max_batch=2)
     results = eng.run_all(qs)
     assert len(results) == 9 and all(r.stop_reason != "running" for r in results)
     assert sorted(eng.free) == [0, 1] and not eng.active

@@ -4,10 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from reference.evaluate import CHECKPOINTS, CheckpointError, evaluate, load_model, main
-from reference.react.tasks import SEED_TASKS, file_sha256, load_eval_set
+from reference.evaluate import evaluate, main
+from reference.checkpoint import CheckpointError, load_model
+from reference.react.tasks import SEED_TASKS, load_eval_set
+from reference.hashing import file_sha256
+from reference.workloads import get_workload
 
-CKPT = CHECKPOINTS["nano-react"]
+CKPT = get_workload("nano-react").default_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +24,15 @@ def test_committed_checkpoint_matches_its_recorded_sha256():
 
 
 def test_seed_tasks_are_answered_as_the_seed_expects(model):
-    summary, rows = evaluate(model, load_eval_set()[:4])
+    summary, rows = evaluate("nano-react", model, load_eval_set()[:4], 8)
     assert [r["answer"] for r in rows] == [a for _, a in SEED_TASKS]
     assert summary["exact_match"] == 1.0
 
 
 def test_evaluation_is_deterministic_and_reproduces_the_reference_results(model):
     tasks = load_eval_set()[4:24]
-    _, a = evaluate(model, tasks)
-    _, b = evaluate(model, tasks)
+    _, a = evaluate("nano-react", model, tasks, 8)
+    _, b = evaluate("nano-react", model, tasks, 8)
     assert [r["answer"] for r in a] == [r["answer"] for r in b]
     # the per-task answers recorded for rules.yaml (reference_results.jsonl) are this model's
     ref = [json.loads(l) for l in (CKPT.parents[2] / "react/data/reference_results.jsonl")
@@ -38,7 +41,7 @@ def test_evaluation_is_deterministic_and_reproduces_the_reference_results(model)
 
 
 def test_report_has_systems_metrics(model):
-    summary, rows = evaluate(model, load_eval_set()[:6])
+    summary, rows = evaluate("nano-react", model, load_eval_set()[:6], 8)
     assert summary["per_step"]["mean_kv_cache_bytes"] > 0
     assert summary["by_step_index"][0]["mean_context_tokens"] > 0
     first = rows[0]["steps"][0]
@@ -64,6 +67,6 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_full_frozen_set_exact_match_at_least_099(model):
-    summary, rows = evaluate(model, load_eval_set())
+    summary, rows = evaluate("nano-react", model, load_eval_set(), 8)
     assert summary["n_tasks"] >= 1000
     assert summary["exact_match"] >= 0.99, summary["failures"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from reference import train
-from reference.react.tasks import file_sha256
+from reference.hashing import file_sha256
 
 TINY = ["nano-react", "--steps", "3", "--batch-size", "4", "--n-layer", "1", "--n-embd", "32",
         "--n-head", "2", "--eval-start", "3", "--eval-every", "3", "--val-size", "1",

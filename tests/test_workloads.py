@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loadgen_harness.rules import RULES_PATH
+from reference.rules import RULES_PATH
 from loadgen_harness.runner import run_test
 from reference.engine import Engine
-from reference.evaluate import load_model
+from reference.checkpoint import load_model
 from reference.grading import Grader
-from reference.react.agent import run_env
+from reference.episode import run_env
 from reference.workloads import UnknownWorkload, get_workload
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
@@ -56,7 +56,7 @@ def test_a_toy_workload_runs_an_episode_an_evaluation_and_a_loadgen_run(tmp_path
     with workload.episodes(max_steps=1) as make_env:
         res = run_env(model, make_env(tasks[0]))  # an episode
         assert res.stop_reason in ("final_answer", "context_full") and res.steps
-        results = Engine(model, max_batch=4, make_env=make_env).run_all(tasks)  # an evaluation
+        results = Engine(model, make_env, max_batch=4).run_all(tasks)  # an evaluation
     with Grader() as g:
         score = sum(g.correct("toy-echo", t, r.answer) for t, r in zip(tasks, results))
     assert 0 <= score <= len(tasks) and all(r.steps for r in results)

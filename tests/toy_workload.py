@@ -22,7 +22,7 @@ class EchoEnv:
     max_step_tokens = 16
 
     def __init__(self, task: EchoTask):
-        from reference.react.agent import EpisodeResult
+        from reference.episode import EpisodeResult
         self.result = EpisodeResult(task.question, transcript=f"Echo: {task.question}\n")
 
     @property
@@ -42,7 +42,7 @@ class EchoEnv:
         return decode(tokens), len(tokens)
 
     def step(self, text: str):
-        from reference.react.agent import StepRecord
+        from reference.episode import StepRecord
         rec = StepRecord(text=text)
         self.result.steps.append(rec)
         self.result.transcript += text
@@ -66,7 +66,8 @@ class EchoWorkload:
         return task.question
 
     @contextmanager
-    def episodes(self, max_steps: int, verifier_workers: int = 2):
+    def episodes(self, max_steps: int, verifier_workers: int = 2, max_step_tokens=None,
+                 sandbox=None):
         yield EchoEnv
 
     def correct(self, grader, task, answer):

@@ -8,16 +8,12 @@ a trace that no run of this submission produced.
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 
 from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.checks.traces import _checked_rows, _records
 from compliance.context import Ctx
-from reference.grading import CODEGEN
-from reference.react.format import parse_step as _parse_step
 
-parse_step = lru_cache(maxsize=65536)(_parse_step)  # agent steps repeat across episodes
 
 
 def _fingerprint(rec) -> tuple:
@@ -31,8 +27,8 @@ def _perf_log(ctx: Ctx, base: str):
     return d
 
 
-def trace_episodes_distinct(ctx: Ctx):
-    """T606: every trace is the record of one run: completion numbers `seq` run 0..n-1 once
+def trace_episodes_distinct(ctx: Ctx, rule: str):
+    """every trace is the record of one run: completion numbers `seq` run 0..n-1 once
     each; no episode is repeated (the same sample with the same timings) beyond a tiny
     fraction, and none appears in two runs; a performance run covers about as many distinct
     samples as LoadGen's random choice from its loaded set gives (at least half of the
@@ -48,17 +44,17 @@ def trace_episodes_distinct(ctx: Ctx):
             rows = _checked_rows(ctx, rel)
             seqs = sorted(rec["seq"] for _, rec in recs)
             if len(rows or ()) == len(recs) and seqs != list(range(len(recs))):  # else T601
-                yield err("T606", rel, "the episodes' seq numbers are not 0..n-1, once each",
+                yield err(rule, rel, "the episodes' seq numbers are not 0..n-1, once each",
                           expected=f"0..{len(recs) - 1}", found=f"{len(set(seqs))} distinct values")
             counts = Counter(_fingerprint(rec) for _, rec in recs)
             dups = sum(c - 1 for c in counts.values())
             if dups > max(2, max_dup * len(recs)):
-                yield err("T606", rel, "the trace repeats episodes (same sample, same timings)",
+                yield err(rule, rel, "the trace repeats episodes (same sample, same timings)",
                           expected=f"<= {max_dup:.0%} repeated", found=f"{dups} repeats",
                           hint="a trace is the record of a run, one line per issued sample")
             crossed = next((owner[fp] for fp in counts if fp in owner), None)
             if crossed is not None:
-                yield err("T606", rel, "the trace shares episodes with another run",
+                yield err(rule, rel, "the trace shares episodes with another run",
                           found=crossed, hint="each run writes its own trace")
             for fp in counts:
                 owner.setdefault(fp, rel)
@@ -72,47 +68,26 @@ def trace_episodes_distinct(ctx: Ctx):
             expected = m * (1 - (1 - 1 / m) ** n)  # drawn with replacement: the fewest
             distinct = len({rec["qsl_idx"] for _, rec in recs})
             if distinct < 0.5 * expected:
-                yield err("T606", rel, "the trace covers far fewer distinct samples than "
+                yield err(rule, rel, "the trace covers far fewer distinct samples than "
                           "LoadGen issues", expected=f"about {expected:.0f} distinct samples",
                           found=distinct)
 
 
-def _program(text: str) -> str:
-    """reference.codegen.agent.parse_program, without importing torch (a test keeps them equal)."""
-    lines = text.split("\n")
-    if lines and lines[0].strip() == "Program:":
-        lines = lines[1:]
-    body = []
-    for line in lines:
-        if line.strip() == "End":
-            break
-        body.append(line)
-    return "\n".join(body).strip("\n")
-
-
-def _step_problem(benchmark: str, closed: bool, s: dict) -> str | None:
+def _step_problem(workload, closed: bool, s: dict) -> str | None:
     if closed and s["generated_tokens"] != len(s["text"].encode("utf-8")):
         return "generated_tokens is not the byte length of the step's text (byte-level tokens)"
-    if benchmark == CODEGEN:
-        if s["tool"] is not None and s["tool_input"] != _program(s["text"]):
-            return "the program run is not the one the step's text wrote"
-        return None
-    step = parse_step(s["text"])
-    if step.kind == "action" and (s["tool"], s["tool_input"]) != (step.tool, step.tool_input):
-        return "the tool call is not the one the step's text wrote"
-    if step.kind != "action" and s["tool"] is not None:
-        return "a tool call in a step whose text calls no tool"
-    return None
+    return workload.step_problem(s)
 
 
-def trace_self_consistent(ctx: Ctx):
-    """T607: every episode agrees with itself and with its sample: the task and question are
+def trace_self_consistent(ctx: Ctx, rule: str):
+    """every episode agrees with itself and with its sample: the task and question are
     the sample's; the episode's generated tokens are the sum of its steps'; each step's tool
     call is the one its text writes; the answer is the one its text writes; context tokens only
     grow; in the closed division (byte-level tokens) each step's generated tokens are its
     text's UTF-8 byte length."""
     for r in ctx.results:
         tasks = ctx.tasks(r.benchmark)
+        workload = ctx.workload(r.benchmark)
         m = ctx.measurements(r) or {}
         closed = m.get("division") == "closed"
         for base, _ in r.runs:
@@ -129,20 +104,19 @@ def trace_self_consistent(ctx: Ctx):
                     problem = "the episode's generated tokens are not the sum of its steps'"
                 elif any(b["context_tokens"] < a["context_tokens"] for a, b in zip(steps, steps[1:])):
                     problem = "context tokens shrink from one step to the next"
-                elif r.benchmark != CODEGEN and rec["stop_reason"] == "final_answer" and \
-                        parse_step(steps[-1]["text"]).answer != rec["answer"]:
-                    problem = "the answer is not the one the last step's text writes"
+                elif (p := workload.answer_problem(rec)):
+                    problem = p
                 else:
                     problem = next((p for s in steps
-                                    if (p := _step_problem(r.benchmark, closed, s))), None)
+                                    if (p := _step_problem(workload, closed, s))), None)
                 if problem:
-                    yield err("T607", rel, problem, location=f"line {line}",
+                    yield err(rule, rel, problem, location=f"line {line}",
                               hint="a trace is written by the harness, never by hand")
                     break
 
 
-def performance_answers_match(ctx: Ctx):
-    """T608: every episode of a performance or audit run answers as the accuracy run answered
+def performance_answers_match(ctx: Ctx, rule: str):
+    """every episode of a performance or audit run answers as the accuracy run answered
     the same sample (greedy decoding of the same model is deterministic; a performance run
     that computes something else is not the system that was scored)."""
     for r in ctx.results:
@@ -161,6 +135,6 @@ def performance_answers_match(ctx: Ctx):
                    if rec["qsl_idx"] in logged and (rec["answer"] or "") != logged[rec["qsl_idx"]]]
             if bad:
                 line, rec = bad[0]
-                yield err("T608", rel, f"{len(bad)} episodes answer differently from the "
+                yield err(rule, rel, f"{len(bad)} episodes answer differently from the "
                           "accuracy run", location=f"line {line}",
                           expected=logged[rec["qsl_idx"]][:200], found=(rec["answer"] or "")[:200])

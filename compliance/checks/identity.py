@@ -21,8 +21,8 @@ SUMMARY_METRIC = {"Offline": ("Samples per second", "result_samples_per_second")
                   "Server": ("Scheduled samples per second", "result_scheduled_samples_per_sec")}
 
 
-def loadgen_build_pinned(ctx: Ctx):
-    """G309: every detail log comes from the pinned LoadGen build: its loadgen_version is
+def loadgen_build_pinned(ctx: Ctx, rule: str):
+    """every detail log comes from the pinned LoadGen build: its loadgen_version is
     rules.yaml loadgen.version exactly and its git log starts with that build's commit; the
     measurements and the machine probe name the same version."""
     want = ctx.rules.loadgen_version
@@ -35,23 +35,23 @@ def loadgen_build_pinned(ctx: Ctx):
                 continue
             v, line = d.get("loadgen_version", (None, "?"))
             if v != want:
-                yield err("G309", rel, "the log is not of the pinned LoadGen build",
+                yield err(rule, rel, "the log is not of the pinned LoadGen build",
                           location=f"line {line}", expected=want, found=v)
                 continue
             g, line = d.get("loadgen_git_log_message", (None, "?"))
             if not isinstance(g, str) or not g.startswith(build):
-                yield err("G309", rel, "the log's LoadGen commit is not the pinned build's",
+                yield err(rule, rel, "the log's LoadGen commit is not the pinned build's",
                           location=f"line {line}", expected=f"{build}...",
                           found=str(g)[:40])
         m = ctx.measurements(r)
         if m is not None and m.get("loadgen_version") != want:
-            yield err("G309", r.file("measurements.json"), "measurements name another LoadGen",
+            yield err(rule, r.file("measurements.json"), "measurements name another LoadGen",
                       location="/loadgen_version", expected=want, found=m.get("loadgen_version"))
     for s in ctx.systems:
         doc, _ = ctx.tree.json(f"systems/{s}.json")
         probe = doc.get("probe") if isinstance(doc, dict) else None
         if isinstance(probe, dict) and "loadgen" in probe and probe["loadgen"] != version:
-            yield err("G309", f"systems/{s}.json", "the machine probe found another LoadGen",
+            yield err(rule, f"systems/{s}.json", "the machine probe found another LoadGen",
                       location="/probe/loadgen", expected=version, found=probe["loadgen"])
 
 
@@ -80,7 +80,7 @@ def _when(value) -> float | None:
         return None
 
 
-def _run_identity(ctx: Ctx):
+def _run_identity(ctx: Ctx, rule: str):
     """Each run's start (test_datetime) and LoadGen process: runs of a result happen in the
     harness's order (accuracy, performance, TEST01, TEST04) within two days after the
     submission was created, each in its own process."""
@@ -99,18 +99,18 @@ def _run_identity(ctx: Ctx):
             value, line = d.get("test_datetime", (None, "?"))
             t = _when(value)
             if t is None or (created is not None and not created - 60 <= t <= created + 2 * 86400):
-                yield err("G312", rel, "the run's start is not within the submission's making",
+                yield err(rule, rel, "the run's start is not within the submission's making",
                           location=f"line {line}", expected=f"after {entry.get('created')}"
                           if isinstance(entry, dict) else "a date", found=value)
             elif last is not None and t < last:
-                yield err("G312", rel, "the run started before the run the harness makes before "
+                yield err(rule, rel, "the run started before the run the harness makes before "
                           "it (a log from another run)", location=f"line {line}", found=value)
             last = t if t is not None else last
             pid = next((m.get("pid") for k in ("effective_scenario", "loadgen_version")
                         if (m := _metadata(ctx, rel, k))), None)
             if pid is not None:
                 if pid in pids:
-                    yield err("G312", rel, "two runs share one LoadGen process (a copied log)",
+                    yield err(rule, rel, "two runs share one LoadGen process (a copied log)",
                               found=f"pid {pid}", hint=f"also {pids[pid]}")
                 pids.setdefault(pid, rel)
 
@@ -130,15 +130,15 @@ def _metadata(ctx: Ctx, rel: str, key: str) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
-def settings_agree(ctx: Ctx):
-    """G312: every file that states a result's settings or identity agrees with its detail
+def settings_agree(ctx: Ctx, rule: str):
+    """every file that states a result's settings or identity agrees with its detail
     log: user.conf (benchmark, scenario, min duration and query count, target rate and latency,
     and the profile's min duration); mlperf_log_summary.txt (scenario, mode, validity, the
     result); measurements.json (profile as indexed in submission.json, commit, dirty flag and
     rules hash as in submission.json and the other results, latencies and flags as logged);
     each run's start and process (runs in the harness's order, within two days of the
     submission's creation, never two in one LoadGen process)."""
-    yield from _run_identity(ctx)
+    yield from _run_identity(ctx, rule)
     index, _ = ctx.tree.json("submission.json")
     systems = index.get("systems") if isinstance(index, dict) else None
     seen: dict[str, tuple] = {}
@@ -156,7 +156,7 @@ def settings_agree(ctx: Ctx):
                     continue
                 mt = USER_CONF.match(line)
                 if not mt:
-                    yield err("G312", rel, "a user.conf line is not `benchmark.Scenario.key = value`",
+                    yield err(rule, rel, "a user.conf line is not `benchmark.Scenario.key = value`",
                               location=f"line {i}", found=line[:80])
                     break
                 bench, scen, key, raw = mt.groups()
@@ -180,7 +180,7 @@ def settings_agree(ctx: Ctx):
                 elif key == "min_duration" and value < prof.min_duration_ms:
                     problem = f"min_duration {raw} is below the {prof.name} profile's"
                 if problem:
-                    yield err("G312", rel, "user.conf disagrees with the run", location=f"line {i}",
+                    yield err(rule, rel, "user.conf disagrees with the run", location=f"line {i}",
                               found=problem)
                     break
         # the summary
@@ -193,7 +193,7 @@ def settings_agree(ctx: Ctx):
                      ("Result is", d.get("result_validity", (None,))[0])]
             for label, logged in pairs:
                 if sm.get(label) != logged:
-                    yield err("G312", rel, f"the summary's {label!r} disagrees with the detail log",
+                    yield err(rule, rel, f"the summary's {label!r} disagrees with the detail log",
                               expected=logged, found=sm.get(label))
             if r.scenario in SUMMARY_METRIC:
                 label, key = SUMMARY_METRIC[r.scenario]
@@ -204,7 +204,7 @@ def settings_agree(ctx: Ctx):
                 logged = _num(d.get(key, (None,))[0])
                 if stated is None or logged is None or \
                         not math.isclose(stated, logged, rel_tol=0.01, abs_tol=0.01):
-                    yield err("G312", rel, f"the summary's {label!r} disagrees with the detail log",
+                    yield err(rule, rel, f"the summary's {label!r} disagrees with the detail log",
                               expected=logged, found=sm.get(label))
         # measurements.json
         m = ctx.measurements(r)
@@ -215,17 +215,17 @@ def settings_agree(ctx: Ctx):
         if isinstance(entry, dict):
             for key in ("profile", "commit", "dirty", "eligible"):
                 if key in entry and m.get(key) != entry[key]:
-                    yield err("G312", rel, f"the {key} differs from submission.json's",
+                    yield err(rule, rel, f"the {key} differs from submission.json's",
                               location=f"/{key}", expected=entry[key], found=m.get(key))
         ident = tuple(str(m.get(k)) for k in ("commit", "dirty", "rules_sha256", "submitter",
                                               "division", "created"))
         if r.system in seen and seen[r.system][1] != ident:
-            yield err("G312", rel, "the results of one system disagree on commit, dirty flag, "
+            yield err(rule, rel, "the results of one system disagree on commit, dirty flag, "
                       "rules hash, submitter, division or date", found=ident[:3],
                       expected=seen[r.system][1][:3], hint=f"compare with {seen[r.system][0]}")
         seen.setdefault(r.system, (rel, ident))
         if m.get("eligible") is True and m.get("dirty") is not False:
-            yield warn("G312", rel, "an eligible result from a tree with uncommitted changes",
+            yield warn(rule, rel, "an eligible result from a tree with uncommitted changes",
                        location="/dirty", expected=False, found=m.get("dirty"))
         perf = m.get("performance") if isinstance(m.get("performance"), dict) else {}
         for field, key, scale in (("mean_latency_ms", "result_mean_latency_ns", 1e-6),
@@ -240,25 +240,25 @@ def settings_agree(ctx: Ctx):
             ok = (stated == logged and type(stated) is type(logged)) if scale is None else \
                 _close(_num(stated), (_num(logged) or 0) * scale if logged is not None else 0.0)
             if not ok:
-                yield err("G312", rel, f"performance.{field} differs from the detail log",
+                yield err(rule, rel, f"performance.{field} differs from the detail log",
                           location=f"/performance/{field}", expected=logged, found=stated)
 
 
-def submitter_identity(ctx: Ctx):
-    """L105: the submission is its directory's: in the layout results/<division>/<submitter>/
+def submitter_identity(ctx: Ctx, rule: str):
+    """the submission is its directory's: in the layout results/<division>/<submitter>/
     every measurements.json names that division and submitter, and all of them name one."""
     root = ctx.tree.root
     names = {(m.get("submitter"), m.get("division")) for r in ctx.results
              if (m := ctx.measurements(r)) is not None}
     if len(names) > 1:
-        yield err("L105", "results", "the results name more than one submitter or division",
+        yield err(rule, "results", "the results name more than one submitter or division",
                   found=sorted(map(str, names))[:3])
     if root.parent.name in ("closed", "open") and names:
         want = (root.name, root.parent.name)
         for r in ctx.results:
             m = ctx.measurements(r)
             if m is not None and (m.get("submitter"), m.get("division")) != want:
-                yield err("L105", r.file("measurements.json"), "the submitter or division is not "
+                yield err(rule, r.file("measurements.json"), "the submitter or division is not "
                           "the directory's", expected=f"{want[0]} ({want[1]})",
                           found=f"{m.get('submitter')} ({m.get('division')})")
                 break

@@ -26,24 +26,24 @@ def _val(d, key):
     return (None, "") if v is None else (v[0], f"line {v[1]}")
 
 
-def result_valid(ctx: Ctx):
-    """G301: the performance run's result is VALID."""
+def result_valid(ctx: Ctx, rule: str):
+    """the performance run's result is VALID."""
     for r in ctx.results:
         rel = f"{r.perf}/mlperf_log_detail.txt"
         d, problem = ctx.tree.mllog(rel)
         if d is None:
             if ctx.tree.kind(rel) != "missing":
-                yield err("G301", rel, f"detail log unreadable: {problem}")
+                yield err(rule, rel, f"detail log unreadable: {problem}")
             continue
         v, loc = _val(d, "result_validity")
         if v != "VALID":
             reason, _ = _val(d, "result_invalid_reason")
-            yield err("G301", rel, "LoadGen did not report the run VALID", location=loc,
+            yield err(rule, rel, "LoadGen did not report the run VALID", location=loc,
                       expected="VALID", found=v, hint=reason or "see mlperf_log_summary.txt")
 
 
-def no_errors(ctx: Ctx):
-    """G302: the detail logs carry no LoadGen error and are well formed: every non-empty line
+def no_errors(ctx: Ctx, rule: str):
+    """the detail logs carry no LoadGen error and are well formed: every non-empty line
     is a `:::MLLOG {json}` record (strict JSON: no NaN/Infinity, no huge integers, no duplicate
     fields) with LoadGen's metadata; no key but the repeatable messages is logged twice; the
     time stamps never go back; num_errors is 0 (and logged, in performance runs); no record is flagged is_error."""
@@ -51,35 +51,35 @@ def no_errors(ctx: Ctx):
         for mode, rel, d, problem in _logs(ctx, r):
             if d is None:
                 if ctx.tree.kind(rel) != "missing":
-                    yield err("G302", rel, f"detail log unreadable: {problem}")
+                    yield err(rule, rel, f"detail log unreadable: {problem}")
                 continue
             for msg, line in d["__errors__"]:
-                yield err("G302", rel, "LoadGen logged an error", location=f"line {line}", found=msg)
+                yield err(rule, rel, "LoadGen logged an error", location=f"line {line}", found=msg)
             if d["__bad_lines__"]:
-                yield err("G302", rel, "malformed :::MLLOG lines (a truncated or edited log)",
+                yield err(rule, rel, "malformed :::MLLOG lines (a truncated or edited log)",
                           location=f"line {d['__bad_lines__'][0]}",
                           found=f"{len(d['__bad_lines__'])} bad lines")
             if d["__dups__"]:
                 k, line = d["__dups__"][0]
-                yield err("G302", rel, f"the key {k!r} is logged twice (an edited log)",
+                yield err(rule, rel, f"the key {k!r} is logged twice (an edited log)",
                           location=f"line {line}", found=f"{len(d['__dups__'])} repeated keys")
             if d["__time_problems__"]:
-                yield err("G302", rel, "time stamps missing or going back (an edited log)",
+                yield err(rule, rel, "time stamps missing or going back (an edited log)",
                           location=f"line {d['__time_problems__'][0]}",
                           found=f"{len(d['__time_problems__'])} lines")
             for key in ("effective_scenario", "effective_test_mode", "loadgen_version") + \
                     (("num_errors",) if mode == "PerformanceOnly" else ()):
                 if key not in d:
-                    yield err("G302", rel, f"the log has no {key} (a truncated or forged log)",
+                    yield err(rule, rel, f"the log has no {key} (a truncated or forged log)",
                               expected=key, found="absent")
             ne = d.get("num_errors", (0, 0))
             if ne[0] != 0 or isinstance(ne[0], bool):
-                yield err("G302", rel, "LoadGen counted errors", location=f"line {ne[1]}",
+                yield err(rule, rel, "LoadGen counted errors", location=f"line {ne[1]}",
                           expected=0, found=ne[0])
 
 
-def official_seeds(ctx: Ctx):
-    """G303: both runs used the official LoadGen seeds."""
+def official_seeds(ctx: Ctx, rule: str):
+    """both runs used the official LoadGen seeds."""
     for r in ctx.results:
         for _, rel, d, _ in _logs(ctx, r):
             if d is None:
@@ -87,12 +87,12 @@ def official_seeds(ctx: Ctx):
             for name, seed in ctx.rules.official_seeds.items():
                 v, loc = _val(d, f"effective_{name}")
                 if v != seed:
-                    yield err("G303", rel, f"{name} is not the official seed", location=loc,
+                    yield err(rule, rel, f"{name} is not the official seed", location=loc,
                               expected=seed, found=v)
 
 
-def duration_and_counts(ctx: Ctx):
-    """G304: the performance run met the profile's min duration and query count: its settings
+def duration_and_counts(ctx: Ctx, rule: str):
+    """the performance run met the profile's min duration and query count: its settings
     ask for them, LoadGen's flags say so, and the log's own evidence shows it (the samples it
     issued, and its duration by its own time stamps)."""
     for r in ctx.results:
@@ -109,24 +109,24 @@ def duration_and_counts(ctx: Ctx):
         for key, minimum in need.items():
             v, loc = _val(d, key)
             if not isinstance(v, (int, float)) or v < minimum:
-                yield err("G304", rel, f"{key} is below the {prof.name} profile", location=loc,
+                yield err(rule, rel, f"{key} is below the {prof.name} profile", location=loc,
                           expected=f">= {minimum}", found=v)
         for key in ("result_min_duration_met", "result_min_queries_met"):
             v, loc = _val(d, key)
             if v is not True:
-                yield err("G304", rel, f"{key} is not true", location=loc, expected=True, found=v)
+                yield err(rule, rel, f"{key} is not true", location=loc, expected=True, found=v)
         n, dur = issued(d), duration_ms(d)
         need_n = prof.min_query_count.get(r.scenario, 0)
         if n is None or n < need_n:
-            yield err("G304", rel, "fewer samples were issued than the profile requires",
+            yield err(rule, rel, "fewer samples were issued than the profile requires",
                       expected=f">= {need_n}", found=n)
         if dur is None or dur < prof.min_duration_ms:
-            yield err("G304", rel, "the run is shorter than the min duration by its own time "
+            yield err(rule, rel, "the run is shorter than the min duration by its own time "
                       "stamps", expected=f">= {prof.min_duration_ms} ms", found=f"{dur} ms")
 
 
-def server_latency_bound(ctx: Ctx):
-    """G305: Server runs used the rules' latency bound and percentile, and met them."""
+def server_latency_bound(ctx: Ctx, rule: str):
+    """Server runs used the rules' latency bound and percentile, and met them."""
     for r in ctx.results:
         if r.scenario != "Server":
             continue
@@ -139,43 +139,43 @@ def server_latency_bound(ctx: Ctx):
         pct = bench.scenarios["Server"]["latency_percentile"] / 100
         v, loc = _val(d, "effective_target_latency_ns")
         if not isinstance(v, (int, float)) or v > bound:
-            yield err("G305", rel, "the Server latency bound is looser than the rules'",
+            yield err(rule, rel, "the Server latency bound is looser than the rules'",
                       location=loc, expected=f"<= {bound}", found=v)
         v, loc = _val(d, "effective_target_latency_percentile")
         if not isinstance(v, (int, float)) or (v < pct and not math.isclose(v, pct)):
-            yield err("G305", rel, "the Server latency percentile is not the rules'",
+            yield err(rule, rel, "the Server latency percentile is not the rules'",
                       location=loc, expected=pct, found=v)
         v, loc = _val(d, "result_perf_constraints_met")
         if v is not True:
-            yield err("G305", rel, "the latency constraint was not met", location=loc,
+            yield err(rule, rel, "the latency constraint was not met", location=loc,
                       expected=True, found=v)
 
 
-def run_identity(ctx: Ctx):
-    """G306: each log is the run its directory says (scenario and mode)."""
+def run_identity(ctx: Ctx, rule: str):
+    """each log is the run its directory says (scenario and mode)."""
     for r in ctx.results:
         for mode, rel, d, _ in _logs(ctx, r):
             if d is None:
                 continue
             v, loc = _val(d, "effective_scenario")
             if v is not None and v != SCENARIO_NAME[r.scenario]:
-                yield err("G306", rel, "the log is of another scenario", location=loc,
+                yield err(rule, rel, "the log is of another scenario", location=loc,
                           expected=r.scenario, found=v)
             v, loc = _val(d, "effective_test_mode")
             if v is not None and v != mode:
-                yield err("G306", rel, "the log is of another test mode", location=loc,
+                yield err(rule, rel, "the log is of another test mode", location=loc,
                           expected=mode, found=v)
 
 
-def measurements_agree(ctx: Ctx):
-    """G307: measurements.json states what the detail log says (no forged throughput)."""
+def measurements_agree(ctx: Ctx, rule: str):
+    """measurements.json states what the detail log says (no forged throughput)."""
     for r in ctx.results:
         rel = r.file("measurements.json")
         m = ctx.measurements(r)
         d, _ = ctx.tree.mllog(f"{r.perf}/mlperf_log_detail.txt")
         if d is None or m is None:
             if ctx.tree.is_file(rel) and m is None:
-                yield err("G307", rel, "measurements.json is not a JSON object")
+                yield err(rule, rel, "measurements.json is not a JSON object")
             continue
         perf = m.get("performance") if isinstance(m.get("performance"), dict) else {}
         logged, _ = _val(d, RESULT_KEY[r.scenario])
@@ -185,23 +185,23 @@ def measurements_agree(ctx: Ctx):
         if not isinstance(claimed, (int, float)) or isinstance(claimed, bool) or \
                 not isinstance(logged, (int, float)) or \
                 not math.isclose(claimed, logged, rel_tol=1e-6, abs_tol=1e-9):
-            yield err("G307", rel, "the stated result differs from LoadGen's log",
+            yield err(rule, rel, "the stated result differs from LoadGen's log",
                       location="/performance/value", expected=logged, found=claimed,
                       hint="results are read from mlperf_log_detail.txt, never typed in")
         validity, _ = _val(d, "result_validity")
         if perf.get("validity") != validity:
-            yield err("G307", rel, "the stated validity differs from LoadGen's log",
+            yield err(rule, rel, "the stated validity differs from LoadGen's log",
                       location="/performance/validity", expected=validity,
                       found=perf.get("validity"))
         for key, want in (("benchmark", r.benchmark), ("scenario", r.scenario),
                           ("system", r.system)):
             if m.get(key) != want:
-                yield err("G307", rel, f"measurements.json names another {key}",
+                yield err(rule, rel, f"measurements.json names another {key}",
                           location=f"/{key}", expected=want, found=m.get(key))
 
 
-def profile_eligible(ctx: Ctx):
-    """G308: results are of the expected profile; smoke results are never eligible."""
+def profile_eligible(ctx: Ctx, rule: str):
+    """results are of the expected profile; smoke results are never eligible."""
     for r in ctx.results:
         rel = r.file("measurements.json")
         m = ctx.measurements(r)
@@ -209,15 +209,15 @@ def profile_eligible(ctx: Ctx):
             continue
         prof = m.get("profile")
         if not isinstance(prof, str) or prof not in ctx.rules.profiles:
-            yield err("G308", rel, "unknown profile", location="/profile",
+            yield err(rule, rel, "unknown profile", location="/profile",
                       expected=", ".join(ctx.rules.profiles), found=prof)
             continue
         if prof != ctx.expect_profile:
             hint = ("smoke results are never eligible; check them with --profile smoke"
                     if prof == "smoke" else "pass --profile to say which profile you expect")
-            yield err("G308", rel, f"a {prof} result where a {ctx.expect_profile} one was expected",
+            yield err(rule, rel, f"a {prof} result where a {ctx.expect_profile} one was expected",
                       location="/profile", expected=ctx.expect_profile, found=prof, hint=hint)
         if m.get("eligible") is not ctx.rules.profile(prof).eligible:
-            yield err("G308", rel, "the eligibility flag contradicts the profile",
+            yield err(rule, rel, "the eligibility flag contradicts the profile",
                       location="/eligible", expected=ctx.rules.profile(prof).eligible,
                       found=m.get("eligible"))

@@ -8,7 +8,6 @@ program that computes, not one that assigns the expected value as a literal).
 """
 from __future__ import annotations
 
-import ast
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -17,12 +16,6 @@ from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.checks.traces import _records
 from compliance.context import Ctx
-from reference.grading import CODEGEN
-
-# AST nodes that compute something; a program with none of them only states literals
-_COMPUTE = (ast.Call, ast.BinOp, ast.Subscript, ast.Compare, ast.BoolOp, ast.comprehension,
-            ast.For, ast.While, ast.Attribute, ast.IfExp)
-
 
 @lru_cache(maxsize=4)
 def _reference_answers(path: Path) -> dict[int, str]:
@@ -30,8 +23,8 @@ def _reference_answers(path: Path) -> dict[int, str]:
     return {int(r["qsl_idx"]): r["answer"] for r in rows}
 
 
-def closed_answers_match_reference(ctx: Ctx):
-    """Q406: closed-division answers are the reference checkpoint's: greedy decoding of the
+def closed_answers_match_reference(ctx: Ctx, rule: str):
+    """closed-division answers are the reference checkpoint's: greedy decoding of the
     same weights with the same tools gives the same answer for every sample (the reference's
     answers are committed beside the evaluation set). At most
     checker.closed_max_answer_mismatch_fraction of them may differ."""
@@ -50,55 +43,27 @@ def closed_answers_match_reference(ctx: Ctx):
         differ = [i for i, a in first.items() if i in ref and ref[i] != a]
         if len(differ) > limit * len(first):
             i = differ[0]
-            yield err("Q406", f"{r.acc}/mlperf_log_accuracy.json",
+            yield err(rule, f"{r.acc}/mlperf_log_accuracy.json",
                       f"{len(differ)} of {len(first)} answers are not the reference checkpoint's",
                       location=f"sample {i}", expected=ref[i][:200], found=first[i][:200],
                       hint="the closed division runs the reference checkpoint, greedily")
 
 
-def _computes(program: str) -> bool:
-    try:
-        tree = ast.parse(program)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return True  # not a literal; the verifier judges it
-    for node in ast.walk(tree):
-        if isinstance(node, _COMPUTE):
-            return True
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            return True
-    return False
-
-
-def answers_computed(ctx: Ctx):
-    """Q407: every correct answer of the accuracy run was computed by the agent loop.
+def answers_computed(ctx: Ctx, rule: str):
+    """every correct answer of the accuracy run was computed by the agent loop.
     nano-react: the episode made at least the task's number of tool calls and its final answer
     is one of its tools' observations. nano-codegen: the passing program computes (a program
     that only assigns literals states the expected output instead of computing it)."""
     for r in ctx.results:
         tasks = ctx.tasks(r.benchmark)
+        workload = ctx.workload(r.benchmark)
         rel = f"{r.acc}/agent_trace.jsonl"
         for line, rec in _records(ctx, rel):
             i = rec["qsl_idx"]
             if not 0 <= i < len(tasks):
                 continue
-            task = tasks[i]
-            if r.benchmark == CODEGEN:
-                answer = rec["answer"]
-                if answer is not None and not _computes(answer) and \
-                        ctx.grader.correct(r.benchmark, task, answer):
-                    yield err("Q407", rel, "the program assigns the expected output as a literal",
-                              location=f"line {line}", found=answer[:200],
-                              hint="a program must compute its result")
-                    break
-                continue
-            if rec["answer"] != task.answer:
-                continue
-            calls = [s for s in rec["steps"] if s["tool"] is not None]
-            need = getattr(task, "n_tool_calls", 1) or 1
-            if len(calls) < need or rec["answer"] not in {s["observation"] for s in calls}:
-                yield err("Q407", rel, "a correct answer that no tool call of the episode produced",
-                          location=f"line {line}",
-                          expected=f">= {need} tool calls, the answer among their observations",
-                          found=f"{len(calls)} tool calls",
-                          hint="answers come from the agent's tool calls, never from the data set")
+            finding = workload.uncomputed_answer(ctx.grader, tasks[i], rec)
+            if finding:
+                message = finding.pop("message")
+                yield err(rule, rel, message, location=f"line {line}", **finding)
                 break

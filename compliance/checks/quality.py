@@ -34,15 +34,15 @@ def parse_accuracy_log(ctx: Ctx, r):
     return out, ""
 
 
-def accuracy_log_wellformed(ctx: Ctx):
-    """Q401: the accuracy log is a list of {qsl_idx, data: hex} entries."""
+def accuracy_log_wellformed(ctx: Ctx, rule: str):
+    """the accuracy log is a list of {qsl_idx, data: hex} entries."""
     for r in ctx.results:
         rel = f"{r.acc}/mlperf_log_accuracy.json"
         if ctx.tree.kind(rel) == "missing":
             continue
         _, problem = parse_accuracy_log(ctx, r)
         if problem:
-            yield err("Q401", rel, f"accuracy log malformed: {problem}",
+            yield err(rule, rel, f"accuracy log malformed: {problem}",
                       hint="the accuracy log is LoadGen's; do not edit it")
 
 
@@ -51,8 +51,8 @@ def _expected_count(ctx: Ctx, r) -> int:
     return prof.accuracy_sample_count or ctx.rules.benchmark(r.benchmark).eval_set_size
 
 
-def sample_coverage(ctx: Ctx):
-    """Q402: every sample the profile requires is logged exactly once, none out of range."""
+def sample_coverage(ctx: Ctx, rule: str):
+    """every sample the profile requires is logged exactly once, none out of range."""
     for r in ctx.results:
         rel = f"{r.acc}/mlperf_log_accuracy.json"
         entries, _ = parse_accuracy_log(ctx, r)
@@ -62,16 +62,16 @@ def sample_coverage(ctx: Ctx):
         seen: dict[int, int] = {}
         for idx, _, pos in entries:
             if not 0 <= idx < n_tasks:
-                yield err("Q402", rel, "sample index out of range", location=f"/{pos}/qsl_idx",
+                yield err(rule, rel, "sample index out of range", location=f"/{pos}/qsl_idx",
                           expected=f"0..{n_tasks - 1}", found=idx)
             seen[idx] = seen.get(idx, 0) + 1
         dup = [i for i, c in seen.items() if c > 1]
         if dup:
-            yield err("Q402", rel, "samples logged more than once", found=f"{len(dup)} samples, "
+            yield err(rule, rel, "samples logged more than once", found=f"{len(dup)} samples, "
                       f"first {dup[0]}")
         need = _expected_count(ctx, r)
         if len(seen) != need:
-            yield err("Q402", rel, "the accuracy run does not cover the required samples",
+            yield err(rule, rel, "the accuracy run does not cover the required samples",
                       expected=f"{need} distinct samples", found=len(seen))
 
 
@@ -88,8 +88,8 @@ def _recomputed(ctx: Ctx, r):
     return correct / _expected_count(ctx, r), correct, sorted(first)
 
 
-def quality_target(ctx: Ctx):
-    """Q403: the recomputed quality (nano-react: exact match; nano-codegen: the logged programs
+def quality_target(ctx: Ctx, rule: str):
+    """the recomputed quality (nano-react: exact match; nano-codegen: the logged programs
     re-run in the sandbox, pass within the attempt bound) reaches the quality target."""
     for r in ctx.results:
         got = _recomputed(ctx, r)
@@ -98,14 +98,14 @@ def quality_target(ctx: Ctx):
         bench = ctx.rules.benchmark(r.benchmark)
         target = bench.subset_target(got[2]) if ctx.profile_of(r) != "official" else bench.quality_target
         if got[0] < target:
-            yield err("Q403", f"{r.acc}/mlperf_log_accuracy.json", "quality below the target",
+            yield err(rule, f"{r.acc}/mlperf_log_accuracy.json", "quality below the target",
                       expected=f">= {target:.4f}", found=f"{got[0]:.4f}",
                       hint="recomputed from the accuracy log against the frozen set; a subset "
                            "(smoke) is held to the reference's accuracy on the same samples")
 
 
-def accuracy_json_agrees(ctx: Ctx):
-    """Q404: accuracy.json and measurements.json state the recomputed accuracy, under the
+def accuracy_json_agrees(ctx: Ctx, rule: str):
+    """accuracy.json and measurements.json state the recomputed accuracy, under the
     benchmark's quality metric name."""
     for r in ctx.results:
         got = _recomputed(ctx, r)
@@ -115,23 +115,23 @@ def accuracy_json_agrees(ctx: Ctx):
             doc, problem = ctx.tree.json(rel)
             if doc is None:
                 if ctx.tree.kind(rel) != "missing":  # missing: L101's finding
-                    yield err("Q404", rel, f"unreadable: {problem}")
+                    yield err(rule, rel, f"unreadable: {problem}")
                 continue
             part = doc.get("accuracy") if pointer and isinstance(doc, dict) else doc
             metric = ctx.rules.benchmark(r.benchmark).quality_metric
             if isinstance(part, dict) and part.get("metric") != metric:
-                yield err("Q404", rel, "the stated quality metric is not the benchmark's",
+                yield err(rule, rel, "the stated quality metric is not the benchmark's",
                           location=f"{pointer}/metric", expected=metric, found=part.get("metric"))
             claimed = part.get(metric) if isinstance(part, dict) else None
             if not isinstance(claimed, (int, float)) or isinstance(claimed, bool) or \
                     not math.isclose(claimed, round(got[0], 4), abs_tol=1e-4):
-                yield err("Q404", rel, "the stated accuracy differs from the accuracy log",
+                yield err(rule, rel, "the stated accuracy differs from the accuracy log",
                           location=f"{pointer}/{metric}", expected=f"{got[0]:.4f}",
                           found=claimed)
 
 
-def reference_weights(ctx: Ctx):
-    """Q405: closed-division results ran the reference checkpoint."""
+def reference_weights(ctx: Ctx, rule: str):
+    """closed-division results ran the reference checkpoint."""
     for r in ctx.results:
         m = ctx.measurements(r)
         if m is None:
@@ -139,16 +139,16 @@ def reference_weights(ctx: Ctx):
         want = ctx.rules.benchmark(r.benchmark).reference_checkpoint_sha256
         division = m.get("division")
         if division not in ("closed", "open"):
-            yield err("Q405", r.file("measurements.json"), "unknown division",
+            yield err(rule, r.file("measurements.json"), "unknown division",
                       location="/division", expected="closed or open", found=division)
         elif division == "closed" and m.get("checkpoint_sha256") != want:
-            yield err("Q405", r.file("measurements.json"),
+            yield err(rule, r.file("measurements.json"),
                       "closed division requires the reference checkpoint",
                       location="/checkpoint_sha256", expected=want, found=m.get("checkpoint_sha256"))
 
 
-def split_quality(ctx: Ctx):
-    """Q408: each of the benchmark's further frozen splits (rules.yaml `splits`, e.g. the
+def split_quality(ctx: Ctx, rule: str):
+    """each of the benchmark's further frozen splits (rules.yaml `splits`, e.g. the
     generalisation split) has its own accuracy run (accuracy/<split>/) whose log is well formed,
     covers the profile's samples once each, reaches the split's target (recomputed; a smoke
     subset against the reference's accuracy on the same samples) and is what its
@@ -160,7 +160,7 @@ def split_quality(ctx: Ctx):
             rel = f"{base}/mlperf_log_accuracy.json"
             data, problem = ctx.tree.json(rel)
             if data is None:
-                yield err("Q408", rel, f"the {name} split's accuracy log is missing or "
+                yield err(rule, rel, f"the {name} split's accuracy log is missing or "
                           f"unreadable: {problem}", hint="make submission writes it")
                 continue
             key = ("split_tasks", r.benchmark, name)
@@ -181,7 +181,7 @@ def split_quality(ctx: Ctx):
             prof = ctx.rules.profile(ctx.profile_of(r))
             need = min(prof.accuracy_sample_count or split.eval_set_size, split.eval_set_size)
             if bad or len(first) != need:
-                yield err("Q408", rel, f"the {name} split's accuracy log is malformed or does not "
+                yield err(rule, rel, f"the {name} split's accuracy log is malformed or does not "
                           "cover its samples once each", expected=f"{need} distinct samples",
                           found=len(first))
                 continue
@@ -190,31 +190,31 @@ def split_quality(ctx: Ctx):
             target = split.quality_target if need == split.eval_set_size else \
                 split.subset_target(sorted(first))
             if got < target:
-                yield err("Q408", rel, f"the {name} split's quality is below its target",
+                yield err(rule, rel, f"the {name} split's quality is below its target",
                           expected=f">= {target:.4f}", found=f"{got:.4f}")
             doc, _ = ctx.tree.json(f"{base}/accuracy.json")
             claimed = doc.get(bench.quality_metric) if isinstance(doc, dict) else None
             if not isinstance(claimed, (int, float)) or isinstance(claimed, bool) or \
                     not math.isclose(claimed, round(got, 4), abs_tol=1e-4):
-                yield err("Q408", f"{base}/accuracy.json", f"the {name} split's stated accuracy "
+                yield err(rule, f"{base}/accuracy.json", f"the {name} split's stated accuracy "
                           "differs from its log", expected=f"{got:.4f}", found=claimed)
             from compliance.tracecheck import record_problem
             rows, _ = ctx.tree.json_lines(f"{base}/agent_trace.jsonl")
             traced = {rec.get("qsl_idx"): rec.get("answer") or "" for _, rec, p in rows or ()
                       if not p and record_problem(rec) is None and rec["mode"] == "AccuracyOnly"}
-            yield from _split_log(ctx, r, name, f"{base}/mlperf_log_detail.txt")
+            yield from _split_log(ctx, rule, r, name, f"{base}/mlperf_log_detail.txt")
             if traced != first:
-                yield err("Q408", f"{base}/agent_trace.jsonl", f"the {name} split's trace does "
+                yield err(rule, f"{base}/agent_trace.jsonl", f"the {name} split's trace does "
                           "not give the logged answers", expected=f"{len(first)} episodes",
                           found=f"{len(traced)} episodes")
 
 
-def _split_log(ctx: Ctx, r, name: str, rel: str):
+def _split_log(ctx: Ctx, rule: str, r, name: str, rel: str):
     """The split run's detail log: well formed, an AccuracyOnly run of the result's scenario,
     with the official seeds, from the pinned LoadGen."""
     d, problem = ctx.tree.mllog(rel)
     if d is None:
-        yield err("Q408", rel, f"the {name} split's detail log is missing or unreadable: {problem}")
+        yield err(rule, rel, f"the {name} split's detail log is missing or unreadable: {problem}")
         return
     problems = [f"{len(d[k])} {what}" for k, what in
                 (("__bad_lines__", "malformed lines"), ("__dups__", "repeated keys"),
@@ -225,5 +225,5 @@ def _split_log(ctx: Ctx, r, name: str, rel: str):
     problems += [f"{k} {d.get(k, (None,))[0]!r}" for k, v in want.items()
                  if d.get(k, (None,))[0] != v]
     if problems:
-        yield err("Q408", rel, f"the {name} split's detail log is not a clean accuracy run of "
+        yield err(rule, rel, f"the {name} split's detail log is not a clean accuracy run of "
                   "this result", found="; ".join(problems)[:300])

@@ -15,27 +15,27 @@ def _doc(ctx: Ctx, s: str):
     return d if isinstance(d, dict) else None
 
 
-def declaration_schema(ctx: Ctx):
-    """S201: systems/<system>.json holds a declaration that matches the schema."""
+def declaration_schema(ctx: Ctx, rule: str):
+    """systems/<system>.json holds a declaration that matches the schema."""
     for s in ctx.systems:
         rel = f"systems/{s}.json"
         d, problem = ctx.tree.json(rel)
         if d is None:
             if ctx.tree.kind(rel) != "missing":  # a missing file is L101's finding
-                yield err("S201", rel, f"declaration unreadable: {problem}")
+                yield err(rule, rel, f"declaration unreadable: {problem}")
             continue
         if not isinstance(d, dict):
-            yield err("S201", rel, "declaration is not a JSON object", found=type(d).__name__)
+            yield err(rule, rel, "declaration is not a JSON object", found=type(d).__name__)
             continue
         decl = {k: d.get(k) for k in ("schema_version", "declaration", "tuning")}
         for e in schema_errors(decl):
             path, _, msg = e.partition(": ")
-            yield err("S201", rel, f"declaration does not match the schema: {msg}",
-                      location=path, hint="see loadgen_harness/schemas/system.schema.json")
+            yield err(rule, rel, f"declaration does not match the schema: {msg}",
+                      location=path, hint="see reference/schemas/system.schema.json")
 
 
-def declaration_matches_probe(ctx: Ctx):
-    """S202: the declaration agrees with what the run probed, or the override is recorded."""
+def declaration_matches_probe(ctx: Ctx, rule: str):
+    """the declaration agrees with what the run probed, or the override is recorded."""
     for s in ctx.systems:
         rel = f"systems/{s}.json"
         d = _doc(ctx, s)
@@ -45,27 +45,27 @@ def declaration_matches_probe(ctx: Ctx):
         if not isinstance(probe, dict) or any(
                 not isinstance(probe.get(k), t) or isinstance(probe.get(k), bool)
                 for k, t in PROBE_FIELDS.items()):
-            yield err("S202", rel, "the machine probe is missing or malformed", location="/probe",
+            yield err(rule, rel, "the machine probe is missing or malformed", location="/probe",
                       expected=", ".join(PROBE_FIELDS), hint="the probe is written by make submission")
             continue
         try:
             found = mismatches(d["declaration"], probe)
         except (KeyError, TypeError, AttributeError, IndexError) as e:
-            yield err("S202", rel, f"the machine probe is malformed ({type(e).__name__})",
+            yield err(rule, rel, f"the machine probe is malformed ({type(e).__name__})",
                       location="/probe")
             continue
         override = d.get("mismatch_override") is True
         for m in found:
             if override:
-                yield warn("S202", rel, f"declaration contradicts the probe (override recorded): {m}",
+                yield warn(rule, rel, f"declaration contradicts the probe (override recorded): {m}",
                            location="/declaration")
             else:
-                yield err("S202", rel, f"declaration contradicts the probe: {m}",
+                yield err(rule, rel, f"declaration contradicts the probe: {m}",
                           location="/declaration", hint="declare the machine the run used")
 
 
-def probe_consistent(ctx: Ctx):
-    """S203: the machine probe agrees with itself and with the run: accelerators only with a
+def probe_consistent(ctx: Ctx, rule: str):
+    """the machine probe agrees with itself and with the run: accelerators only with a
     CUDA build of torch that saw them and a tuning that used them; the cores the tuning used
     (workers x threads) no more than the probe found; the torch and LoadGen it names are the
     ones the traces' run could have used. A probe edited to show other hardware is caught."""
@@ -92,6 +92,6 @@ def probe_consistent(ctx: Ctx):
                 used[0] * used[1] > max(cores, 1) * 4:
             problems.append(f"{used[0]} workers x {used[1]} threads on {cores} cores")
         for p in problems:
-            yield err("S203", rel, f"the machine probe contradicts itself: {p}",
+            yield err(rule, rel, f"the machine probe contradicts itself: {p}",
                       location="/probe", hint="the probe is written by make submission, "
                       "never by hand")

@@ -51,8 +51,8 @@ def _off(logged: float, recomputed: float, tol: float) -> bool:
     return not math.isclose(logged, recomputed, rel_tol=tol)
 
 
-def throughput_recomputed(ctx: Ctx):
-    """G310: every performance and audit run's rate is what its own log shows: Offline
+def throughput_recomputed(ctx: Ctx, rule: str):
+    """every performance and audit run's rate is what its own log shows: Offline
     samples per second = samples issued / the run's duration by the log's time stamps; Server
     scheduled samples per second = samples issued / generated_query_duration, completed samples
     per second = samples issued / the run's duration. Tolerance: rules.yaml
@@ -61,7 +61,7 @@ def throughput_recomputed(ctx: Ctx):
     for r, base, rel, d in _perf_runs(ctx):
         n, dur = issued(d), duration_ms(d)
         if n is None or not dur:
-            yield err("G310", rel, "the log does not show how many samples were issued in how "
+            yield err(rule, rel, "the log does not show how many samples were issued in how "
                       "long", expected="generated_query_count, generated_samples_per_query, "
                       "time stamps", hint="a truncated or edited log")
             continue
@@ -79,7 +79,7 @@ def throughput_recomputed(ctx: Ctx):
         for key, want in checks:
             got = _get(d, key)
             if got is None or want is None or got <= 0 or _off(got, want, t):
-                yield err("G310", rel, f"{key} is not what the log's own counts and time "
+                yield err(rule, rel, f"{key} is not what the log's own counts and time "
                           "stamps give", location=f"line {d.get(key, (0, '?'))[1]}",
                           expected=f"{want:.6g} (+/- {t:.0%})" if want else "a rate",
                           found=got, hint="LoadGen's figures are recomputed, never trusted")
@@ -91,8 +91,8 @@ def _pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
-def latency_recomputed(ctx: Ctx):
-    """G311: latencies and the Server schedule are recomputed, never read from a flag.
+def latency_recomputed(ctx: Ctx, rule: str):
+    """latencies and the Server schedule are recomputed, never read from a flag.
     Server: the logged p99 is within the rules' bound and the trace's own p99 (episode
     latencies are a lower bound of LoadGen's) is not above the logged p99; the latency flag
     agrees; the scheduled rate is the target rate (within checker.server_rate_tolerance_fraction
@@ -106,7 +106,7 @@ def latency_recomputed(ctx: Ctx):
         bench = ctx.rules.benchmark(r.benchmark)
         mx = _get(d, "result_max_latency_ns")
         if lat and mx is not None and max(lat) > mx / 1e6 * 1.01 + SLACK_MS:
-            yield err("G311", rel, "an episode of the trace took longer than LoadGen's maximum "
+            yield err(rule, rel, "an episode of the trace took longer than LoadGen's maximum "
                       "latency", expected=f"<= {mx / 1e6:.1f} ms", found=f"{max(lat):.1f} ms",
                       hint="the trace and the log are of different runs")
         n = issued(d)
@@ -114,19 +114,19 @@ def latency_recomputed(ctx: Ctx):
         if r.scenario == "Offline":
             q = d.get("generated_query_count", (None,))[0]
             if q != 1:
-                yield err("G311", rel, "an Offline run issues one query", expected=1, found=q)
+                yield err(rule, rel, "an Offline run issues one query", expected=1, found=q)
             continue
         if spq != 1:
-            yield err("G311", rel, f"a {r.scenario} run issues one sample per query",
+            yield err(rule, rel, f"a {r.scenario} run issues one sample per query",
                       expected=1, found=spq)
         key, pct = (("result_99.00_percentile_latency_ns", 0.99) if r.scenario == "Server"
                     else ("result_90.00_percentile_latency_ns", 0.90))
         logged = _get(d, key)
         if logged is None:
-            yield err("G311", rel, f"the log has no {key}", expected=key, found="absent")
+            yield err(rule, rel, f"the log has no {key}", expected=key, found="absent")
             continue
         if lat and _pct(lat, pct) > logged / 1e6 * 1.01 + SLACK_MS:
-            yield err("G311", rel, f"the trace's own p{pct * 100:.0f} latency is above the "
+            yield err(rule, rel, f"the trace's own p{pct * 100:.0f} latency is above the "
                       "logged one", expected=f"<= {logged / 1e6:.1f} ms",
                       found=f"{_pct(lat, pct):.1f} ms (trace)",
                       hint="episode latencies are a lower bound of LoadGen's")
@@ -135,16 +135,16 @@ def latency_recomputed(ctx: Ctx):
         bound = bench.target_latency_ns("Server")
         met = d.get("result_perf_constraints_met", (None,))[0]
         if not audit and logged > bound:
-            yield err("G311", rel, "the Server p99 latency is above the bound",
+            yield err(rule, rel, "the Server p99 latency is above the bound",
                       expected=f"<= {bound / 1e6:.0f} ms", found=f"{logged / 1e6:.1f} ms")
         if met is not (logged <= bound):
-            yield err("G311", rel, "the latency flag contradicts the logged p99",
+            yield err(rule, rel, "the latency flag contradicts the logged p99",
                       expected=logged <= bound, found=met)
         target = _get(d, "effective_target_qps")
         sched = _get(d, "result_scheduled_samples_per_sec")
         if n and target and sched is not None:
             tol = max(ctx.rules.checker["server_rate_tolerance_fraction"], 4 / math.sqrt(n))
             if _off(sched, target, tol):
-                yield err("G311", rel, "the scheduled rate is not the target rate",
+                yield err(rule, rel, "the scheduled rate is not the target rate",
                           expected=f"{target} (+/- {tol:.0%})", found=sched,
                           hint="LoadGen schedules Poisson arrivals at the target rate")

@@ -6,7 +6,6 @@ from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
 from compliance.tracecheck import RECORD_KEYS, STEP_KEYS, record_problem
 from compliance.tree import has_duplicate_keys
-from reference.grading import CODEGEN
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
 MAX_REEXECUTED = 20_000   # tool calls re-executed per trace at most (bounds the checker's time)
@@ -66,21 +65,21 @@ def _trace_budget(ctx: Ctx):
     return ctx.tree._cache[key]
 
 
-def trace_budget(ctx: Ctx):
-    """T609: the submission can be verified at a bounded cost: its traces hold at most
+def trace_budget(ctx: Ctx, rule: str):
+    """the submission can be verified at a bounded cost: its traces hold at most
     rules.yaml checker.max_trace_records episodes in all, T605 re-executes at most
     MAX_REEXECUTED tool calls per result, and re-verifying its programs takes at most
     checker.max_sandbox_s of sandbox time (and, in a leaderboard, what is left of
     checker.max_sandbox_s_leaderboard). Past a cap the rest is not verified and the
     submission is invalid."""
     for rel in _trace_budget(ctx):
-        yield err("T609", rel, "the traces hold more episodes than the checker verifies",
+        yield err(rule, rel, "the traces hold more episodes than the checker verifies",
                   expected=f"<= {ctx.rules.checker['max_trace_records']} episodes in all",
                   hint="an honest run's trace holds one episode per issued sample")
 
 
-def trace_schema(ctx: Ctx):
-    """T601: every line of every agent trace is a well-formed episode record (the trace
+def trace_schema(ctx: Ctx, rule: str):
+    """every line of every agent trace is a well-formed episode record (the trace
     schema, checked structurally: every number finite, integers JSON integers) of the run's
     test mode."""
     _trace_budget(ctx)
@@ -92,17 +91,17 @@ def trace_schema(ctx: Ctx):
             rows, problem = ctx.tree.json_lines(rel)  # within the budget: checked above
             if rows is None:
                 if ctx.tree.kind(rel) != "missing":
-                    yield err("T601", rel, f"trace unreadable: {problem}")
+                    yield err(rule, rel, f"trace unreadable: {problem}")
                 continue
             if not rows:
-                yield err("T601", rel, "the trace is empty", expected=">= 1 episode", found=0)
+                yield err(rule, rel, "the trace is empty", expected=">= 1 episode", found=0)
             shown = 0
             for line, rec, problem in _checked_rows(ctx, rel):
                 if problem:
-                    yield err("T601", rel, f"malformed episode record: {problem}",
+                    yield err(rule, rel, f"malformed episode record: {problem}",
                               location=f"line {line}")
                 elif rec["mode"] != mode:
-                    yield err("T601", rel, "the trace is of another test mode",
+                    yield err(rule, rel, "the trace is of another test mode",
                               location=f"line {line} /mode", expected=mode, found=rec["mode"])
                 else:
                     continue
@@ -111,8 +110,8 @@ def trace_schema(ctx: Ctx):
                     break
 
 
-def trace_matches_accuracy_log(ctx: Ctx):
-    """T602: the accuracy trace has the accuracy log's samples, with the same final answers."""
+def trace_matches_accuracy_log(ctx: Ctx, rule: str):
+    """the accuracy trace has the accuracy log's samples, with the same final answers."""
     for r in ctx.results:
         rel = f"{r.acc}/agent_trace.jsonl"
         entries, _ = parse_accuracy_log(ctx, r)
@@ -128,29 +127,29 @@ def trace_matches_accuracy_log(ctx: Ctx):
             traced.setdefault(rec["qsl_idx"], (rec["answer"] or "", line))
             i = rec["qsl_idx"]
             if 0 <= i < len(tasks) and (rec["task_id"] != tasks[i].id or rec["question"] != tasks[i].question):
-                yield err("T602", rel, "the episode is not the sample's task",
+                yield err(rule, rel, "the episode is not the sample's task",
                           location=f"line {line}", expected=tasks[i].id, found=rec["task_id"])
         if set(traced) != set(logged):
-            yield err("T602", rel, "the trace and the accuracy log cover different samples",
+            yield err(rule, rel, "the trace and the accuracy log cover different samples",
                       expected=f"{len(logged)} samples of the accuracy log",
                       found=f"{len(set(traced) ^ set(logged))} differ")
         for idx, (answer, line) in traced.items():
             if idx in logged and logged[idx] != answer:
-                yield err("T602", rel, "the traced final answer differs from the accuracy log",
+                yield err(rule, rel, "the traced final answer differs from the accuracy log",
                           location=f"line {line}", expected=logged[idx], found=answer)
                 break
-        if r.benchmark == CODEGEN:  # the logged program is the episode's last attempt
-            for line, rec in recs:
-                last = next((s["tool_input"] for s in reversed(rec["steps"])
-                             if s["tool"] is not None), None)
-                if rec["answer"] != last:
-                    yield err("T602", rel, "the logged program is not the episode's last attempt",
-                              location=f"line {line} /answer", expected=last, found=rec["answer"])
-                    break
+        workload = ctx.workload(r.benchmark)
+        for line, rec in recs:  # e.g. nano-codegen: the logged program is the last attempt
+            problem = workload.payload_problem(rec)
+            if problem:
+                message, expected = problem
+                yield err(rule, rel, message, location=f"line {line} /answer",
+                          expected=expected, found=rec["answer"])
+                break
 
 
-def trace_matches_performance_logs(ctx: Ctx):
-    """T602 (performance and audit runs): the trace has one episode per sample LoadGen issued."""
+def trace_matches_performance_logs(ctx: Ctx, rule: str):
+    """(performance and audit runs): the trace has one episode per sample LoadGen issued."""
     for r in ctx.results:
         for base, mode in r.runs:
             if mode != "PerformanceOnly":
@@ -163,45 +162,52 @@ def trace_matches_performance_logs(ctx: Ctx):
             q = d.get("generated_query_count", (None,))[0]
             spq = d.get("generated_samples_per_query", (None,))[0]
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (q, spq)):
-                yield err("T602", f"{base}/mlperf_log_detail.txt",
+                yield err(rule, f"{base}/mlperf_log_detail.txt",
                           "the log does not say how many samples were issued",
                           expected="generated_query_count, generated_samples_per_query")
                 continue
             if len(rows) != q * spq:
-                yield err("T602", f"{base}/agent_trace.jsonl",
+                yield err(rule, f"{base}/agent_trace.jsonl",
                           "the trace does not hold one episode per issued sample",
                           expected=q * spq, found=len(rows))
 
 
-def step_bounds(ctx: Ctx):
-    """T603: no episode takes more steps than the benchmark's max_steps."""
+def step_bounds(ctx: Ctx, rule: str):
+    """no episode takes more steps than the benchmark's max_steps, and no step generates
+    more tokens than its max_step_tokens (both from rules.yaml, as the harness runs them)."""
     for r in ctx.results:
-        max_steps = ctx.rules.benchmark(r.benchmark).max_steps
+        bench = ctx.rules.benchmark(r.benchmark)
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             for line, rec in _records(ctx, rel):
-                if len(rec["steps"]) > max_steps:
-                    yield err("T603", rel, "more steps than max_steps", location=f"line {line}",
-                              expected=f"<= {max_steps}", found=len(rec["steps"]))
+                if len(rec["steps"]) > bench.max_steps:
+                    yield err(rule, rel, "more steps than max_steps", location=f"line {line}",
+                              expected=f"<= {bench.max_steps}", found=len(rec["steps"]))
+                    break
+                longest = max((s["generated_tokens"] for s in rec["steps"]), default=0)
+                if longest > bench.max_step_tokens:
+                    yield err(rule, rel, "a step generated more tokens than max_step_tokens",
+                              location=f"line {line}", expected=f"<= {bench.max_step_tokens}",
+                              found=longest)
                     break
 
 
-def step_times_add_up(ctx: Ctx):
-    """T604: per-step generation and tool times fit within the episode's time."""
+def step_times_add_up(ctx: Ctx, rule: str):
+    """per-step generation and tool times fit within the episode's time."""
     for r in ctx.results:
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             for line, rec in _records(ctx, rel):
                 total = sum(s["generation_ms"] + s["tool_ms"] for s in rec["steps"])
                 if total > rec["latency_ms"] + TIME_SLACK_MS:
-                    yield err("T604", rel, "step times add up to more than the episode time",
+                    yield err(rule, rel, "step times add up to more than the episode time",
                               location=f"line {line}", expected=f"<= {rec['latency_ms']} ms",
                               found=f"{total:.3f} ms")
                     break
 
 
-def tool_calls_reexecuted(ctx: Ctx):
-    """T605: every tool call in the traces, re-executed, gives the logged observation
+def tool_calls_reexecuted(ctx: Ctx, rule: str):
+    """every tool call in the traces, re-executed, gives the logged observation
     (nano-react: the reference tools; nano-codegen: every attempt's program verified again in
     the sandbox against the task's expected output gives the logged feedback). At most
     MAX_REEXECUTED calls per result are re-executed; past that T609 reports the rest unchecked."""
@@ -232,7 +238,7 @@ def tool_calls_reexecuted(ctx: Ctx):
                             r.benchmark, task, s["tool"], s["tool_input"], s["observation"])
                     same, obs = seen[k]
                     if not same:
-                        yield err("T605", rel, "a tool observation does not match re-execution",
+                        yield err(rule, rel, "a tool observation does not match re-execution",
                                   location=f"line {line} /steps/{i}", expected=obs,
                                   found=s["observation"])
                         break

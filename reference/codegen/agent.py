@@ -27,35 +27,15 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from reference.codegen.format import END, FEEDBACK, PROGRAM, TASK, parse_program, step_complete
 from reference.codegen.sandbox import VerifyResult
 from reference.codegen.tasks import CodeTask, wrong_program
-from reference.react.agent import EpisodeResult, StepRecord
+from reference.episode import EpisodeResult, StepRecord
 from reference.model import decode
 
 MAX_ATTEMPTS = 3
 MAX_STEP_TOKENS = 400      # tokens one attempt may take before it is cut off
 TOOL = "python"            # the `tool` of an attempt's step in results and traces
-TASK, PROGRAM, END, FEEDBACK = "Task: ", "Program:", "End", "Feedback: "
-
-
-def parse_program(text: str) -> str:
-    """The program inside an agent's `Program:` ... `End` block (lenient about the header)."""
-    lines = text.split("\n")
-    if lines and lines[0].strip() == PROGRAM:
-        lines = lines[1:]
-    body = []
-    for line in lines:
-        if line.strip() == END:
-            break
-        body.append(line)
-    return "\n".join(body).strip("\n")
-
-
-def step_complete(text: str) -> bool:
-    """True once the agent has closed its program with an `End` line."""
-    return text.endswith(f"\n{END}\n") or text == f"{END}\n"
-
-
 @dataclass
 class Attempt:
     program: str
@@ -95,7 +75,9 @@ class CodegenEnv:
     max_step_tokens = MAX_STEP_TOKENS
     step_complete = staticmethod(step_complete)
 
-    def __init__(self, task: CodeTask, verifier, max_attempts: int = MAX_ATTEMPTS):
+    def __init__(self, task: CodeTask, verifier, max_attempts: int = MAX_ATTEMPTS,
+                 max_step_tokens: int = MAX_STEP_TOKENS):
+        self.max_step_tokens = max_step_tokens
         self.task, self.verifier, self.max_attempts = task, verifier, max_attempts
         self.result = CodegenResult(task.prompt, transcript=f"{TASK}{task.prompt}\n")
 

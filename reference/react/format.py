@@ -19,6 +19,8 @@ since the last observation. Semantics (from the ReAct drill):
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from dataclasses import dataclass
 
 QUESTION = "Question: "
@@ -86,3 +88,7 @@ def step_complete(text: str) -> bool:
     last = text.rstrip("\n").rsplit("\n", 1)[-1].strip()
     return (last.startswith(FINAL_ANSWER.rstrip()) or last.startswith(ACTION_INPUT.rstrip())
             or last.startswith("Observation:"))
+
+
+# the checker parses every logged step; agent steps repeat across episodes
+parse_step_cached = lru_cache(maxsize=65536)(parse_step)

@@ -23,6 +23,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from reference.hashing import file_sha256
 from reference.react.format import (ACTION, ACTION_INPUT, FINAL_ANSWER, THOUGHT,
                                     observation_line, question_line)
 from reference.tools import LOOKUP_TABLE, run_tool
@@ -380,10 +381,6 @@ def generalisation_tasks() -> list[Task]:
     names = [k for k in TEMPLATES if k != "const_op_const"]
     return [t.task for t in generate(GEN_SEED, GEN_SIZE, prefix="react-gen-", dist=HELDOUT_DIST,
                                      templates=names)]
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _write_frozen(tasks: list[Task], path: Path) -> str:

@@ -11,16 +11,17 @@ from reference.codegen.agent import CodegenEnv
 from reference.codegen.sandbox import Verifier
 from reference.codegen.tasks import load_eval_set
 from reference.engine import Engine
-from reference.evaluate import CHECKPOINTS, load_model
+from reference.checkpoint import load_model
 from reference.grading import Grader
-from reference.react.agent import run_env
+from reference.episode import run_env
+from reference.workloads import get_workload
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model(CHECKPOINTS["nano-codegen"])
+    return load_model(get_workload("nano-codegen").default_checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_the_committed_checkpoint_solves_the_seed_tasks(model, verifier):
 
 def test_engine_gives_the_one_episode_results_with_retries_in_the_batch(model, verifier):
     tasks = load_eval_set()[:24]
-    engine = Engine(model, max_batch=8, make_env=lambda t: CodegenEnv(t, verifier))
+    engine = Engine(model, lambda t: CodegenEnv(t, verifier), max_batch=8)
     batched = engine.run_all(tasks)
     single = [run_env(model, CodegenEnv(t, verifier)) for t in tasks]
     assert [_summary(r) for r in batched] == [_summary(r) for r in single]
@@ -68,7 +69,7 @@ def test_codegen_through_loadgen_logs_programs_the_checker_can_rerun(tmp_path, s
     settings = {"server_target_qps": 50.0, "server_target_latency_ns": 10**10} \
         if scenario == "Server" else {}
     spec = {"benchmark": "nano-codegen", "scenario": scenario, "mode": "AccuracyOnly",
-            "out_dir": str(tmp_path / scenario), "checkpoint": str(CHECKPOINTS["nano-codegen"]),
+            "out_dir": str(tmp_path / scenario), "checkpoint": str(get_workload("nano-codegen").default_checkpoint),
             "eval_set": str(eval_set), "settings": settings, "workers": 1, "threads": 1}
     status = run_test(spec, timeout_s=180)
     out = Path(spec["out_dir"])
@@ -120,7 +121,7 @@ class _BrokenVerifier:
 
 def test_one_hostile_episode_does_not_change_the_others_in_a_batch_of_64(model, verifier):
     tasks = load_eval_set()[:64]
-    clean = Engine(model, max_batch=64, make_env=lambda t: CodegenEnv(t, verifier)).run_all(tasks)
+    clean = Engine(model, lambda t: CodegenEnv(t, verifier), max_batch=64).run_all(tasks)
     hostile = {
         5: lambda t: _Hijacked(t, verifier, "result = chr(55296)"),  # a lone surrogate
         20: lambda t: _Hijacked(t, verifier, "x = []\nfor i in range(10**5):\n    x = [x]\n"

@@ -2,11 +2,12 @@ import random
 
 import pytest
 
-from reference.codegen.agent import CodegenEnv, parse_program, step_complete, trajectory
+from reference.codegen.agent import CodegenEnv, trajectory
+from reference.codegen.format import parse_program, step_complete
 from reference.codegen.sandbox import Verifier
 from reference.codegen.tasks import (EVAL_PATH, SEED_TASKS, CodeTask, generate, load_eval_set,
                                      wrong_program)
-from reference.react.tasks import file_sha256
+from reference.hashing import file_sha256
 from reference.sft import IGNORE_INDEX, build_sft_labels
 
 

@@ -8,7 +8,8 @@ from reference.codegen.sandbox import Verifier
 from reference.codegen.tasks import (CODE_TRAIN, EVAL_PATH, GEN_PATH, TEMPLATES, VARIETY,
                                      generalisation_tasks, generate, load_eval_set,
                                      load_generalisation_set)
-from reference.react.tasks import WORDS, file_sha256, is_heldout_word
+from reference.react.tasks import WORDS, is_heldout_word
+from reference.hashing import file_sha256
 
 LIST_TEMPLATES = {"sum_list", "max_list", "min_list", "sorted_list", "reverse_list"}
 WORD_TEMPLATES = {"reverse_string", "length", "upper", "count_char"}

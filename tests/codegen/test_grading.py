@@ -59,7 +59,7 @@ def test_a_submission_of_slow_programs_hits_the_budget():
 
 
 def test_tasks_load_per_benchmark():
-    from loadgen_harness.rules import load_rules
+    from reference.rules import load_rules
     rules = load_rules()
     code = load_tasks("nano-codegen", rules.benchmark("nano-codegen").eval_set)
     react = load_tasks("nano-react", rules.benchmark("nano-react").eval_set)

@@ -183,7 +183,7 @@ def wrong_answers(result: Path, n: int, how: str = "wrong") -> None:
     measurements.json). how: 'wrong' (a system that simply answers worse), 'equivalent'
     (nano-codegen: other programs that compute the same), 'literal' (nano-codegen: programs
     that assign the expected output)."""
-    from loadgen_harness.rules import load_rules
+    from reference.rules import load_rules
     from reference.grading import load_tasks
     all_tasks = load_tasks(result.parent.name, load_rules().benchmark(result.parent.name).eval_set)
     acc_log = result / "accuracy/mlperf_log_accuracy.json"
@@ -202,8 +202,8 @@ def wrong_answers(result: Path, n: int, how: str = "wrong") -> None:
         if e["qsl_idx"] in changed:
             e["data"] = changed[e["qsl_idx"]].encode().hex().upper()
     t01.write_text(json.dumps(doc))
-    from loadgen_harness.rules import load_rules
-    from reference.grading import CODEGEN, Grader, load_tasks
+    from reference.rules import load_rules
+    from reference.grading import Grader, load_tasks
     benchmark = result.parent.name
     bench = load_rules().benchmark(benchmark)
     tasks = load_tasks(benchmark, bench.eval_set)
@@ -217,7 +217,7 @@ def wrong_answers(result: Path, n: int, how: str = "wrong") -> None:
                     continue
                 rec["answer"] = changed[rec["qsl_idx"]]
                 last = rec["steps"][-1]
-                if benchmark == CODEGEN:  # the last attempt is the logged program
+                if benchmark == "nano-codegen":  # the last attempt is the logged program
                     last["text"] = f"Program:\n{rec['answer']}\nEnd\n"
                     last["tool_input"] = rec["answer"]
                     last["observation"] = g.verify(rec["answer"], tasks[rec["qsl_idx"]].answer).feedback

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from compliance.check import check_path
-from loadgen_harness.rules import load_rules
+from reference.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "tests/fixtures/smoke_submission"
@@ -61,13 +61,13 @@ def test_sandbox_time_past_the_budget_is_a_finding(tmp_path):
 def test_seeded_reference_verdicts_are_what_the_sandbox_says():
     from compliance.context import seed_reference_verdicts
     from reference.codegen.sandbox import Verifier
-    from reference.grading import _SHARED, CODEGEN, load_tasks
+    from reference.grading import _SHARED, load_tasks
     from compliance import context
     context._SEEDED.clear()
     rules = load_rules()
     seed_reference_verdicts(rules)
-    bench = rules.benchmark(CODEGEN)
-    tasks = load_tasks(CODEGEN, bench.eval_set)
+    bench = rules.benchmark("nano-codegen")
+    tasks = load_tasks("nano-codegen", bench.eval_set)
     rows = [json.loads(l) for l in bench.reference_results.read_text().splitlines()][::25]
     keys = [(r["answer"], tasks[r["qsl_idx"]].answer) for r in rows if r["correct"]]
     assert keys and all(k in _SHARED for k in keys)

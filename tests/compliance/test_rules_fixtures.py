@@ -52,7 +52,7 @@ def test_a_crashing_rule_is_an_internal_error_finding(monkeypatch):
     import compliance.check as check_mod
     from compliance.registry import Rule
 
-    def broken(ctx):
+    def broken(ctx, rule):
         raise KeyError("bug")
         yield  # pragma: no cover
 

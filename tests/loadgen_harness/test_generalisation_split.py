@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from loadgen_harness.rules import load_rules
+from reference.rules import load_rules
 from loadgen_harness.submission import plan_runs
-from loadgen_harness.yamlio import load_yaml
+from reference.yamlio import load_yaml
 from reference.grading import Grader, load_tasks
-from reference.react.tasks import file_sha256
+from reference.hashing import file_sha256
 
 TUNING = {"benchmarks": {b: {s: {"offline_expected_qps": 10, "server_target_qps": 2,
                                  "single_stream_expected_latency_ms": 100}

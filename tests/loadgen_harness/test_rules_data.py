@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from loadgen_harness.rules import ROOT, RulesError, load_rules
+from reference.rules import ROOT, RulesError, load_rules
 from loadgen_harness.submission import loadgen_settings, plan_runs
 from reference.grading import Grader, load_tasks
-from reference.react.tasks import file_sha256
+from reference.hashing import file_sha256
 
 
 @pytest.mark.parametrize("name", ["nano-react", "nano-codegen"])

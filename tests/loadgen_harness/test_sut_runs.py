@@ -35,7 +35,8 @@ def test_accuracy_run_logs_every_sample_once_with_its_answer(tmp_path, tiny_chec
     # the payload is the final answer: the accuracy log and the trace agree sample by sample
     answers = {r["qsl_idx"]: r["answer"] or "" for r in trace}
     assert all(e["answer"] == answers[e["qsl_idx"]] for e in entries)
-    acc = accuracy_from_log(out / "mlperf_log_accuracy.json", load_eval_set(small_eval_set))
+    acc = accuracy_from_log(out / "mlperf_log_accuracy.json", load_eval_set(small_eval_set),
+                            "nano-react")
     assert acc["n_unique"] == 12 and acc["duplicated"] == 0
 
 

@@ -1,0 +1,97 @@
+"""Typed specs of the harness: how one benchmark x scenario is tuned, and one LoadGen run.
+
+    tuning = Tuning.of(system_doc["tuning"], "nano-react", "Offline")   # systems/<system>.yaml
+    spec = RunSpec(benchmark="nano-react", scenario="Offline", mode="PerformanceOnly",
+                   out_dir=..., checkpoint=..., eval_set=..., settings={...}, **tuning.run_fields())
+    run_test(spec, timeout_s=300)         # loadgen_harness.runner: the spec travels as JSON
+
+`RunSpec` is what `make submission`, `bench` and the report's sweep hand to the child process
+(loadgen_harness.child), written once as run_spec.json beside the run's logs; an unknown or
+missing field is an error, never a silent default. `Tuning` holds the one default a system
+file may leave out (max_batch per scenario).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+# Rows of the engine's KV cache per scenario when a system file does not say (Offline: as many
+# as fit the throughput sweet spot on the reference CPU; Server: half, for latency; one stream).
+DEFAULT_MAX_BATCH = {"Offline": 64, "Server": 32, "SingleStream": 1}
+
+
+class SpecError(ValueError):
+    """A run spec or tuning that is malformed."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """One benchmark x scenario's tuning from a system file."""
+    device: str
+    workers: int
+    threads: int
+    max_batch: int
+    loadgen: dict = field(default_factory=dict)   # the scenario's LoadGen knobs (expected qps...)
+
+    @classmethod
+    def of(cls, tuning: dict, benchmark: str, scenario: str) -> "Tuning":
+        scen = (tuning.get("benchmarks") or {}).get(benchmark, {}).get(scenario)
+        if not scen:
+            raise SpecError(f"the system file has no tuning for {benchmark} {scenario}")
+        knobs = {k: v for k, v in scen.items() if k != "max_batch"}
+        return cls(tuning["device"], int(tuning.get("workers", 1)), int(tuning.get("threads", 1)),
+                   int(scen.get("max_batch", DEFAULT_MAX_BATCH[scenario])), knobs)
+
+    def run_fields(self) -> dict:
+        """The RunSpec fields this tuning sets."""
+        return {"device": self.device, "workers": self.workers, "threads": self.threads,
+                "max_batch": self.max_batch}
+
+
+@dataclass
+class RunSpec:
+    """One LoadGen test run in a child process."""
+    benchmark: str
+    scenario: str                    # Offline | Server | SingleStream
+    mode: str                        # AccuracyOnly | PerformanceOnly
+    out_dir: str
+    checkpoint: str
+    eval_set: str
+    settings: dict                   # LoadGen TestSettings fields
+    device: str = "cpu"
+    workers: int = 1
+    threads: int = 1
+    max_batch: int | None = None     # None: the scenario's DEFAULT_MAX_BATCH
+    verifier_workers: int = 2
+    performance_sample_count: int | None = None   # None: every task
+    rules: str | None = None         # a rules.yaml other than the suite's (tests)
+    fault: str | None = None         # fault injection for the watchdog tests: raise | hang
+
+    def __post_init__(self):
+        for name in ("out_dir", "checkpoint", "eval_set", "rules"):
+            if isinstance(getattr(self, name), Path):
+                setattr(self, name, str(getattr(self, name)))
+        if self.max_batch is None:
+            self.max_batch = DEFAULT_MAX_BATCH.get(self.scenario, 1)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "RunSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise SpecError(f"unknown run spec field(s): {', '.join(unknown)}")
+        try:
+            return cls(**doc)
+        except TypeError as err:
+            raise SpecError(f"bad run spec: {err}") from None
+
+    @classmethod
+    def read(cls, path: Path) -> "RunSpec":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def write(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
