@@ -15,7 +15,9 @@ same walks (they must agree: both claim to compile the same schema).
 Candidates: outlines-core (its Index read once into a dense table: the path
 reference/planner/constraint.py uses; and its own `get_allowed_tokens` per token) and xgrammar
 (GrammarMatcher, bitmask, apply_token_bitmask_inplace; BatchGrammarMatcher for the batch).
-A library that is not installed is reported as such.
+A library that is not installed is reported as such: only outlines-core is a dependency; to
+measure xgrammar too, `.venv/bin/pip install xgrammar==0.2.9` first (it pulls transformers
+and triton, about 1.1 GB; the session that made this comparison removed it afterwards).
 
 Limits: wall-clock timings on whatever else the machine is running (medians of many calls);
 one thread (torch.set_num_threads(1)).

@@ -401,13 +401,17 @@ def main() -> None:
     if args.freeze:
         print(f"eval.jsonl            {_write(eval_tasks(), EVAL_PATH)}")
         print(f"generalisation.jsonl  {_write(generalisation_tasks(), GEN_PATH)}")
+    differs = False
     if args.check:
         for path, tasks in ((EVAL_PATH, eval_tasks()), (GEN_PATH, generalisation_tasks())):
             same = path.read_text() == frozen_text(tasks)
+            differs |= not same
             print(f"{path.name}: {'matches' if same else 'DIFFERS from'} the generator; "
                   f"sha256 {file_sha256(path)}")
     for traj in generate(TRAIN_SEED, args.show, p_detour=0.3):
         print(traj.text, end="\n\n")
+    if differs:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
