@@ -105,10 +105,10 @@ def _episode_prints(ctx: Ctx, per_run: int = 100) -> list[str]:
     import hashlib
 
     from compliance.checks.episodes import _fingerprint
-    from compliance.checks.traces import _records
+    from compliance.checks.traces import trace_records
     out = []
     for r in ctx.results:
-        for _, rec in _records(ctx, f"{r.perf}/agent_trace.jsonl")[:per_run]:
+        for _, rec in trace_records(ctx, f"{r.perf}/agent_trace.jsonl")[:per_run]:
             out.append(hashlib.sha1(repr(_fingerprint(rec)).encode()).hexdigest()[:16])
     return out
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from compliance.findings import Report
+from reference.rules import RulesError, load_rules
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -61,7 +62,12 @@ def main(argv=None) -> int:
     c = sub.add_parser("check", help="validate one submission directory or archive")
     c.add_argument("path", type=Path, help="submission directory or .tar.gz/.tgz/.tar/.zip")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
-    c.add_argument("--profile", choices=["official", "smoke"], default="official",
+    try:
+        profiles = sorted(load_rules().profiles)  # rules.yaml names them (official, smoke)
+    except RulesError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    c.add_argument("--profile", choices=profiles, default="official",
                    help="the profile the submission must be (smoke is never leaderboard-eligible)")
     c.add_argument("--replay", type=int, default=0, metavar="N",
                    help="re-run N episodes per benchmark of the closed division with the "
@@ -73,7 +79,7 @@ def main(argv=None) -> int:
     lb = sub.add_parser("leaderboard", help="validate and rank a folder of submissions")
     lb.add_argument("dir", type=Path, help="folder of submission directories and/or archives")
     lb.add_argument("--out", type=Path, required=True, help="output folder")
-    lb.add_argument("--profile", choices=["official", "smoke"], default="official",
+    lb.add_argument("--profile", choices=profiles, default="official",
                     help="the profile the submissions must be")
     lb.add_argument("--replay", type=int, default=None, metavar="N",
                     help="episodes per benchmark replayed for each closed entry (R801; default "

@@ -27,7 +27,6 @@ from compliance.safe import csv_cell, json_value, markdown, text
 from compliance.tree import Tree
 from reference.rules import load_rules
 
-LOWER_IS_BETTER = {"SingleStream"}
 NEAR_IDENTICAL = 0.1   # share of a run's episodes (sample and every timing) seen in another entry
 REFERENCE_ENTRY = "reference"  # the official reference submission's submitter name
 CHART_ROWS = 30        # bars drawn per board chart (the table lists every entry)
@@ -138,7 +137,8 @@ def _plausible(rules, row: dict) -> bool:
     c = rules.checker
     ref = c["reference_results"].get(row["benchmark"], {})
     value, base = row.get("value"), ref.get(row["scenario"])
-    if not isinstance(value, (int, float)) or not base or row["scenario"] in LOWER_IS_BETTER:
+    if not isinstance(value, (int, float)) or not base or _lower(rules, row["benchmark"],
+                                                                  row["scenario"]):
         return True
     cores = row.get("probe_cores") if isinstance(row.get("probe_cores"), int) else 1
     scale = max(1.0, cores / ref.get("cores", 1))
@@ -214,15 +214,20 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
                                                "notes": "; ".join(row_notes)})
     references = {}
     for key, rows in boards.items():
-        lower = key.split(" / ")[1] in LOWER_IS_BETTER
+        lower = _lower(rules, *key.split(" / ")[:2])
         rows.sort(key=lambda r: (r["value"] if lower else -r["value"], r["submission"]))
         for i, r in enumerate(rows, 1):
             r["rank"] = i
-        references[key] = ref = _reference(rules, key, rows)
+        references[key] = ref = {**_reference(rules, key, rows), "lower_is_better": lower}
         for r in rows:
             r["speedup"] = _speedup(r.get("value"), ref["value"], lower)
     return {"profile": profile, "boards": dict(sorted(boards.items())), "invalid": invalid,
             "flagged": flagged, "references": dict(sorted(references.items()))}
+
+
+def _lower(rules, benchmark: str, scenario: str) -> bool:
+    """rules.yaml: whether the scenario's metric ranks lower first."""
+    return benchmark in rules.benchmarks and rules.benchmark(benchmark).lower_is_better(scenario)
 
 
 def _reference(rules, key: str, rows: list[dict]) -> dict:
@@ -322,7 +327,8 @@ def to_html(data: dict) -> str:
         cols = _columns(key)
         ref = data.get("references", {}).get(key, {})
         parts.append(f"<h2>{e(key)}</h2>")
-        parts.append(f"<div class=\"chart\">{bar_chart_svg(key, rows, ref.get('value'), i)}</div>")
+        chart = bar_chart_svg(key, rows, ref.get("value"), i, ref.get("lower_is_better", False))
+        parts.append(f"<div class=\"chart\">{chart}</div>")
         parts.append("<p class=\"ref\">Speed-ups are over "
                      + (f"{e(ref['value'])} {e(rows[0].get('metric'))}: "
                         if ref.get("value") is not None else "nothing: ")
@@ -347,7 +353,8 @@ def to_html(data: dict) -> str:
 _SVG_ID = re.compile(r'(\bid="|href="#|url\(#)')
 
 
-def bar_chart_svg(key: str, rows: list[dict], ref_value, index: int) -> str:
+def bar_chart_svg(key: str, rows: list[dict], ref_value, index: int,
+                  lower_is_better: bool = False) -> str:
     """One board's bar chart as inline SVG: an entry's figure per bar, best at the top, the
     reference dashed. Text is drawn as paths (no submission text becomes markup) and every
     SVG id gets the chart's prefix (several charts share one page)."""
@@ -355,10 +362,10 @@ def bar_chart_svg(key: str, rows: list[dict], ref_value, index: int) -> str:
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
     with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": f"c{index}"}):
-        return _draw_bars(key, rows, ref_value, index, Figure, FigureCanvasSVG)
+        return _draw_bars(key, rows, ref_value, index, lower_is_better, Figure, FigureCanvasSVG)
 
 
-def _draw_bars(key, rows, ref_value, index, Figure, FigureCanvasSVG) -> str:
+def _draw_bars(key, rows, ref_value, index, lower_is_better, Figure, FigureCanvasSVG) -> str:
     shown = [r for r in rows if isinstance(r.get("value"), (int, float))][:CHART_ROWS]
     if not shown:
         return "<p>no figure to draw</p>"
@@ -380,8 +387,8 @@ def _draw_bars(key, rows, ref_value, index, Figure, FigureCanvasSVG) -> str:
     ax.set_xlim(0, max(values + [ref_value if isinstance(ref_value, (int, float)) else 0])
                 * 1.18)
     metric = text(shown[0].get("metric") or "value", 60).replace("$", r"\$")
-    ax.set_xlabel(metric + (" (lower is better)" if key.split(" / ")[1] in LOWER_IS_BETTER
-                            else " (higher is better)"), fontsize=9)
+    ax.set_xlabel(metric + (" (lower is better)" if lower_is_better else " (higher is better)"),
+                  fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None})

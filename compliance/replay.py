@@ -17,7 +17,7 @@ import hashlib
 import random
 
 from compliance.checks import err
-from compliance.checks.traces import _records
+from compliance.checks.traces import trace_records
 from compliance.context import Ctx
 from reference.workloads import Workload
 
@@ -42,7 +42,7 @@ def choose(ctx: Ctx, n: int, seed: int) -> dict[str, list[tuple[str, int, dict]]
                 continue
             for base, _ in r.runs:
                 rel = f"{base}/agent_trace.jsonl"
-                pool += [(rel, line, rec) for line, rec in _records(ctx, rel)]
+                pool += [(rel, line, rec) for line, rec in trace_records(ctx, rel)]
         if pool:
             out[bench] = rng.sample(pool, min(n, len(pool)))
     return out

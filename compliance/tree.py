@@ -10,9 +10,27 @@ import json
 import math
 import os
 import stat
+import zlib
 from pathlib import Path
 
 MAX_FILE_BYTES = 64 * 2**20  # no legitimate file of a submission comes near this
+# files a submission may store gzip-compressed as NAME.gz (the reference submission does, to
+# keep the repository small); read as if plain, with the same size limit after decompression
+COMPRESSIBLE = ("agent_trace.jsonl",)
+
+
+def _gunzip(data: bytes) -> tuple[bytes | None, str]:
+    """One gzip member, decompressed to at most MAX_FILE_BYTES (a bomb stops there)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, MAX_FILE_BYTES + 1)
+    except zlib.error as err:
+        return None, f"not a valid gzip file ({err})"
+    if len(out) > MAX_FILE_BYTES or d.unconsumed_tail:
+        return None, f"decompresses to over the {MAX_FILE_BYTES} byte limit"
+    if not d.eof or d.unused_data:
+        return None, "a truncated gzip file, or data after its end"
+    return out, ""
 MAX_INT_DIGITS = 24          # the longest honest integer is a 20-digit LoadGen seed
 # Keys LoadGen itself logs more than once; any other key twice means an edited log.
 REPEATABLE_KEYS = {"generic_message", "error", "warning"}
@@ -84,8 +102,27 @@ class Tree:
         self.root = Path(root).resolve()
         self._cache: dict = {}
 
+    def memo(self, key, compute):
+        """compute() once per key for this tree (parsed logs, checked traces): the checks
+        share what one of them read."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def stored_as(self, rel: str) -> str:
+        """Where a file's content is: `rel`, or `rel.gz` for a file a submission may store
+        compressed (COMPRESSIBLE) when only the compressed one is there."""
+        if rel.rsplit("/", 1)[-1] in COMPRESSIBLE and self._kind(rel) == "missing" \
+                and self._kind(rel + ".gz") != "missing":
+            return rel + ".gz"
+        return rel
+
     def kind(self, rel: str) -> str:
-        """'file', 'dir', 'missing', 'link' or 'special'."""
+        """'file', 'dir', 'missing', 'link' or 'special' (of the compressed copy, for a
+        file stored compressed)."""
+        return self._kind(self.stored_as(rel))
+
+    def _kind(self, rel: str) -> str:
         try:
             st = os.lstat(self.root / rel)
         except OSError:
@@ -127,12 +164,14 @@ class Tree:
                           "link": "is a link (links are refused)",
                           "special": "is not a regular file"}[k])
         else:
+            stored = self.stored_as(rel)
             try:
-                size = os.lstat(self.root / rel).st_size
+                size = os.lstat(self.root / stored).st_size
                 if size > MAX_FILE_BYTES:
                     out = (None, f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit")
                 else:
-                    out = ((self.root / rel).read_bytes(), "")
+                    data = (self.root / stored).read_bytes()
+                    out = (data, "") if stored == rel else _gunzip(data)
             except OSError as err:
                 out = (None, f"cannot read: {err.strerror}")
         self._cache[key] = out

@@ -97,6 +97,13 @@ class Benchmark:
         return _subset_target(self.reference_results, self.quality_target_fraction,
                               self.quality_target, indices)
 
+    def lower_is_better(self, scenario: str) -> bool:
+        """Whether the scenario's metric ranks lower first (a latency)."""
+        return bool(self.scenarios.get(scenario, {}).get("lower_is_better", False))
+
+    def metric(self, scenario: str) -> str:
+        return self.scenarios[scenario]["metric"]
+
     def target_latency_ns(self, scenario: str) -> int | None:
         ms = self.scenarios.get(scenario, {}).get("target_latency_ms")
         return None if ms is None else int(ms * 1e6)

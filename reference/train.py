@@ -4,7 +4,7 @@
     python -m reference.train nano-react --rope --steps 2000 --out /tmp/rope   # a shorter run
     python -m reference.train nano-react --no-mask       # learn every token (comparison)
     python -m reference.train nano-react --steps 200 --out /tmp/quick   # a quick look
-    python -m reference.train nano-codegen --init-from reference/checkpoints/nano-codegen/init/model.pt
+    python -m reference.train nano-codegen --rope --init-from reference/checkpoints/nano-react/model.pt --variety wide
 
 nano-codegen trains on oracle programs, a share of them after a real failed attempt and its
 verifier feedback (both masked: only the corrected program is learned); its validation is

@@ -8,7 +8,7 @@ import math
 from compliance.checks import err
 from compliance.checks.quality import HEX, parse_accuracy_log
 from compliance.checks.timing import duration_ms, issued
-from compliance.checks.traces import _records
+from compliance.checks.traces import trace_records
 from compliance.context import Ctx
 
 
@@ -49,7 +49,7 @@ def test01_outputs_match(ctx: Ctx, rule: str):
                               "issued samples", expected=f"about {n * p:.0f} of {n}",
                               found=len(data), hint="the audit log is LoadGen's; do not edit it")
         traced = {}
-        for _, rec in _records(ctx, f"{_audit(r, 'TEST01')}/agent_trace.jsonl"):
+        for _, rec in trace_records(ctx, f"{_audit(r, 'TEST01')}/agent_trace.jsonl"):
             traced.setdefault(rec["qsl_idx"], set()).add(rec["answer"] or "")
         if traced and isinstance(data, list):
             for i, e in enumerate(data):
@@ -99,7 +99,7 @@ def _tokens_per_s(ctx: Ctx, base: str, scenario: str):
     """Generated tokens per second of a run, recomputed: the trace's tokens over the run's
     duration by the log's own time stamps (never LoadGen's stated rate)."""
     d, _ = ctx.tree.mllog(f"{base}/mlperf_log_detail.txt")
-    recs = _records(ctx, f"{base}/agent_trace.jsonl")
+    recs = trace_records(ctx, f"{base}/agent_trace.jsonl")
     if d is None or not recs:
         return None
     dur = duration_ms(d)
@@ -110,7 +110,7 @@ def _tokens_per_s(ctx: Ctx, base: str, scenario: str):
 
 def _tokens_per_gen_ms(ctx: Ctx, base: str):
     """Generated tokens per ms of generation time, from the trace alone."""
-    recs = _records(ctx, f"{base}/agent_trace.jsonl")
+    recs = trace_records(ctx, f"{base}/agent_trace.jsonl")
     ms = sum(s["generation_ms"] for _, rec in recs for s in rec["steps"])
     return sum(rec["generated_tokens"] for _, rec in recs) / ms if recs and ms > 0 else None
 
@@ -141,7 +141,7 @@ def test04_no_caching(ctx: Ctx, rule: str):
                       expected=f"performance_issue_same true, index {idx}",
                       found=f"{same}, index {same_idx}")
             continue
-        recs = _records(ctx, f"{base}/agent_trace.jsonl")
+        recs = trace_records(ctx, f"{base}/agent_trace.jsonl")
         if not recs:
             continue  # missing or unreadable: L101 / T601 report it
         if len({rec["qsl_idx"] for _, rec in recs}) != 1 or \
@@ -154,7 +154,7 @@ def test04_no_caching(ctx: Ctx, rule: str):
         audit = _tokens_per_s(ctx, base, r.scenario)
         normal = _tokens_per_s(ctx, r.perf, r.scenario)
         if audit is None or normal is None:
-            if normal is None and not _records(ctx, f"{r.perf}/agent_trace.jsonl"):
+            if normal is None and not trace_records(ctx, f"{r.perf}/agent_trace.jsonl"):
                 continue  # the performance run's trace is missing: L101 / T601 report it
             yield err(rule, rel, "cannot compute generated tokens/s for the caching audit",
                       hint="the runs' detail logs must state their rates")
@@ -179,7 +179,7 @@ def test09_output_length(ctx: Ctx, rule: str):
         if m is None or m.get("division") != "closed":
             continue
         rel = f"{r.acc}/agent_trace.jsonl"
-        recs = _records(ctx, rel)
+        recs = trace_records(ctx, rel)
         if not recs:
             continue
         mean = statistics.fmean(rec["generated_tokens"] for _, rec in recs)

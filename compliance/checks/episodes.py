@@ -11,7 +11,7 @@ from collections import Counter
 
 from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
-from compliance.checks.traces import _checked_rows, _records
+from compliance.checks.traces import checked_trace_rows, trace_records
 from compliance.context import Ctx
 
 
@@ -38,10 +38,10 @@ def trace_episodes_distinct(ctx: Ctx, rule: str):
     for r in ctx.results:
         for base, mode in r.runs:
             rel = f"{base}/agent_trace.jsonl"
-            recs = _records(ctx, rel)
+            recs = trace_records(ctx, rel)
             if not recs:
                 continue
-            rows = _checked_rows(ctx, rel)
+            rows = checked_trace_rows(ctx, rel)
             seqs = sorted(rec["seq"] for _, rec in recs)
             if len(rows or ()) == len(recs) and seqs != list(range(len(recs))):  # else T601
                 yield err(rule, rel, "the episodes' seq numbers are not 0..n-1, once each",
@@ -92,7 +92,7 @@ def trace_self_consistent(ctx: Ctx, rule: str):
         closed = m.get("division") == "closed"
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
-            for line, rec in _records(ctx, rel):
+            for line, rec in trace_records(ctx, rel):
                 i = rec["qsl_idx"]
                 steps = rec["steps"]
                 problem = None
@@ -130,7 +130,7 @@ def performance_answers_match(ctx: Ctx, rule: str):
             if mode != "PerformanceOnly":
                 continue
             rel = f"{base}/agent_trace.jsonl"
-            recs = _records(ctx, rel)
+            recs = trace_records(ctx, rel)
             bad = [(line, rec) for line, rec in recs
                    if rec["qsl_idx"] in logged and (rec["answer"] or "") != logged[rec["qsl_idx"]]]
             if bad:

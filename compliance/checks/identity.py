@@ -121,7 +121,7 @@ def _metadata(ctx: Ctx, rel: str, key: str) -> dict | None:
     text, _ = ctx.tree.text(rel)
     if d is None or key not in d or text is None:
         return None
-    lines = ctx.tree._cache.setdefault(("lines", rel), text.splitlines())
+    lines = ctx.tree.memo(("lines", rel), text.splitlines)
     try:
         import json
         meta = json.loads(lines[d[key][1] - 1][len(":::MLLOG "):]).get("metadata")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from compliance.checks import err
 from compliance.context import (ACCURACY_FILES, AUDIT_FILES, AUDITS, PERFORMANCE_FILES,
                                 REQUIRED_SCENARIOS, RESULT_FILES, Ctx)
+from compliance.tree import COMPRESSIBLE
 from reference.rules import SCENARIOS
 
 
@@ -72,6 +73,10 @@ def no_links_or_leftovers(ctx: Ctx, rule: str):
         elif name.startswith((".staging-", ".old-")) or name.endswith(".tmp"):
             yield err(rule, rel, "leftover of an interrupted `make submission`",
                       found=name, hint="delete it and run `make submission` again")
+        elif name.endswith(".gz") and name[:-3] in COMPRESSIBLE and \
+                ctx.tree.kind(rel[:-3]) != "missing" and ctx.tree.stored_as(rel[:-3]) == rel[:-3]:
+            yield err(rule, rel, "a file stored both plain and compressed",
+                      found=f"{name[:-3]} and {name}", hint="keep one of them")
 
 
 def known_names(ctx: Ctx, rule: str):

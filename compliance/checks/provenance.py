@@ -14,7 +14,7 @@ from pathlib import Path
 
 from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
-from compliance.checks.traces import _records
+from compliance.checks.traces import trace_records
 from compliance.context import Ctx
 
 @lru_cache(maxsize=4)
@@ -58,7 +58,7 @@ def answers_computed(ctx: Ctx, rule: str):
         tasks = ctx.tasks(r.benchmark)
         workload = ctx.workload(r.benchmark)
         rel = f"{r.acc}/agent_trace.jsonl"
-        for line, rec in _records(ctx, rel):
+        for line, rec in trace_records(ctx, rel):
             i = rec["qsl_idx"]
             if not 0 <= i < len(tasks):
                 continue

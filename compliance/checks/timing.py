@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from compliance.checks import err
-from compliance.checks.traces import _records
+from compliance.checks.traces import trace_records
 from compliance.context import Ctx
 
 SLACK_MS = 5.0   # the trace rounds to 1 us; LoadGen's clock starts a little earlier
@@ -100,7 +100,7 @@ def latency_recomputed(ctx: Ctx, rule: str):
     p90. Offline: one query; no episode is longer than the run. Every run: no episode is longer
     than LoadGen's logged maximum latency."""
     for r, base, rel, d in _perf_runs(ctx):
-        recs = _records(ctx, f"{base}/agent_trace.jsonl")
+        recs = trace_records(ctx, f"{base}/agent_trace.jsonl")
         lat = [rec["latency_ms"] for _, rec in recs]
         audit = "/audit/" in base
         bench = ctx.rules.benchmark(r.benchmark)

@@ -16,53 +16,51 @@ def _budget_left(ctx: Ctx, rel: str) -> bool:
     return rel not in _trace_budget(ctx)
 
 
-def _records(ctx: Ctx, rel: str):
+def trace_records(ctx: Ctx, rel: str):
     """Well-formed records of a trace as (line, record), validated once per file. Traces past
     the submission's record budget (rules.yaml checker.max_trace_records) yield none."""
-    key = ("trace_records", rel)
-    cache = ctx.tree._cache
-    if key not in cache:
-        cache[key] = [(line, rec) for line, rec, problem in _checked_rows(ctx, rel)
-                      if not problem]
-    return cache[key]
+    return ctx.tree.memo(("trace_records", rel), lambda: [
+        (line, rec) for line, rec, problem in checked_trace_rows(ctx, rel) if not problem])
 
 
-def _checked_rows(ctx: Ctx, rel: str):
+def checked_trace_rows(ctx: Ctx, rel: str):
     """Every line of a trace as (line, record, problem), each record checked once."""
-    key = ("trace_rows", rel)
-    cache = ctx.tree._cache
-    if key not in cache:
-        rows, _ = ctx.tree.json_lines(rel) if _budget_left(ctx, rel) else (None, "")
-        text, _ = ctx.tree.text(rel)
-        lines = text.splitlines() if text else []
-        out = []
-        for line, rec, problem in rows or ():
-            problem = problem or record_problem(rec) or ""
-            if not problem and has_duplicate_keys(lines[line - 1], len(RECORD_KEYS) + len(STEP_KEYS) * len(rec["steps"])):
-                problem = "a field is given twice (duplicate JSON key)"
-            out.append((line, rec, problem))
-        cache[key] = out
-    return cache[key]
+    return ctx.tree.memo(("trace_rows", rel), lambda: _check_rows(ctx, rel))
+
+
+def _check_rows(ctx: Ctx, rel: str) -> list:
+    rows, _ = ctx.tree.json_lines(rel) if _budget_left(ctx, rel) else (None, "")
+    text, _ = ctx.tree.text(rel)
+    lines = text.splitlines() if text else []
+    out = []
+    for line, rec, problem in rows or ():
+        problem = problem or record_problem(rec) or ""
+        if not problem and has_duplicate_keys(
+                lines[line - 1], len(RECORD_KEYS) + len(STEP_KEYS) * len(rec["steps"])):
+            problem = "a field is given twice (duplicate JSON key)"
+        out.append((line, rec, problem))
+    return out
 
 
 def _trace_budget(ctx: Ctx):
     """Mark the traces past the record budget (counted by lines, before any is parsed)."""
-    key = ("over_budget",)
-    if key not in ctx.tree._cache:
-        left = int(ctx.rules.checker["max_trace_records"])
-        over = []
-        for r in ctx.results:
-            for base, _ in r.runs:
-                rel = f"{base}/agent_trace.jsonl"
-                data, _ = ctx.tree.bytes(rel)
-                n = 0 if data is None else data.count(b"\n") + (not data.endswith(b"\n"))
-                if n > left:
-                    over.append(rel)
-                    left = 0
-                else:
-                    left -= n
-        ctx.tree._cache[key] = tuple(over)
-    return ctx.tree._cache[key]
+    return ctx.tree.memo(("over_budget",), lambda: _over_budget(ctx))
+
+
+def _over_budget(ctx: Ctx) -> tuple:
+    left = int(ctx.rules.checker["max_trace_records"])
+    over = []
+    for r in ctx.results:
+        for base, _ in r.runs:
+            rel = f"{base}/agent_trace.jsonl"
+            data, _ = ctx.tree.bytes(rel)
+            n = 0 if data is None else data.count(b"\n") + (not data.endswith(b"\n"))
+            if n > left:
+                over.append(rel)
+                left = 0
+            else:
+                left -= n
+    return tuple(over)
 
 
 def trace_budget(ctx: Ctx, rule: str):
@@ -96,7 +94,7 @@ def trace_schema(ctx: Ctx, rule: str):
             if not rows:
                 yield err(rule, rel, "the trace is empty", expected=">= 1 episode", found=0)
             shown = 0
-            for line, rec, problem in _checked_rows(ctx, rel):
+            for line, rec, problem in checked_trace_rows(ctx, rel):
                 if problem:
                     yield err(rule, rel, f"malformed episode record: {problem}",
                               location=f"line {line}")
@@ -115,7 +113,7 @@ def trace_matches_accuracy_log(ctx: Ctx, rule: str):
     for r in ctx.results:
         rel = f"{r.acc}/agent_trace.jsonl"
         entries, _ = parse_accuracy_log(ctx, r)
-        recs = _records(ctx, rel)
+        recs = trace_records(ctx, rel)
         if entries is None or not recs:
             continue
         logged = {}
@@ -179,7 +177,7 @@ def step_bounds(ctx: Ctx, rule: str):
         bench = ctx.rules.benchmark(r.benchmark)
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
-            for line, rec in _records(ctx, rel):
+            for line, rec in trace_records(ctx, rel):
                 if len(rec["steps"]) > bench.max_steps:
                     yield err(rule, rel, "more steps than max_steps", location=f"line {line}",
                               expected=f"<= {bench.max_steps}", found=len(rec["steps"]))
@@ -197,7 +195,7 @@ def step_times_add_up(ctx: Ctx, rule: str):
     for r in ctx.results:
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
-            for line, rec in _records(ctx, rel):
+            for line, rec in trace_records(ctx, rel):
                 total = sum(s["generation_ms"] + s["tool_ms"] for s in rec["steps"])
                 if total > rec["latency_ms"] + TIME_SLACK_MS:
                     yield err(rule, rel, "step times add up to more than the episode time",
@@ -217,7 +215,7 @@ def tool_calls_reexecuted(ctx: Ctx, rule: str):
         tasks = ctx.tasks(r.benchmark)
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
-            for line, rec in _records(ctx, rel):
+            for line, rec in trace_records(ctx, rel):
                 if budget < 0:
                     break
                 if not 0 <= rec["qsl_idx"] < len(tasks):

@@ -114,11 +114,11 @@ class CodeDist:
 # The first variety stage (the committed nano-codegen recipe's stage 2).
 VARIETY = CodeDist("variety", "vocab_or_any", (2, 12), (3, 8), (1, 2), 0.0)
 # Broadened training: half random words of 1-12 letters (never held out), lists of 2-10
-# integers of 1-4 digits (some negative; half the lists of one width), scalars of 1-4 digits.
-CODE_TRAIN = CodeDist("train", "train", (1, 12), (2, 10), (1, 4), 0.15, p_same_width=0.5)
-# The generalisation split: held-out words; lists of 11-14 integers or of 5-digit integers;
-# 5-digit scalars.
-CODE_HELDOUT = CodeDist("heldout", "heldout", (2, 12), (3, 10), (5, 5), 0.15, p_long=0.5)
+# integers of 1-6 digits (some negative; half the lists of one width), scalars of 1-6 digits.
+CODE_TRAIN = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_width=0.5)
+# The generalisation split: held-out words; lists of 11-14 integers (of 1-7 digits) or of
+# 7-digit integers; 7-digit scalars (as nano-react's split: one digit past training).
+CODE_HELDOUT = CodeDist("heldout", "heldout", (2, 12), (3, 10), (7, 7), 0.15, p_long=0.5)
 DISTS = {"words": VARIETY, "wide": CODE_TRAIN, "heldout": CODE_HELDOUT}
 
 
@@ -188,7 +188,7 @@ def _repeat_word(r, d):
 def _power_base(r, d):
     # 9 ** 12 in the frozen set; wider bases keep the exponent small so outputs stay short
     return r.randint(2, 9) if d is None or d.name == "variety" else \
-        (r.randint(2, 999) if d.name == "train" else r.randint(10_000, 99_999))
+        (r.randint(2, 99_999) if d.name == "train" else r.randint(1_000_000, 9_999_999))
 
 
 # Each template: (rng, dist) -> (prompt, oracle). `dist` (training and the generalisation

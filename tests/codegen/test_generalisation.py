@@ -51,12 +51,13 @@ def test_generalisation_split_is_out_of_the_training_ranges():
         if t.template in WORD_TEMPLATES:
             w = _quoted(t.prompt)[-1]
             assert is_heldout_word(w) and w not in WORDS, t.prompt
-        if t.template in LIST_TEMPLATES:  # longer than training's 10, or a 5-digit element
+        if t.template in LIST_TEMPLATES:  # longer than training's 10, or wider than its widest
             xs = _list(t.prompt)
             assert len(xs) > CODE_TRAIN.list_len[1] or \
-                any(abs(x) >= 10_000 for x in xs), t.prompt
+                any(abs(x) >= 10 ** CODE_TRAIN.digits[1] for x in xs), t.prompt
         if t.template in ("power", "sum_range", "range_list"):
-            assert max(int(n) for n in re.findall(r"\d+", t.prompt)) >= 10_000, t.prompt
+            widest = max(int(n) for n in re.findall(r"\d+", t.prompt))
+            assert widest >= 10 ** CODE_TRAIN.digits[1], t.prompt
 
 
 def test_training_words_lists_and_ints_never_reach_the_split(verifier):
@@ -71,7 +72,8 @@ def test_training_words_lists_and_ints_never_reach_the_split(verifier):
             assert not set(_quoted(t.prompt)) & gen_words
             if t.template in LIST_TEMPLATES:
                 xs = _list(t.prompt)
-                assert len(xs) <= CODE_TRAIN.list_len[1] and all(abs(x) < 10_000 for x in xs)
+                assert len(xs) <= CODE_TRAIN.list_len[1]
+                assert all(abs(x) < 10 ** CODE_TRAIN.digits[1] for x in xs)
 
 
 def test_first_variety_stage_is_unchanged():
