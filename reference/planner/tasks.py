@@ -331,17 +331,35 @@ def solve(task_id: str, template: str, request: str, plan, rng: random.Random | 
     return Trajectory(Task(task_id, template, request, answer, len(calls), tuple(calls)), segs)
 
 
+def parse_mix(spec: str) -> dict[str, float]:
+    """A training mix `name=weight,...` (templates not named keep weight 1)."""
+    weights = {name: 1.0 for name in TEMPLATES}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, w = part.partition("=")
+        if not sep or name not in TEMPLATES:
+            raise ValueError(f"bad mix entry {part!r}: expected NAME=WEIGHT, NAME one of "
+                             f"{', '.join(sorted(TEMPLATES))}")
+        weights[name] = float(w)
+        if not weights[name] >= 0:
+            raise ValueError(f"bad mix weight in {part!r}: must be >= 0")
+    if sum(weights.values()) <= 0:
+        raise ValueError("the mix gives every template weight 0")
+    return weights
+
+
 def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "t",
              p_detour: float = 0.0, dist: Dist = BASE_DIST, unique: bool = True,
-             templates: list[str] | None = None):
-    """Yield n oracle trajectories, templates drawn uniformly, requests not in `exclude`."""
+             templates: list[str] | None = None, mix: dict[str, float] | None = None):
+    """Yield n oracle trajectories, requests not in `exclude`; templates drawn uniformly, or
+    by the weights of `mix` (training only: the frozen sets are drawn uniformly)."""
     rng = random.Random(seed)
     words = _Words(dist)
     names = sorted(templates or TEMPLATES)
+    weights = None if mix is None else [mix.get(k, 1.0) for k in names]
     seen = set(exclude)
     count = 0
     while count < n:
-        name = rng.choice(names)
+        name = rng.choice(names) if weights is None else rng.choices(names, weights)[0]
         request, plan = TEMPLATES[name](rng, words)
         if request in seen:
             continue

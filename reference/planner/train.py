@@ -31,16 +31,16 @@ from reference.planner.agent import run_episode
 from reference.planner.constraint import StepConstraint
 from reference.planner.metrics import aggregate, score_episode
 from reference.planner.tasks import (TRAIN_SEED, generate, load_eval_set,
-                                     load_generalisation_set)
+                                     load_generalisation_set, parse_mix)
 from reference.sft import masked_cross_entropy
 from reference.train import batches, lr_at, prefetch
 
 
-def trajectory_stream(seed: int, p_detour: float):
+def trajectory_stream(seed: int, p_detour: float, mix: dict[str, float] | None = None):
     """Endless oracle trajectories as (role, text) segments; frozen requests excluded."""
     exclude = {t.request for t in load_eval_set()} | {t.request for t in load_generalisation_set()}
     for traj in generate(seed, sys.maxsize, exclude=exclude, p_detour=p_detour, unique=False,
-                         prefix="train-"):
+                         prefix="train-", mix=mix):
         yield traj.segments
 
 
@@ -82,6 +82,9 @@ def main(argv=None) -> None:
     ap.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay")
     ap.add_argument("--p-detour", type=float, default=0.15,
                     help="share of trajectories with a bad-task detour (masked) and recovery")
+    ap.add_argument("--mix", default="",
+                    help="template weights, e.g. 'average_length=2,two_longest_times_const=2' "
+                         "(unnamed templates weigh 1; default uniform)")
     ap.add_argument("--no-mask", action="store_true", help="learn every token (masking study)")
     ap.add_argument("--seed", type=int, default=TRAIN_SEED, help="seed for weights and data")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -99,6 +102,10 @@ def main(argv=None) -> None:
     ap.add_argument("--eval-only", type=Path, default=None, help="evaluate this checkpoint only")
     ap.add_argument("--out", type=Path, default=Path("/tmp/planner"), help="output directory")
     args = ap.parse_args(argv)
+    try:
+        mix = parse_mix(args.mix) if args.mix else None
+    except ValueError as err:
+        ap.error(f"--mix: {err}")
     torch.set_num_threads(args.threads)
     if args.eval_only:
         ck = torch.load(args.eval_only, map_location="cpu", weights_only=True)
@@ -130,7 +137,7 @@ def main(argv=None) -> None:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr,
                             betas=(0.9, 0.99))
-    data = prefetch(batches(trajectory_stream(args.seed, args.p_detour), args.seed,
+    data = prefetch(batches(trajectory_stream(args.seed, args.p_detour, mix), args.seed,
                             args.batch_size, config.block_size, not args.no_mask))
     print(f"nano-planner: {model.num_params():,} parameters, {args.steps} steps, batch "
           f"{args.batch_size}, {'unmasked' if args.no_mask else 'masked'} SFT", flush=True)

@@ -97,3 +97,14 @@ def test_the_generator_is_deterministic_for_a_seed():
     a = [t.text for t in T.generate(11, 20, p_detour=0.3)]
     b = [t.text for t in T.generate(11, 20, p_detour=0.3)]
     assert a == b
+
+
+def test_a_training_mix_weights_templates_and_refuses_bad_entries():
+    import pytest
+    mix = T.parse_mix("average_length=5,scaled_const_vs_number=0")
+    counts = Counter(t.task.template for t in T.generate(2, 300, mix=mix))
+    assert counts["scaled_const_vs_number"] == 0
+    assert counts["average_length"] > 2 * max(v for k, v in counts.items() if k != "average_length")
+    for bad in ("nope=1", "average_length", "average_length=-1", ",".join(f"{k}=0" for k in T.TEMPLATES)):
+        with pytest.raises(ValueError):
+            T.parse_mix(bad)
