@@ -42,6 +42,9 @@ class Workload:
     has a default that suits a workload whose episodes end with an exact-match answer."""
     name: str
     answer: str = "final answer"   # what the response payload is: "final answer" | "program"
+    # a module with report_row(task, result), summarize(rows), print_report(summary) for
+    # evaluation reports; None: the exact-match defaults below
+    report: str | None = None
 
     # --- the benchmark: tasks, episodes, scoring ------------------------------------------
     def load_tasks(self, path: Path | None = None) -> list:
@@ -71,18 +74,24 @@ class Workload:
     # --- evaluation (reference.evaluate) ----------------------------------------------------
     def report_row(self, task, result) -> dict:
         """One episode as a row of the evaluation report (`correct` and `answer` keys)."""
+        if self.report:
+            return importlib.import_module(self.report).report_row(task, result)
         return {"id": task.id, "question": self.question(task), "expected": task.answer,
                 "answer": result.answer, "correct": result.answer == task.answer,
                 "stop_reason": result.stop_reason, "generated_tokens": result.generated_tokens,
                 "latency_ms": round(result.latency_ms, 3)}
 
     def summarize(self, rows: list[dict]) -> dict:
+        if self.report:
+            return importlib.import_module(self.report).summarize(rows)
         n = max(1, len(rows))
         return {"n_tasks": len(rows), "accuracy": round(sum(r["correct"] for r in rows) / n, 4),
                 "mean_generated_tokens": round(statistics.fmean(
                     [r["generated_tokens"] for r in rows]), 4) if rows else 0.0}
 
     def print_report(self, summary: dict) -> None:
+        if self.report:
+            return importlib.import_module(self.report).print_report(summary)
         for k, v in summary.items():
             print(f"{k}: {v}")
 
@@ -131,6 +140,7 @@ class ReactWorkload(Workload):
     """nano-react: questions answered through the four seed tools; exact-match answers."""
     name: str = "nano-react"
     answer: str = "final answer"
+    report: str = "reference.react.report"
 
     def load_tasks(self, path: Path | None = None) -> list:
         from reference.react.tasks import EVAL_PATH, load_eval_set
@@ -150,18 +160,6 @@ class ReactWorkload(Workload):
     def reexecute(self, grader, task, tool: str, tool_input: str) -> tuple[str | None, str]:
         from reference.tools import run_tool
         return run_tool(tool, tool_input), ""
-
-    def report_row(self, task, result) -> dict:
-        from reference.react.report import report_row
-        return report_row(task, result)
-
-    def summarize(self, rows: list[dict]) -> dict:
-        from reference.react.report import summarize
-        return summarize(rows)
-
-    def print_report(self, summary: dict) -> None:
-        from reference.react.report import print_report
-        print_report(summary)
 
     def step_problem(self, step: dict) -> str | None:
         from reference.react.format import parse_step_cached
@@ -210,6 +208,7 @@ class CodegenWorkload(Workload):
     last program, correct when the verifier runs it to the expected output."""
     name: str = "nano-codegen"
     answer: str = "program"
+    report: str = "reference.codegen.report"
     tool: str = "python"        # the `tool` of an attempt's step in traces
 
     def load_tasks(self, path: Path | None = None) -> list:
@@ -236,18 +235,6 @@ class CodegenWorkload(Workload):
         if tool != self.tool:
             return None, f"(no tool {tool!r} in {self.name}; attempts use {self.tool!r})"
         return grader.verify(tool_input, task.answer).feedback, ""
-
-    def report_row(self, task, result) -> dict:
-        from reference.codegen.report import report_row
-        return report_row(task, result)
-
-    def summarize(self, rows: list[dict]) -> dict:
-        from reference.codegen.report import summarize
-        return summarize(rows)
-
-    def print_report(self, summary: dict) -> None:
-        from reference.codegen.report import print_report
-        print_report(summary)
 
     def step_problem(self, step: dict) -> str | None:
         from reference.codegen.format import parse_program
