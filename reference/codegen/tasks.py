@@ -31,7 +31,7 @@ EVAL_SEED = 20261122
 EVAL_SIZE = 500
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # The generalisation split: held-out words (the nano-react partition, is_heldout_word), lists
-# longer than training's or of 5-digit integers, 5-digit scalars (CODE_HELDOUT below).
+# longer than training's or of 7-digit integers, 7-digit scalars (CODE_HELDOUT below).
 GEN_PATH = DATA_DIR / "generalisation.jsonl"
 GEN_SEED = 20261202
 GEN_SIZE = 500
