@@ -275,25 +275,80 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                     submitter: str = "reference", division: str = "closed",
                     allow_mismatch: bool = False, checkpoint: Path | None = None,
                     compress_traces: bool = False) -> Path:
+    """Run every benchmark x scenario x mode (and the audits) and write the submission to
+    out_root/division/submitter atomically; nothing is written when anything fails."""
     rules = load_rules()
     profile = rules.profile(profile_name)
     benchmarks = list(benchmarks or rules.benchmarks)
     for b in benchmarks:
         rules.benchmark(b)  # an unknown name is a RulesError with the known ones
+    for name in (submitter, division, system):
+        if not name or "/" in name or name.startswith("."):
+            raise SubmissionError(f"bad name {name!r} (no '/' and no leading '.')")
+    doc, found, bad = _check_machine(system, allow_mismatch)
+    tuning = doc["tuning"]
+    ckpts = _check_inputs(rules, benchmarks, division, checkpoint)
+    plans = plan_runs(rules, profile, benchmarks, scenarios, tuning)
+
+    final = Path(out_root) / division / submitter
+    staging = Path(out_root) / f".staging-{division}-{submitter}-{system}-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    git = git_state()
+    summary_rows = []
+    try:
+        sysdir = staging / "systems"
+        sysdir.mkdir(parents=True)
+        (sysdir / f"{system}.json").write_text(json.dumps({
+            "schema_version": 1, "system": system, **doc, "probe": found,
+            "mismatches": bad, "mismatch_override": bool(bad and allow_mismatch)}, indent=1) + "\n")
+        results_dir = staging / "results" / system
+        calibrated: dict[str, float] = {}
+        with Progress(plans) as progress:
+            for plan in plans:
+                _run_plan(plan, rules, profile, tuning, results_dir, ckpts, calibrated, progress)
+        for bname in benchmarks:
+            for scen in scenarios:
+                summary_rows += _write_result_files(
+                    results_dir / bname / scen, rules, profile, plans, bname, scen,
+                    system=system, division=division, submitter=submitter, created=created,
+                    git=git, checkpoint_sha256=ckpts[bname][1],
+                    calibrated=calibrated.get(bname) if scen == "Offline" else None)
+        (staging / "code").mkdir()
+        (staging / "code" / "README.md").write_text(
+            f"# Code\n\nThis submission was produced by commit `{git['commit']}`"
+            f"{' with uncommitted changes' if git['dirty'] else ''} of the suite.\n")
+        if compress_traces:
+            compress_all_traces(staging)
+        _swap_in(staging, final, system)
+        _update_index(final, system, profile, git, created)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    _print_summary(summary_rows, profile)
+    return final
+
+
+def _check_machine(system: str, allow_mismatch: bool) -> tuple[dict, dict, list[str]]:
+    """The system file, the probe of this machine, and where they disagree (an error unless
+    the override is asked for, which is recorded)."""
     doc = load_system(system)
     found = probe()
     bad = mismatches(doc["declaration"], found)
     if bad and not allow_mismatch:
         raise SubmissionError(
             f"systems/{system}.yaml does not describe this machine:\n  - " + "\n  - ".join(bad)
-            + f"\nFix the declaration, pick another SYSTEM, or override with --allow-mismatch"
-              f" (ALLOW_MISMATCH=1); an override is recorded in the submission.")
-    tuning = doc["tuning"]
-    if tuning["device"] == "cuda" and not found["accelerators"]:
+            + "\nFix the declaration, pick another SYSTEM, or override with --allow-mismatch"
+              " (ALLOW_MISMATCH=1); an override is recorded in the submission.")
+    if doc["tuning"]["device"] == "cuda" and not found["accelerators"]:
         raise SubmissionError(f"systems/{system}.yaml runs on cuda, but this machine has no GPU")
-    for name in (submitter, division, system):
-        if not name or "/" in name or name.startswith("."):
-            raise SubmissionError(f"bad name {name!r} (no '/' and no leading '.')")
+    return doc, found, bad
+
+
+def _check_inputs(rules, benchmarks, division: str, checkpoint: Path | None) -> dict:
+    """Every evaluation set matches rules.yaml; each benchmark's checkpoint exists (closed
+    division: is the reference). Returns benchmark -> (checkpoint path, SHA-256)."""
     ckpts = {}
     for b in benchmarks:
         bench = rules.benchmark(b)
@@ -309,127 +364,109 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                                   f"SHA-256 {digest[:12]}..., rules.yaml says "
                                   f"{bench.reference_checkpoint_sha256[:12]}...")
         ckpts[b] = (ckpt, digest)
-    plans = plan_runs(rules, profile, benchmarks, scenarios, tuning)
+    return ckpts
 
-    final = Path(out_root) / division / submitter
-    staging = Path(out_root) / f".staging-{division}-{submitter}-{system}-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    git = git_state()
-    summary_rows = []
-    calibrated: dict[str, float] = {}
-    try:
-        sysdir = staging / "systems"
-        sysdir.mkdir(parents=True)
-        (sysdir / f"{system}.json").write_text(json.dumps({
-            "schema_version": 1, "system": system, **doc, "probe": found,
-            "mismatches": bad, "mismatch_override": bool(bad and allow_mismatch)}, indent=1) + "\n")
-        results_dir = staging / "results" / system
-        with Progress(plans) as progress:
-            for plan in plans:
-                run_dir = results_dir / plan.benchmark / plan.scenario / plan.rel_dir
-                bench = rules.benchmark(plan.benchmark)
-                scored_set = bench.splits[plan.split] if plan.split else bench
-                spec = RunSpec(plan.benchmark, plan.scenario, plan.mode, str(run_dir),
-                               str(ckpts[plan.benchmark][0]), str(scored_set.eval_set),
-                               plan.settings,
-                               **Tuning.of(tuning, plan.benchmark, plan.scenario).run_fields())
-                progress.start(plan)
-                t0 = time.time()
-                if plan.rel_dir.startswith("audit/") and plan.benchmark in calibrated:
-                    # audits run with the performance run's calibrated Offline rate
-                    plan.settings["offline_expected_qps"] = calibrated[plan.benchmark]
-                    spec.settings = plan.settings
-                run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
-                if plan.scenario == "Offline" and plan.mode == "PerformanceOnly":
-                    # LoadGen pre-generates 1.1 x min_duration x expected_qps samples; a SUT
-                    # faster than expected finishes early and the run is INVALID. Re-run once
-                    # with the measured rate, and record that the rate was calibrated.
-                    d = read_detail(run_dir / "mlperf_log_detail.txt")
-                    measured = d.get("result_samples_per_second") or 0
-                    if not d.get("result_min_duration_met") and measured > plan.settings["offline_expected_qps"]:
-                        plan.settings["offline_expected_qps"] = round(measured * 1.25, 2)
-                        if plan.rel_dir == "performance/run_1":
-                            calibrated[plan.benchmark] = plan.settings["offline_expected_qps"]
-                        spec.settings = plan.settings
-                        shutil.rmtree(run_dir)
-                        run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
-                if plan.rel_dir.startswith("audit/"):
-                    audit_problem = audit_breaks_rules(
-                        read_detail(run_dir / "mlperf_log_detail.txt"), profile, plan.scenario)
-                    if audit_problem:  # once more: a busy machine can push one run over
-                        progress.console.print(f"{plan.label}: {audit_problem}; running it again")
-                        shutil.rmtree(run_dir)
-                        run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
-                        audit_problem = audit_breaks_rules(
-                            read_detail(run_dir / "mlperf_log_detail.txt"), profile, plan.scenario)
-                    if audit_problem:
-                        raise SubmissionError(
-                            f"{plan.label}: the audit run breaks rules.md section 4.1 "
-                            f"({audit_problem}); nothing was written")
-                for f in list(run_dir.iterdir()):
-                    if f.is_file() and f.name not in KEEP[plan.rel_dir.split("/")[0]]:
-                        f.unlink()
-                note = f"done in {time.time() - t0:.0f}s"
-                if plan.mode == "AccuracyOnly":
-                    tasks = load_tasks(plan.benchmark, scored_set.eval_set)
-                    acc = accuracy_from_log(run_dir / "mlperf_log_accuracy.json", tasks,
-                                            plan.benchmark, profile.accuracy_sample_count,
-                                            metric=bench.quality_metric)
-                    scored = [e["qsl_idx"] for e in read_accuracy_log(run_dir / "mlperf_log_accuracy.json")]
-                    target = scored_set.subset_target(scored)
-                    acc.update(metric=bench.quality_metric, target=target,
-                               passed=acc[bench.quality_metric] >= target)
-                    if plan.split:
-                        acc.update(split=plan.split, eval_set_sha256=scored_set.eval_set_sha256)
-                    (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=1) + "\n")
-                    note += f", {bench.quality_metric} {acc[bench.quality_metric]:.4f}"
-                progress.finish(note)
-            # per-scenario files, once both runs exist
-            for bname in benchmarks:
-                for scen in scenarios:
-                    sdir = results_dir / bname / scen
-                    perf_plan = next(p for p in plans if p.benchmark == bname and
-                                     p.scenario == scen and p.mode == "PerformanceOnly")
-                    detail = read_detail(sdir / "performance/run_1/mlperf_log_detail.txt")
-                    acc = json.loads((sdir / "accuracy/accuracy.json").read_text())
-                    acc_splits = {name: json.loads((sdir / f"accuracy/{name}/accuracy.json").read_text())
-                                  for name in rules.benchmark(bname).splits}
-                    perf = performance_result(scen, detail, rules.benchmark(bname).metric(scen))
-                    m = {"schema_version": 1, "benchmark": bname, "scenario": scen,
-                         "system": system, "division": division, "submitter": submitter,
-                         "profile": profile.name, "eligible": profile.eligible,
-                         "created": created, **git, "checkpoint_sha256": ckpts[bname][1],
-                         "rules_sha256": file_sha256(rules.path),
-                         "loadgen_version": detail.get("loadgen_version"),
-                         "performance": perf, "accuracy": acc, "accuracy_splits": acc_splits,
-                         "offline_expected_qps_calibrated":
-                             calibrated.get(bname) if scen == "Offline" else None,
-                         "trace": trace_summary(sdir / "performance/run_1/agent_trace.jsonl")}
-                    (sdir / "measurements.json").write_text(json.dumps(m, indent=1) + "\n")
-                    (sdir / "user.conf").write_text(user_conf(perf_plan))
-                    (sdir / "README.md").write_text(
-                        f"# {bname} {scen} on {system}\n\nProfile `{profile.name}`"
-                        f"{'' if profile.eligible else ' (NOT eligible for a leaderboard)'}; "
-                        f"commit `{git['commit']}`{' (dirty tree)' if git['dirty'] else ''}.\n\n"
-                        f"Reproduce: `make submission SYSTEM={system} PROFILE={profile.name}`\n")
-                    summary_rows.append((bname, scen, perf, acc))
-                    for name, sacc in acc_splits.items():
-                        summary_rows.append((bname, f"{scen} ({name})", None, sacc))
-        (staging / "code").mkdir()
-        (staging / "code" / "README.md").write_text(
-            f"# Code\n\nThis submission was produced by commit `{git['commit']}`"
-            f"{' with uncommitted changes' if git['dirty'] else ''} of the suite.\n")
-        if compress_traces:
-            compress_all_traces(staging)
-        _swap_in(staging, final, system)
-        _update_index(final, system, profile, git, created)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    _print_summary(summary_rows, profile)
-    return final
+
+def _run_plan(plan: RunPlan, rules, profile, tuning: dict, results_dir: Path, ckpts: dict,
+              calibrated: dict, progress) -> None:
+    """One LoadGen run of the plan in its child process, re-run where section 4.1 allows
+    (an Offline run that finished early, an audit a busy machine pushed over), its files
+    pruned to the layout, and its accuracy scored."""
+    run_dir = results_dir / plan.benchmark / plan.scenario / plan.rel_dir
+    bench = rules.benchmark(plan.benchmark)
+    scored_set = bench.splits[plan.split] if plan.split else bench
+    spec = RunSpec(plan.benchmark, plan.scenario, plan.mode, str(run_dir),
+                   str(ckpts[plan.benchmark][0]), str(scored_set.eval_set), plan.settings,
+                   **Tuning.of(tuning, plan.benchmark, plan.scenario).run_fields())
+    progress.start(plan)
+    t0 = time.time()
+    timeout_s = plan.expected_s * 3 + 120
+    if plan.rel_dir.startswith("audit/") and plan.benchmark in calibrated:
+        # audits run with the performance run's calibrated Offline rate
+        plan.settings["offline_expected_qps"] = calibrated[plan.benchmark]
+        spec.settings = plan.settings
+    run_test(spec, timeout_s=timeout_s, on_poll=progress.poll)
+    if plan.scenario == "Offline" and plan.mode == "PerformanceOnly":
+        # LoadGen pre-generates 1.1 x min_duration x expected_qps samples; a SUT faster than
+        # expected finishes early and the run is INVALID. Re-run once with the measured rate,
+        # and record that the rate was calibrated.
+        d = read_detail(run_dir / "mlperf_log_detail.txt")
+        measured = d.get("result_samples_per_second") or 0
+        if not d.get("result_min_duration_met") and measured > plan.settings["offline_expected_qps"]:
+            plan.settings["offline_expected_qps"] = round(measured * 1.25, 2)
+            if plan.rel_dir == "performance/run_1":
+                calibrated[plan.benchmark] = plan.settings["offline_expected_qps"]
+            spec.settings = plan.settings
+            shutil.rmtree(run_dir)
+            run_test(spec, timeout_s=timeout_s, on_poll=progress.poll)
+    if plan.rel_dir.startswith("audit/"):
+        audit_problem = audit_breaks_rules(
+            read_detail(run_dir / "mlperf_log_detail.txt"), profile, plan.scenario)
+        if audit_problem:  # once more: a busy machine can push one run over
+            progress.console.print(f"{plan.label}: {audit_problem}; running it again")
+            shutil.rmtree(run_dir)
+            run_test(spec, timeout_s=timeout_s, on_poll=progress.poll)
+            audit_problem = audit_breaks_rules(
+                read_detail(run_dir / "mlperf_log_detail.txt"), profile, plan.scenario)
+        if audit_problem:
+            raise SubmissionError(
+                f"{plan.label}: the audit run breaks rules.md section 4.1 "
+                f"({audit_problem}); nothing was written")
+    for f in list(run_dir.iterdir()):
+        if f.is_file() and f.name not in KEEP[plan.rel_dir.split("/")[0]]:
+            f.unlink()
+    note = f"done in {time.time() - t0:.0f}s"
+    if plan.mode == "AccuracyOnly":
+        acc = _score_accuracy(run_dir, plan, bench, scored_set, profile)
+        note += f", {bench.quality_metric} {acc[bench.quality_metric]:.4f}"
+    progress.finish(note)
+
+
+def _score_accuracy(run_dir: Path, plan: RunPlan, bench, scored_set, profile) -> dict:
+    """The accuracy run's quality against its frozen set, written as accuracy.json."""
+    tasks = load_tasks(plan.benchmark, scored_set.eval_set)
+    acc = accuracy_from_log(run_dir / "mlperf_log_accuracy.json", tasks, plan.benchmark,
+                            profile.accuracy_sample_count, metric=bench.quality_metric)
+    scored = [e["qsl_idx"] for e in read_accuracy_log(run_dir / "mlperf_log_accuracy.json")]
+    target = scored_set.subset_target(scored)
+    acc.update(metric=bench.quality_metric, target=target,
+               passed=acc[bench.quality_metric] >= target)
+    if plan.split:
+        acc.update(split=plan.split, eval_set_sha256=scored_set.eval_set_sha256)
+    (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=1) + "\n")
+    return acc
+
+
+def _write_result_files(sdir: Path, rules, profile, plans, bname: str, scen: str, *, system,
+                        division, submitter, created, git, checkpoint_sha256,
+                        calibrated) -> list[tuple]:
+    """measurements.json, user.conf and README.md of one result, once its runs exist; the
+    result's rows of the printed summary."""
+    perf_plan = next(p for p in plans if p.benchmark == bname and
+                     p.scenario == scen and p.mode == "PerformanceOnly")
+    detail = read_detail(sdir / "performance/run_1/mlperf_log_detail.txt")
+    acc = json.loads((sdir / "accuracy/accuracy.json").read_text())
+    acc_splits = {name: json.loads((sdir / f"accuracy/{name}/accuracy.json").read_text())
+                  for name in rules.benchmark(bname).splits}
+    perf = performance_result(scen, detail, rules.benchmark(bname).metric(scen))
+    m = {"schema_version": 1, "benchmark": bname, "scenario": scen,
+         "system": system, "division": division, "submitter": submitter,
+         "profile": profile.name, "eligible": profile.eligible,
+         "created": created, **git, "checkpoint_sha256": checkpoint_sha256,
+         "rules_sha256": file_sha256(rules.path),
+         "loadgen_version": detail.get("loadgen_version"),
+         "performance": perf, "accuracy": acc, "accuracy_splits": acc_splits,
+         "offline_expected_qps_calibrated": calibrated,
+         "trace": trace_summary(sdir / "performance/run_1/agent_trace.jsonl")}
+    (sdir / "measurements.json").write_text(json.dumps(m, indent=1) + "\n")
+    (sdir / "user.conf").write_text(user_conf(perf_plan))
+    (sdir / "README.md").write_text(
+        f"# {bname} {scen} on {system}\n\nProfile `{profile.name}`"
+        f"{'' if profile.eligible else ' (NOT eligible for a leaderboard)'}; "
+        f"commit `{git['commit']}`{' (dirty tree)' if git['dirty'] else ''}.\n\n"
+        f"Reproduce: `make submission SYSTEM={system} PROFILE={profile.name}`\n")
+    return [(bname, scen, perf, acc)] + [(bname, f"{scen} ({name})", None, sacc)
+                                         for name, sacc in acc_splits.items()]
 
 
 def compress_all_traces(root: Path) -> None:

@@ -63,7 +63,8 @@ def evaluate(workload, model, tasks, max_steps: int, progress: bool = False,
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Closed-loop evaluation on the frozen set.")
-    ap.add_argument("workload", choices=sorted(WORKLOADS), help="which workload")
+    ap.add_argument("workload", metavar="benchmark", choices=sorted(WORKLOADS),
+                    help="which benchmark (nano-react, nano-codegen)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="checkpoint (default: committed)")
     ap.add_argument("--limit", type=int, default=0, help="evaluate only the first N tasks")
     ap.add_argument("--split", default="frozen",

@@ -173,7 +173,8 @@ def parse_args(argv=None) -> TrainConfig:
     traceback, and is found before anything is written."""
     d = TrainConfig()
     ap = argparse.ArgumentParser(description="Masked SFT of a nano agent workload.")
-    ap.add_argument("workload", choices=sorted(WORKLOADS), help="which workload to train")
+    ap.add_argument("workload", metavar="benchmark", choices=sorted(WORKLOADS),
+                    help="which benchmark to train (nano-react, nano-codegen)")
     ap.add_argument("--steps", type=int, default=d.steps, help="optimizer steps (the schedule fits them)")
     ap.add_argument("--batch-size", type=int, default=d.batch_size, help="trajectories per step")
     ap.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
@@ -324,6 +325,20 @@ def train(cfg: TrainConfig) -> dict:
     return summary
 
 
+def train_step(model: GPT, opt, ids: torch.Tensor, labels: torch.Tensor,
+               autocast_dtype=torch.bfloat16) -> torch.Tensor:
+    """One optimizer step of masked SFT on a batch (next-token loss where labels are not
+    IGNORE_INDEX, gradients clipped to norm 1); returns the loss."""
+    with torch.autocast(ids.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        logits = model(ids[:, :-1])
+    loss = masked_cross_entropy(logits, labels[:, 1:])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
 def run_steps(cfg: TrainConfig, model: GPT, device, data_iter, data, val, mll, c):
     """The optimisation loop: progress every 50 steps, validation from eval_start every
     eval_every steps, the best validated weights kept in cfg.out/model.pt."""
@@ -348,13 +363,7 @@ def run_steps(cfg: TrainConfig, model: GPT, device, data_iter, data, val, mll, c
                 g["lr"] = lr
             ids, labels = next(data_iter)
             ids, labels = ids.to(device), labels.to(device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                logits = model(ids[:, :-1])
-            loss = masked_cross_entropy(logits, labels[:, 1:])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            loss = train_step(model, opt, ids, labels, autocast_dtype)
             tokens_seen += int((ids != 0).sum())  # real tokens, padding excluded
             done = step + 1
             last = done == cfg.last_step

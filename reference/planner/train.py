@@ -32,8 +32,7 @@ from reference.planner.constraint import StepConstraint
 from reference.planner.metrics import aggregate, score_episode
 from reference.planner.tasks import (TRAIN_SEED, generate, load_eval_set,
                                      load_generalisation_set, parse_mix)
-from reference.sft import masked_cross_entropy
-from reference.train import batches, lr_at, prefetch
+from reference.train import batches, lr_at, prefetch, train_step
 
 
 def trajectory_stream(seed: int, p_detour: float, mix: dict[str, float] | None = None):
@@ -149,13 +148,7 @@ def main(argv=None) -> None:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, args)
             ids, labels = next(data)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = model(ids[:, :-1])
-            loss = masked_cross_entropy(logits, labels[:, 1:])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            loss = train_step(model, opt, ids, labels)
             tokens += int((ids != 0).sum())
             done = step + 1
             if done % 25 == 0:
