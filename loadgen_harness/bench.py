@@ -33,12 +33,12 @@ import torch
 
 from loadgen_harness.logs import read_detail
 from loadgen_harness.roofline import episode_work, machine_limits, report
-from reference.rules import load_rules
-from loadgen_harness.spec import RunSpec, Tuning
 from loadgen_harness.runner import run_test
+from loadgen_harness.spec import RunSpec, SpecError, Tuning
 from loadgen_harness.sut import EpisodeFactory, WorkerPool
-from loadgen_harness.system import load_system
-from reference.checkpoint import load_model
+from loadgen_harness.system import DeclarationError, load_system
+from reference.checkpoint import CheckpointError, load_model
+from reference.rules import RulesError, load_rules
 from reference.grading import load_tasks
 from reference.episode import run_env
 
@@ -178,15 +178,19 @@ def main(argv=None) -> int:
         server_qps = [float(q) for q in args.server_qps.split(",") if q.strip()]
     except ValueError:
         ap.error(f"--server-qps {args.server_qps!r}: expected numbers like 5,7")
-    rules = load_rules()
-    bench = rules.benchmark(args.benchmark)
-    doc = load_system(args.system)
-    tuning = doc["tuning"]
-    max_batch = Tuning.of(tuning, args.benchmark, "Offline").max_batch
+    try:  # a user mistake (benchmark, system, checkpoint) is one line, never a traceback
+        rules = load_rules()
+        bench = rules.benchmark(args.benchmark)
+        tuning = load_system(args.system)["tuning"]
+        max_batch = Tuning.of(tuning, args.benchmark, "Offline").max_batch
+        if server_qps:
+            Tuning.of(tuning, args.benchmark, "Server")
+        checkpoint = args.checkpoint or bench.reference_checkpoint
+        model = load_model(checkpoint, tuning["device"])
+    except (RulesError, DeclarationError, SpecError, CheckpointError) as e:
+        ap.error(str(e))
     workers, threads = tuning.get("workers", 1), tuning.get("threads", 1)
     torch.set_num_threads(threads)
-    checkpoint = args.checkpoint or bench.reference_checkpoint
-    model = load_model(checkpoint, tuning["device"])
     tasks = load_tasks(args.benchmark, bench.eval_set)[: args.tasks]
     make_env = EpisodeFactory(rules, args.benchmark)
     print(f"{args.benchmark}: {len(tasks)} episodes, {workers} workers x {threads} threads, "

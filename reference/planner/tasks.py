@@ -38,7 +38,7 @@ from pathlib import Path
 
 from reference.planner.executor import execute
 from reference.planner.schema import dump_step
-from reference.react.tasks import CONSTANTS, CMP_Q, Dist
+from reference.react.tasks import CONSTANTS, CMP_Q, Dist, Trajectory
 
 DATA_DIR = Path(__file__).parent / "data"
 EVAL_PATH = DATA_DIR / "eval.jsonl"
@@ -92,17 +92,6 @@ class Task:
         d = json.loads(line)
         d["oracle"] = tuple(OracleCall(*c) for c in d["oracle"])
         return Task(**d)
-
-
-@dataclass
-class Trajectory:
-    """An oracle-solved task as (role, text) segments that concatenate to the planner's text."""
-    task: Task
-    segments: list[tuple[str, str]]
-
-    @property
-    def text(self) -> str:
-        return "".join(t for _, t in self.segments)
 
 
 def request_line(request: str) -> str:

@@ -78,7 +78,8 @@ class Trajectory:
     """A task solved by the oracle, as (role, text) segments that concatenate to the text.
 
     Roles: `prompt` (question), `agent` (learned), `observation` (environment),
-    `agent_masked` (agent text of an error-recovery detour: not learned)."""
+    `agent_masked` (agent text of an error-recovery detour: not learned). nano-planner's
+    trajectories are the same shape around its own Task."""
     task: Task
     segments: list[tuple[str, str]]
 

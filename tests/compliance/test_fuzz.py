@@ -13,7 +13,11 @@ from compliance.check import check_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "tests/fixtures/smoke_submission"
-N_CASES = 600  # about 520 of them change something (number/type edits of non-JSON are no-ops)
+# Each case is one full check of the smoke submission (about 0.4 s). The default suite runs
+# 160 of them; `make test-slow` runs 600 more with other seeds (about 520 of those change
+# something: number/type edits of non-JSON files are no-ops).
+N_CASES = 160
+N_CASES_SLOW = 600
 CHECKED = [p.relative_to(SMOKE).as_posix() for p in sorted(SMOKE.rglob("*"))
            if p.is_file() and p.suffix in (".json", ".jsonl", ".txt")
            and not p.name.endswith("summary.txt") and p.name != "README.md"]
@@ -112,15 +116,13 @@ def mutate(root: Path, rng: random.Random) -> tuple[str, bool]:
     return kind, False
 
 
-@pytest.mark.parametrize("chunk", range(4))
-def test_fuzzed_submissions_never_crash_and_forgeries_are_caught(tmp_path, chunk):
-    rng = random.Random(1000 + chunk)
+def _fuzz(tmp_path: Path, seed: int, cases: int) -> None:
+    rng = random.Random(seed)
     counts, caught = Counter(), Counter()
-    for case in range(N_CASES // 4):
+    for case in range(cases):
         root = tmp_path / f"case{case}"
         shutil.copytree(SMOKE, root)
         kind, forged = mutate(root, rng)
-        last = (kind, case)
         report = check_path(root, "smoke")  # must not raise
         assert "X901" not in report.rule_ids(), [f.to_dict() for f in report.findings]
         counts[kind] += 1
@@ -128,4 +130,15 @@ def test_fuzzed_submissions_never_crash_and_forgeries_are_caught(tmp_path, chunk
             assert not report.valid, (kind, case)
             caught[kind] += 1
         shutil.rmtree(root)
-    print(f"chunk {chunk}: cases {dict(counts)}, forgeries caught {dict(caught)}")
+    print(f"seed {seed}: cases {dict(counts)}, forgeries caught {dict(caught)}")
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_fuzzed_submissions_never_crash_and_forgeries_are_caught(tmp_path, chunk):
+    _fuzz(tmp_path, 1000 + chunk, N_CASES // 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", range(4))
+def test_many_more_fuzzed_submissions(tmp_path, chunk):
+    _fuzz(tmp_path, 2000 + chunk, N_CASES_SLOW // 4)

@@ -1,6 +1,8 @@
 """`make bench` end to end on a few episodes: naive vs engine vs LoadGen, and a Server p99."""
 import json
 
+import pytest
+
 from loadgen_harness import bench
 
 
@@ -21,10 +23,21 @@ def test_bench_reports_rates_agreement_and_server_latency(tmp_path, capsys):
 
 
 def test_bad_server_rates_are_a_usage_error(capsys):
-    import pytest
     with pytest.raises(SystemExit) as e:
         bench.main(["--server-qps", "fast"])
     assert e.value.code == 2 and "expected numbers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--benchmark", "nano-nothing"], "known: nano-react"),
+    (["--system", "no-such-machine"], "known systems"),
+    (["--checkpoint", "no/such/model.pt"], "no checkpoint"),
+])
+def test_user_mistakes_are_one_line_errors_before_any_run(args, said, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(args + ["--tasks", "2", "--naive-tasks", "1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and said in err and "Traceback" not in err
 
 
 def test_roofline_counts_work_from_the_step_records():
