@@ -7,7 +7,8 @@
 All three run in one invocation on the same machine, so their ratios are comparable even on a
 shared, noisy machine. The engine and the LoadGen SUT use the same worker setup (workers x
 threads from systems/<system>.yaml); LoadGen runs in its child process as in a submission,
-and its rate is LoadGen's own `result_samples_per_second`. The roofline (loadgen_harness/
+on exactly the direct run's episodes (the first --tasks tasks, each issued once), and its rate
+is LoadGen's own `result_samples_per_second`. The roofline (loadgen_harness/
 roofline.py) measures the machine's matmul rate and memory bandwidth in the same run, counts
 each episode's FLOPs and bytes from the model's shapes and the engine's step records, and
 prints the bound in episodes/s with the engine's fraction of it, and where the engine's time
@@ -110,22 +111,33 @@ def attention_share(model, tasks, max_batch: int, make_env) -> float:
 
 
 def _performance_run(rules, bench, checkpoint, scenario: str, tuning: dict, max_batch: int,
-                     settings: dict, timeout_s: float) -> dict:
+                     settings: dict, timeout_s: float,
+                     performance_sample_count: int | None = None) -> dict:
     """One PerformanceOnly LoadGen run in its child process; its detail log as a dict."""
     with tempfile.TemporaryDirectory() as tmp:
         spec = RunSpec(bench.name, scenario, "PerformanceOnly", str(Path(tmp) / "run"),
                        str(checkpoint), str(bench.eval_set), {**rules.official_seeds, **settings},
                        device=tuning["device"], workers=tuning.get("workers", 1),
-                       threads=tuning.get("threads", 1), max_batch=max_batch)
+                       threads=tuning.get("threads", 1), max_batch=max_batch,
+                       performance_sample_count=performance_sample_count)
         run_test(spec, timeout_s=timeout_s)
         return read_detail(Path(spec.out_dir) / "mlperf_log_detail.txt")
 
 
 def loadgen_rate(rules, bench, checkpoint, n: int, expected_qps: float, tuning: dict,
                  max_batch: int) -> float:
+    """The Offline rate through LoadGen on exactly the direct run's episodes: the first n
+    tasks, each issued once (a permutation, not draws with replacement from the whole set,
+    whose mix of episode lengths differs)."""
     d = _performance_run(rules, bench, checkpoint, "Offline", tuning, max_batch,
                          {"min_duration_ms": 0, "min_query_count": n,
-                          "offline_expected_qps": expected_qps}, timeout_s=600)
+                          "offline_expected_qps": expected_qps,
+                          "performance_sample_count_override": n,
+                          "sample_concatenate_permutation": True}, timeout_s=600,
+                         performance_sample_count=n)
+    issued = (d.get("effective_performance_sample_count"), d.get("generated_samples_per_query"))
+    if issued != (n, n):  # the comparison with the direct run would not be like for like
+        raise RuntimeError(f"LoadGen issued {issued[1]} samples of {issued[0]}, expected {n} of {n}")
     return float(d["result_samples_per_second"])
 
 
