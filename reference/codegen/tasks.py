@@ -188,7 +188,7 @@ def _repeat_word(r, d):
 def _power_base(r, d):
     # 9 ** 12 in the frozen set; wider bases keep the exponent small so outputs stay short
     return r.randint(2, 9) if d is None or d.name == "variety" else \
-        (r.randint(2, 999_999) if d.name == "train" else r.randint(1_000_000, 9_999_999))
+        (r.randint(2, 99_999) if d.name == "train" else r.randint(1_000_000, 9_999_999))
 
 
 # Each template: (rng, dist) -> (prompt, oracle). `dist` (training and the generalisation
