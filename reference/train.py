@@ -121,7 +121,6 @@ class TrainConfig:
     mix: str = ""                   # nano-react: template weights ('sum_lengths=1.5,...')
     variety: str = ""               # nano-codegen: '', 'words' or 'wide'
     broad: float = 0.0              # nano-react: share from the broadened distribution
-    rehearse: float = 0.0           # nano-codegen: share of nano-react's broadened trajectories
     seed: int = TRAIN_SEED
     no_mask: bool = False           # learn every token, not only the agent's
     eval_every: int = 400
@@ -197,10 +196,6 @@ def parse_args(argv=None) -> TrainConfig:
                     help="nano-react: share of trajectories (and of validation) from the "
                          "broadened distribution: random words of 1-12 letters, operands of "
                          "1-6 digits, negatives, decimals (reference/react/tasks.py TRAIN_DIST)")
-    ap.add_argument("--rehearse", type=float, default=d.rehearse,
-                    help="nano-codegen: share of trajectories drawn from nano-react's broadened "
-                         "distribution, so a fine-tune from nano-react keeps copying operands "
-                         "and results of any width")
     ap.add_argument("--seed", type=int, default=d.seed, help="seed for weights and data")
     ap.add_argument("--no-mask", action="store_true", help="learn every token, not only the agent's")
     ap.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps")
@@ -228,9 +223,8 @@ def parse_args(argv=None) -> TrainConfig:
     problem = get_workload(cfg.workload).check_train_options(cfg)
     if problem:
         ap.error(problem)
-    for name in ("broad", "rehearse"):
-        if not 0.0 <= getattr(cfg, name) <= 1.0:
-            ap.error(f"--{name} must be between 0 and 1")
+    if not 0.0 <= cfg.broad <= 1.0:
+        ap.error("--broad must be between 0 and 1")
     if cfg.out is None:
         cfg.out = CHECKPOINT_DIR / cfg.workload
     if cfg.init_from is not None and not cfg.init_from.is_file():
@@ -273,7 +267,6 @@ def log_run_header(mll, c, cfg: TrainConfig, model: GPT) -> None:
     mll.event(key="template_mix", value=parse_mix(cfg.mix) if cfg.mix else None)
     mll.event(key="variety", value=cfg.variety)
     mll.event(key="broad", value=cfg.broad)
-    mll.event(key="rehearse", value=cfg.rehearse)
     mll.event(key="init_from", value=_portable(cfg.init_from) if cfg.init_from else None)
     mll.event(key="n_params", value=model.num_params())
     mll.end(key=c.INIT_STOP)

@@ -199,8 +199,6 @@ class ReactWorkload(Workload):
     def check_train_options(self, config) -> str | None:
         if config.variety:
             return "--variety applies to nano-codegen only (nano-react: --broad)"
-        if config.rehearse:
-            return "--rehearse applies to nano-codegen only"
         return None
 
 

@@ -4,8 +4,7 @@ tasks solved within the attempt bound. reference.train asks for them through the
 
 Ground truth comes from the sandboxed verifier, which this context owns. `config.variety`:
 'words' (random words besides the vocabulary, arithmetic-free oracles) or 'wide' (also longer
-lists and 1-6 digit integers, never a held-out word; half of validation from it);
-`config.rehearse` mixes in that share of nano-react's broadened trajectories.
+lists and 1-6 digit integers, never a held-out word; half of validation from it).
 """
 from __future__ import annotations
 
@@ -39,7 +38,6 @@ class CodegenTraining:
         from reference.codegen.agent import trajectory
         variety = self.config.variety
         rng = random.Random(seed + 1)
-        rehearsal = self._rehearsal(seed)
         for chunk in range(sys.maxsize):  # ground truth comes from the sandbox, in chunks
             tasks = generate(seed * 1_000_003 + chunk, 256, self.verifier, exclude=exclude,
                              variety=variety)
@@ -48,21 +46,7 @@ class CodegenTraining:
                                                self.verifier, exclude=exclude, variety="words")
                 rng.shuffle(tasks)
             for task in tasks:
-                if self.config.rehearse and rng.random() < self.config.rehearse:
-                    yield next(rehearsal)
                 yield trajectory(task, self.verifier, rng, p_repair=self.config.p_detour)
-
-    @staticmethod
-    def _rehearsal(seed: int):
-        """nano-react's broadened trajectories (`--rehearse`): the model this one is fine-tuned
-        from copies operands of 1-6 digits and results of any width into its calls; mixed in,
-        they keep that skill from narrowing to the integer widths of codegen's tasks."""
-        from reference.react.tasks import generate as react_generate
-        from reference.react.training import ReactTraining
-        exclude = ReactTraining.eval_prompts(None)
-        for traj in react_generate(seed + 7, sys.maxsize, exclude=exclude, p_detour=0.15,
-                                   unique=False, broad=1.0):
-            yield traj.segments
 
     def solved(self, model, task) -> bool:
         from reference.codegen.agent import CodegenEnv
