@@ -52,8 +52,9 @@ def test01_outputs_match(ctx: Ctx, rule: str):
         for _, rec in trace_records(ctx, f"{_audit(r, 'TEST01')}/agent_trace.jsonl"):
             traced.setdefault(rec["qsl_idx"], set()).add(rec["answer"] or "")
         if traced and isinstance(data, list):
-            for i, e in enumerate(data):
-                if isinstance(e, dict) and isinstance(e.get("data"), str) and HEX.match(e["data"]):
+            for i, e in enumerate(data):  # malformed entries are reported below
+                if isinstance(e, dict) and isinstance(e.get("qsl_idx"), int) and \
+                        isinstance(e.get("data"), str) and HEX.match(e["data"]):
                     ans = bytes.fromhex(e["data"]).decode("utf-8", errors="replace")
                     if ans not in traced.get(e.get("qsl_idx"), ()):
                         yield err(rule, rel, "a logged answer is not its trace's answer",
