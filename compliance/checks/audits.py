@@ -16,6 +16,12 @@ def _audit(r, name: str) -> str:
     return f"{r.rel}/audit/{name}"
 
 
+def _well_formed(e) -> bool:
+    """An accuracy-log entry with an integer sample index and hex data."""
+    return (isinstance(e, dict) and isinstance(e.get("qsl_idx"), int)
+            and isinstance(e.get("data"), str) and bool(HEX.match(e["data"])))
+
+
 def test01_outputs_match(ctx: Ctx, rule: str):
     """(TEST01, in full): every answer sampled during a performance-mode run equals the
     accuracy-mode answer of the same sample. MLPerf's TEST01 compares only the first element;
@@ -53,10 +59,9 @@ def test01_outputs_match(ctx: Ctx, rule: str):
             traced.setdefault(rec["qsl_idx"], set()).add(rec["answer"] or "")
         if traced and isinstance(data, list):
             for i, e in enumerate(data):  # malformed entries are reported below
-                if isinstance(e, dict) and isinstance(e.get("qsl_idx"), int) and \
-                        isinstance(e.get("data"), str) and HEX.match(e["data"]):
+                if _well_formed(e):
                     ans = bytes.fromhex(e["data"]).decode("utf-8", errors="replace")
-                    if ans not in traced.get(e.get("qsl_idx"), ()):
+                    if ans not in traced.get(e["qsl_idx"], ()):
                         yield err(rule, rel, "a logged answer is not its trace's answer",
                                   location=f"/{i}", found=ans[:200])
                         break
@@ -73,8 +78,7 @@ def test01_outputs_match(ctx: Ctx, rule: str):
         compared = mismatched = 0
         first_bad = None
         for i, e in enumerate(data):
-            if not (isinstance(e, dict) and isinstance(e.get("qsl_idx"), int)
-                    and isinstance(e.get("data"), str) and HEX.match(e["data"])):
+            if not _well_formed(e):
                 yield err(rule, rel, "malformed audit log entry", location=f"/{i}")
                 break
             if e["qsl_idx"] not in reference:
