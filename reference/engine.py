@@ -18,6 +18,12 @@ is being verified is parked (it rides along in decode steps as a filler whose ou
 away, keeping rows contiguous) and resumes when its verdict arrives, so a slow program stalls
 its own episode, not the batch.
 
+An environment with a `constraint` (nano-planner's step schema as a byte automaton, see
+reference.episode) gets it per row: before a decode step's argmax, the rows under a constraint
+add their automaton state's row of the bias table (0 allowed, -inf not; one gather and one add
+for all of them), then advance their matcher by the chosen byte; such a row's step ends exactly
+when its automaton accepts. Other rows in the same batch are untouched.
+
 Limits: one engine per thread (it owns its cache); prefills run row by row; greedy only.
 Per-step generation_ms is wall time of the step inside the batch, shared with its neighbours.
 """
@@ -46,6 +52,8 @@ class _Slot:
     kv0: int = 0
     t_step: float = 0.0
     pending: Any = None                      # (Future, gen_ms): the environment is working
+    matcher: Any = None                      # this step's automaton state (constrained rows)
+    mask_s: float = 0.0                      # this step's constrained-decoding time
 
 
 class Engine:
@@ -67,7 +75,7 @@ class Engine:
         # prefills (prompts and observations), the environment (parsing, tools, verifier),
         # and decode steps taken; the rest of wall time is Python bookkeeping.
         self.stats = {"decode_forward_s": 0.0, "prefill_s": 0.0, "env_s": 0.0,
-                      "decode_steps": 0, "rows_decoded": 0}
+                      "mask_s": 0.0, "decode_steps": 0, "rows_decoded": 0}
 
     # -- row-level operations -------------------------------------------------------------
     def _prefill(self, row: int, tokens: list[int]) -> torch.Tensor:
@@ -81,6 +89,9 @@ class Engine:
         slot.out = []
         slot.ctx0 = self.cache.lengths[slot.row]
         slot.kv0 = self.cache.nbytes_used(slot.row)
+        constraint = getattr(slot.env, "constraint", None)
+        slot.matcher = constraint.matcher() if constraint is not None else None
+        slot.mask_s = 0.0
         slot.t_step = time.perf_counter()
 
     def _admit(self, key, item) -> EpisodeResult | None:
@@ -115,7 +126,7 @@ class Engine:
             self.stats["env_s"] += time.perf_counter() - t0
             return False
         n_keep, inject = finish_step(slot.env, slot.out, slot.ctx0, slot.kv0, gen_ms, full,
-                                     self.block)
+                                     self.block, mask_ms=slot.mask_s * 1e3)
         self.stats["env_s"] += time.perf_counter() - t0
         return self._continue(slot, n_keep, inject)
 
@@ -162,7 +173,18 @@ class Engine:
             fillers = [s for s in self.active if s.pending is not None
                        and self.cache.lengths[s.row] < self.block - 1]
             batch = sorted(decoding + fillers, key=lambda s: s.row)
-            toks = torch.stack([s.logits for s in batch]).argmax(dim=-1)  # (B,)
+            scores = torch.stack([s.logits for s in batch])  # (B, vocab)
+            constrained = [i for i, s in enumerate(batch) if s.matcher is not None
+                           and s.pending is None]
+            if constrained:
+                t0 = time.perf_counter()
+                self._constrain(scores, [batch[i] for i in constrained], constrained)
+                spent = time.perf_counter() - t0
+                self.stats["mask_s"] += spent
+                share = spent / len(constrained)
+                for i in constrained:
+                    batch[i].mask_s += share
+            toks = scores.argmax(dim=-1)  # (B,)
             rows = [s.row for s in batch]
             kept = {s.row: self.cache.lengths[s.row] for s in fillers}
             t0 = time.perf_counter()
@@ -177,8 +199,17 @@ class Engine:
                     continue
                 slot.out.append(tok)
                 slot.logits = logits[i]
-                done_step = ((tok == NEWLINE and slot.env.step_complete(decode(slot.out)))
-                             or len(slot.out) >= slot.env.max_step_tokens)
+                if slot.matcher is not None:
+                    t1 = time.perf_counter()
+                    slot.matcher.advance(tok)
+                    accepted = slot.matcher.is_done()
+                    spent = time.perf_counter() - t1
+                    slot.mask_s += spent
+                    self.stats["mask_s"] += spent
+                else:
+                    accepted = (tok == getattr(slot.env, "step_end", NEWLINE)
+                                and slot.env.step_complete(decode(slot.out)))
+                done_step = accepted or len(slot.out) >= slot.env.max_step_tokens
                 if done_step and self._end_step(slot, full=False):
                     finished.append(slot)
         out = []
@@ -190,6 +221,23 @@ class Engine:
         if finished:
             self._compact()
         return out
+
+    def _constrain(self, scores: torch.Tensor, slots: list[_Slot], idx: list[int]) -> None:
+        """Add each constrained row's allowed-byte bias to its scores, in place (rows of one
+        automaton in one gather; environments of different automata each get theirs)."""
+        groups: dict[int, tuple[Any, list[int], list[int]]] = {}
+        for i, slot in zip(idx, slots):
+            c = slot.env.constraint
+            g = groups.setdefault(id(c), (c, [], []))
+            g[1].append(i)
+            g[2].append(slot.matcher.state)
+        for c, rows, states in groups.values():
+            bias = c.bias(scores.device)
+            if len(rows) == scores.shape[0]:
+                scores += bias[torch.tensor(states, device=scores.device)]
+            else:
+                r = torch.tensor(rows, device=scores.device)
+                scores[r] += bias[torch.tensor(states, device=scores.device)]
 
     def _compact(self) -> None:
         """Keep active episodes in rows 0..n-1: attention then reads a view of the cache

@@ -6,7 +6,12 @@ closed loop that drives any environment.
     result.answer, result.stop_reason, result.steps
 
 An environment has the driver interface: prompt(), cut(tokens), step(text), injection(record),
-done, result, step_complete(text), max_step_tokens (see reference.react.agent.ReactEnv).
+done, result, step_complete(text), max_step_tokens (see reference.react.agent.ReactEnv);
+optionally `step_end`, the byte after which a driver asks step_complete (default newline).
+Optionally `constraint`: an automaton over the 256 bytes (reference.planner.constraint.
+StepConstraint: `bias(device)` a (states, 256) table of 0 / -inf, `matcher()` one per step
+with `state`, `advance(byte)`, `is_done()`); each step is then decoded under it, greedily among
+the allowed bytes, and ends exactly when the automaton accepts (nano-planner's JSON steps).
 `finish_step` closes one agent step for both drivers, `run_env` here (one episode) and the
 batched engine (reference.engine).
 
@@ -41,6 +46,7 @@ class StepRecord:
     kv_cache_bytes: int = 0          # KV-cache bytes in use when the step started
     generated_tokens: int = 0
     generation_ms: float = 0.0
+    mask_ms: float = 0.0             # constrained decoding: computing and applying the masks
 
 
 @dataclass
@@ -61,16 +67,19 @@ class EpisodeResult:
 
 
 def finish_step(env, out: list[int], ctx0: int, kv0: int, gen_ms: float,
-                full: bool, block_size: int, pending=None) -> tuple[int, list[int] | None]:
+                full: bool, block_size: int, pending=None, mask_ms: float = 0.0
+                ) -> tuple[int, list[int] | None]:
     """Close one agent step of `out` tokens that began at context length ctx0.
 
     Returns (how many of the step's tokens stay in context, the tokens to inject next, or None
     when the episode has ended). Shared by the single-episode loop and the batched engine.
-    `pending`: the environment's off-thread work for this step (env.submit_step), if any."""
+    `pending`: the environment's off-thread work for this step (env.submit_step), if any;
+    `mask_ms`: the step's constrained-decoding time (inside gen_ms)."""
     text, n_keep = env.cut(out)
     if full:
         env.result.steps.append(StepRecord(text=text, context_tokens=ctx0, kv_cache_bytes=kv0,
-                                           generated_tokens=len(out), generation_ms=gen_ms))
+                                           generated_tokens=len(out), generation_ms=gen_ms,
+                                           mask_ms=mask_ms))
         env.result.transcript += text
         env.result.stop_reason = "context_full"
         return n_keep, None
@@ -78,7 +87,7 @@ def finish_step(env, out: list[int], ctx0: int, kv0: int, gen_ms: float,
     try:
         rec = env.step(text) if pending is None else env.step(text, pending=pending)
         rec.context_tokens, rec.kv_cache_bytes = ctx0, kv0
-        rec.generated_tokens, rec.generation_ms = len(out), gen_ms
+        rec.generated_tokens, rec.generation_ms, rec.mask_ms = len(out), gen_ms, mask_ms
         if env.done:
             return n_keep, None
         inject = encode(env.injection(rec))
@@ -163,22 +172,36 @@ def run_env(model: GPT, env, naive: bool = False) -> EpisodeResult:
         env.result.stop_reason = "context_full"
         return env.result
     logits = ctx.feed(prompt)
+    constraint = getattr(env, "constraint", None)
+    bias = constraint.bias(logits.device) if constraint is not None else None
+    end = getattr(env, "step_end", NEWLINE)  # the byte after which step_complete is asked
     while not env.done:
         ctx0, kv0 = ctx.length, ctx.kv_bytes()
         t0 = time.perf_counter()
         out: list[int] = []
         full = False
+        matcher = constraint.matcher() if constraint is not None else None
+        mask_s = 0.0
         while len(out) < env.max_step_tokens:
             if ctx.length >= block:
                 full = True
                 break
-            tok = int(torch.argmax(logits))
+            if matcher is None:
+                tok = int(torch.argmax(logits))
+            else:
+                t = time.perf_counter()
+                tok = int(torch.argmax(logits + bias[matcher.state]))
+                matcher.advance(tok)
+                mask_s += time.perf_counter() - t
             out.append(tok)
             logits = ctx.feed([tok])
-            if tok == NEWLINE and env.step_complete(decode(out)):
+            if matcher is not None:
+                if matcher.is_done():
+                    break
+            elif tok == end and env.step_complete(decode(out)):
                 break
         n_keep, inject = finish_step(env, out, ctx0, kv0, (time.perf_counter() - t0) * 1e3,
-                                     full, block)
+                                     full, block, mask_ms=mask_s * 1e3)
         ctx.truncate(ctx0 + n_keep)
         if inject is None:
             break

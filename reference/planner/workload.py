@@ -1,0 +1,192 @@
+"""nano-planner as a Workload: the planner environment the shared drivers run, and its scoring.
+
+    from reference.workloads import get_workload
+    w = get_workload("nano-planner", "reference.planner.workload")
+    with w.episodes(max_steps=10) as make_env:
+        result = run_env(model, make_env(task))       # or the batched engine: same answers
+
+`PlannerEnv` has the driver interface of reference.react.agent.ReactEnv plus a `constraint`
+(the step schema's byte automaton, compiled once per process): a driver decodes each planner
+step under it, so every step is a schema-valid JSON object and ends exactly when the object
+does. The environment parses the step, hands its informal `task` to the deterministic executor
+(reference/planner/executor.py) and answers with a `Result: ...` line; a final-answer step ends
+the episode. In a trace a tool step's `tool_input` is the planner's informal task text (what
+the checker re-executes through the executor, translation included).
+
+Quality is the three metrics of reference/planner/metrics.py, recomputed from the step texts:
+`correct` (the accuracy log's view) is the pass criterion, a completed episode whose final
+answer equals the task's answer.
+
+Limits: the deterministic executor only (the function-caller model of issue 14 is not built).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterator
+
+from reference.workloads import Workload
+
+MAX_STEP_TOKENS = 264  # the schema's longest step (schema.MAX_STEP_BYTES, 263) and one spare
+
+
+@lru_cache(maxsize=1)
+def step_constraint():
+    from reference.planner.constraint import StepConstraint
+    return StepConstraint()
+
+
+class PlannerEnv:
+    """One nano-planner episode's environment (the driver interface, plus `constraint`).
+
+    `constrained=False` (bench's comparison only) leaves the planner's bytes free; a step then
+    ends at the first `}` after which the text is a whole valid step."""
+
+    step_end = ord("}")
+
+    def __init__(self, request: str, max_steps: int, max_step_tokens: int = MAX_STEP_TOKENS,
+                 constrained: bool = True):
+        from reference.episode import EpisodeResult
+        from reference.planner.tasks import request_line
+        self.constraint = step_constraint() if constrained else None
+        self.result = EpisodeResult(request)
+        self.max_steps, self.max_step_tokens = max_steps, max_step_tokens
+        self.result.transcript = request_line(request)
+
+    @property
+    def done(self) -> bool:
+        return self.result.stop_reason != "running"
+
+    def prompt(self) -> str:
+        return self.result.transcript
+
+    @staticmethod
+    def step_complete(text: str) -> bool:
+        """Without the constraint: the text so far is one whole valid step."""
+        from reference.planner.schema import parse_step
+        return parse_step(text)[0] is not None
+
+    @staticmethod
+    def cut(tokens: list[int]) -> tuple[str, int]:
+        from reference.model import decode
+        return decode(tokens), len(tokens)
+
+    def step(self, text: str):
+        from reference.episode import StepRecord
+        from reference.planner.executor import execute
+        from reference.planner.schema import parse_step
+        assert not self.done, "episode already ended"
+        rec = StepRecord(text=text)
+        self.result.steps.append(rec)
+        self.result.transcript += text
+        step, why = parse_step(text)
+        if step is not None and "final_answer" in step:
+            self.result.answer, self.result.stop_reason = step["final_answer"], "final_answer"
+            return rec
+        t0 = time.perf_counter()
+        if step is None:
+            rec.observation = f"Error: not a valid step ({why})"
+        else:
+            rec.tool, rec.tool_input = step["tool"], step["task"]
+            rec.observation = execute(step["tool"], step["task"]).observation
+        rec.tool_ms = (time.perf_counter() - t0) * 1e3
+        self.result.transcript += self.injection(rec)
+        if len(self.result.steps) >= self.max_steps:
+            self.result.stop_reason = "max_steps"
+        return rec
+
+    @staticmethod
+    def injection(rec) -> str:
+        from reference.planner.tasks import result_line
+        return result_line(rec.observation)
+
+
+@dataclass(frozen=True)
+class PlannerWorkload(Workload):
+    """nano-planner: schema-constrained JSON plans, a deterministic executor, three metrics."""
+    name: str = "nano-planner"
+    answer: str = "final answer"
+
+    def load_tasks(self, path: Path | None = None) -> list:
+        from reference.planner.tasks import EVAL_PATH, load_tasks
+        return load_tasks(Path(path) if path else EVAL_PATH)
+
+    def question(self, task) -> str:
+        return task.request
+
+    @contextmanager
+    def episodes(self, max_steps: int, verifier_workers: int = 2,
+                 max_step_tokens: int | None = None, sandbox: dict | None = None
+                 ) -> Iterator[Callable]:
+        tokens = max(max_step_tokens or 0, MAX_STEP_TOKENS)  # never cut a schema-valid step
+        yield lambda task: PlannerEnv(task.request, max_steps, tokens)
+
+    def correct(self, grader, task, answer: str | None) -> bool:
+        return answer is not None and answer == task.answer
+
+    def reexecute(self, grader, task, tool: str, tool_input: str) -> tuple[str | None, str]:
+        from reference.planner.executor import execute
+        return execute(tool, tool_input).observation, ""
+
+    def step_problem(self, step: dict) -> str | None:
+        from reference.planner.schema import parse_step
+        parsed, why = parse_step(step["text"])
+        if parsed is None:
+            return f"the step is not schema-valid ({why})"
+        if "final_answer" in parsed:
+            return "a tool call in a final-answer step" if step["tool"] is not None else None
+        if (step["tool"], step["tool_input"]) != (parsed["tool"], parsed["task"]):
+            return "the tool call is not the one the step's text wrote"
+        return None
+
+    def answer_problem(self, episode: dict) -> str | None:
+        from reference.planner.schema import parse_step
+        if episode["stop_reason"] == "final_answer" and episode["steps"]:
+            parsed, _ = parse_step(episode["steps"][-1]["text"])
+            if parsed is None or parsed.get("final_answer") != episode["answer"]:
+                return "the answer is not the one the last step's text writes"
+        return None
+
+    # --- evaluation ------------------------------------------------------------------------
+    def report_row(self, task, result) -> dict:
+        from reference.planner.metrics import score_episode
+        score = score_episode(task, [s.text for s in result.steps])
+        return {"id": task.id, "template": task.template, "question": task.request,
+                "expected": task.answer, "answer": result.answer,
+                "correct": score.passed, "completed": score.completed,
+                "tool_steps": score.tool_steps, "bad_steps": score.bad_steps,
+                "stop_reason": result.stop_reason, "generated_tokens": result.generated_tokens,
+                "mask_ms": round(sum(s.mask_ms for s in result.steps), 3),
+                "latency_ms": round(result.latency_ms, 3)}
+
+    def summarize(self, rows: list[dict]) -> dict:
+        n = max(1, len(rows))
+        tool = sum(r["tool_steps"] for r in rows)
+        tokens = sum(r["generated_tokens"] for r in rows)
+        by_template: dict[str, list[bool]] = {}
+        for r in rows:
+            by_template.setdefault(r["template"], []).append(r["correct"])
+        return {"n_tasks": len(rows),
+                "accuracy": round(sum(r["correct"] for r in rows) / n, 4),   # = pass rate
+                "pass_rate": round(sum(r["correct"] for r in rows) / n, 4),
+                "bad_task_rate": round(sum(r["bad_steps"] for r in rows) / tool, 4) if tool else 0.0,
+                "completion_rate": round(sum(r["completed"] for r in rows) / n, 4),
+                "mean_generated_tokens": round(statistics.fmean(
+                    [r["generated_tokens"] for r in rows]), 4) if rows else 0.0,
+                "mask_us_per_token": round(1e3 * sum(r["mask_ms"] for r in rows) / tokens, 2)
+                if tokens else 0.0,
+                "per_template": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_template.items())}}
+
+    def print_report(self, summary: dict) -> None:
+        for k, v in summary.items():
+            if k != "per_template":
+                print(f"{k}: {v}")
+        for k, v in summary.get("per_template", {}).items():
+            print(f"  {k:32s} {v:.3f}")
+
+
+WORKLOAD = PlannerWorkload()
