@@ -23,20 +23,20 @@ DIVISION ?= closed
 SUBMISSIONS ?= submissions
 BOARD ?= leaderboard
 
-.PHONY: help venv test test-slow train train-react train-codegen evaluate submission bench check \
+.PHONY: help venv test test-slow train train-react train-codegen train-planner evaluate submission bench check \
 	leaderboard report clean-venv
 
 help:
 	@echo "make submission    SYSTEM=cpu PROFILE=official|smoke SUBMITTER=name: MLPerf-layout results"
-	@echo "                   (every benchmark; BENCHMARK=nano-react or nano-codegen for one)"
+	@echo "                   (every benchmark; BENCHMARK=nano-react, nano-codegen or nano-planner for one)"
 	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s (BENCHMARK=...)"
 	@echo "make check         validate results/DIVISION/SUBMITTER (PROFILE=smoke for a smoke one)"
 	@echo "make leaderboard   SUBMISSIONS=dir BOARD=out: validate and rank a course's submissions"
 	@echo "make report        RESULTS=dir OUT=dir [SWEEP=sweep.json]: plots and an HTML page"
-	@echo "make evaluate      closed-loop evaluation of a committed agent (BENCHMARK=nano-react|nano-codegen)"
+	@echo "make evaluate      closed-loop evaluation of a committed agent (BENCHMARK=nano-react|nano-codegen|nano-planner)"
 	@echo "make test          fast test suite (creates .venv if missing)"
 	@echo "make test-slow     slow tests: full frozen-set accuracy, determinism"
-	@echo "make train         retrain both checkpoints from scratch (see the model cards; hours on 2 cores)"
+	@echo "make train         retrain the three checkpoints from scratch (see the model cards; hours on 2 cores)"
 
 venv: $(VENV)/.installed
 
@@ -59,7 +59,8 @@ test-slow: venv
 CKPT := reference/checkpoints/nano-react
 CG := reference/checkpoints/nano-codegen
 TRAIN_TMP := build/train
-train: train-react train-codegen
+PL := reference/checkpoints/nano-planner
+train: train-react train-codegen train-planner
 
 # nano-react: a rotary-position model trained from scratch on the frozen set's distribution,
 # then a fine-tune with 70% broadened trajectories (random words, 1-6 digit operands); the
@@ -79,6 +80,13 @@ train-codegen: venv
 	$(PY) -m reference.train nano-codegen --rope --init-from $(CKPT)/model.pt --variety wide \
 		--steps 1500 --lr 1e-3 --warmup 50 --p-detour 0.3 --seed 4 --threads 1 \
 		--eval-start 750 --eval-every 250 --out $(CG)
+
+# nano-planner starts from the nano-react model too and learns its JSON steps (masked SFT: the
+# request and the Result lines carry no loss), the templates whose step count varies weighted up.
+train-planner: venv
+	$(PY) -m reference.planner.train --init-from $(CKPT)/model.pt --steps 2400 --warmup 50 \
+		--lr 2e-3 --mix average_length=2,two_longest_times_const=2,length_diff_arith=1.5,total_lengths_compare=1.5 \
+		--eval-n 100 --gen-n 100 --threads 1 --out $(PL)
 
 evaluate: venv
 	$(PY) -m reference.evaluate $(ONE_BENCHMARK)

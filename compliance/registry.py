@@ -86,6 +86,7 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("Q404", "accuracy-json-agrees", "quality", quality.accuracy_json_agrees),
     Rule("Q405", "reference-weights", "divisions", quality.reference_weights),
     Rule("Q408", "split-quality", "quality", quality.split_quality),
+    Rule("Q409", "quality-bounds", "quality", quality.quality_bounds),
     Rule("Q406", "closed-answers-are-reference", "divisions",
          provenance.closed_answers_match_reference),
     Rule("Q407", "answers-computed", "divisions", provenance.answers_computed),

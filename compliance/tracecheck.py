@@ -19,6 +19,8 @@ RECORD_KEYS = frozenset(("schema_version", "seq", "qsl_idx", "task_id", "mode", 
                          "answer", "stop_reason", "latency_ms", "generated_tokens", "steps"))
 STEP_KEYS = frozenset(("text", "tool", "tool_input", "observation", "context_tokens",
                        "kv_cache_bytes", "generated_tokens", "generation_ms", "tool_ms"))
+# a constrained-decoding step (nano-planner) also times its masks and its executor
+CONSTRAINED_STEP_KEYS = STEP_KEYS | {"mask_ms", "executor_ms"}
 # the enumerations come from the schema itself, so the two never drift apart
 MODES = tuple(_SCHEMA["properties"]["mode"]["enum"])
 STOP_REASONS = tuple(_SCHEMA["properties"]["stop_reason"]["enum"])
@@ -68,9 +70,13 @@ def record_problem(rec) -> str | None:
     steps = rec["steps"]
     if type(steps) is not list or not steps:
         return "/steps: not a non-empty list"
+    keys = None
     for i, s in enumerate(steps):
-        if type(s) is not dict or s.keys() != STEP_KEYS:
-            return f"/steps/{i}: not a step object with exactly the step fields"
+        if type(s) is not dict or s.keys() not in (STEP_KEYS, CONSTRAINED_STEP_KEYS) or \
+                keys not in (None, s.keys()):
+            return f"/steps/{i}: not a step object with exactly the step fields (every step " \
+                   "of an episode the same ones)"
+        keys = s.keys()
         if not _str(s["text"]):
             return f"/steps/{i}/text: not a string"
         for k in ("tool", "tool_input", "observation"):
@@ -79,7 +85,7 @@ def record_problem(rec) -> str | None:
         for k in ("context_tokens", "kv_cache_bytes", "generated_tokens"):
             if not _int(s[k]):
                 return f"/steps/{i}/{k}: not a non-negative integer"
-        for k in ("generation_ms", "tool_ms"):
-            if not _num(s[k]):
+        for k in ("generation_ms", "tool_ms", "mask_ms", "executor_ms"):
+            if k in s and not _num(s[k]):
                 return f"/steps/{i}/{k}: not a finite non-negative number"
     return None

@@ -16,7 +16,10 @@ goes (decode forwards, attention inside them, prefills, the environment and its 
 bookkeeping). With --agreement the engine's
 answers are compared with the naive baseline's on the naive subset (greedy decoding: they
 should be identical). With --server-qps, Server runs at those rates with an unbounded latency
-report the p99 episode latency (how rules.md section 8 calibrates each Server bound).
+report the p99 episode latency (how rules.md section 8 calibrates each Server bound). For a
+benchmark decoded under a schema (nano-planner) the engine also runs the first
+--constraint-tasks episodes with and without the constraint and prints both times per token
+and the schema violations of each.
 
 Limits: the naive baseline is slow (the whole context per token), so it runs a subset.
 """
@@ -110,6 +113,42 @@ def attention_share(model, tasks, max_batch: int, make_env) -> float:
     return times.get("aten::scaled_dot_product_attention", 0.0) / fwd if fwd else 0.0
 
 
+def constraint_cost(model, tasks, max_batch: int, make_env, rounds: int = 2) -> dict | None:
+    """For a benchmark decoded under a schema (nano-planner): the engine's wall time per
+    generated token with the constraint and without it (the same tasks, the same engine, the
+    rows' bytes left free; runs alternated `rounds` times, the fastest of each kept), the
+    constraint's own time (masks and matcher) per token, and the schema violations of each run
+    (with the constraint there can be none). None for a benchmark without a constraint."""
+    from reference.engine import Engine
+    if getattr(make_env(tasks[0]), "constraint", None) is None:
+        return None
+    from reference.planner.schema import parse_step
+
+    def free(item):
+        env = make_env(item)
+        env.constraint = None
+        return env
+
+    best: dict[str, dict] = {}
+    for _ in range(rounds):
+        for name, factory in (("unconstrained", free), ("constrained", make_env)):
+            engine = Engine(model, factory, max_batch=max_batch)
+            t0 = time.perf_counter()
+            results = engine.run_all(tasks)
+            wall = time.perf_counter() - t0
+            tokens = sum(r.generated_tokens for r in results) or 1
+            steps = [s for r in results for s in r.steps]
+            row = {"us_per_token": round(1e6 * wall / tokens, 2), "tokens": tokens,
+                   "mask_us_per_token": round(1e6 * engine.stats["mask_s"] / tokens, 2),
+                   "steps": len(steps),
+                   "schema_violations": sum(parse_step(s.text)[0] is None for s in steps)}
+            if name not in best or row["us_per_token"] < best[name]["us_per_token"]:
+                best[name] = row
+    c, u = best["constrained"], best["unconstrained"]
+    return {**best, "overhead_pct": round(100 * (c["us_per_token"] / u["us_per_token"] - 1), 1),
+            "tasks": len(tasks)}
+
+
 def _performance_run(rules, bench, checkpoint, scenario: str, tuning: dict, max_batch: int,
                      settings: dict, timeout_s: float,
                      performance_sample_count: int | None = None) -> dict:
@@ -184,6 +223,9 @@ def main(argv=None) -> int:
                     help="also run Server at these comma-separated rates, latency unbounded, "
                          "and print each p99 (calibrating the Server bound)")
     ap.add_argument("--server-seconds", type=float, default=20.0, help="each Server run's length")
+    ap.add_argument("--constraint-tasks", type=int, default=64,
+                    help="a schema-constrained benchmark (nano-planner): episodes decoded with "
+                         "and without the constraint to compare their time per token")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
     args = ap.parse_args(argv)
     try:
@@ -224,6 +266,14 @@ def main(argv=None) -> int:
         100 * attention_share(model, tasks[: min(len(tasks), 2 * max_batch)], max_batch,
                               make_env), 1)
     _print_roofline(roof, breakdown)
+    cost = constraint_cost(model, tasks[: args.constraint_tasks], max_batch, make_env)
+    if cost:
+        c, u = cost["constrained"], cost["unconstrained"]
+        print(f"constrained decode {c['us_per_token']:8.1f} us/token (mask and matcher "
+              f"{c['mask_us_per_token']} us), unconstrained {u['us_per_token']:.1f} us/token: "
+              f"{cost['overhead_pct']:+.1f}% ({cost['tasks']} episodes each, same engine); "
+              f"schema violations {c['schema_violations']}/{c['steps']} steps constrained, "
+              f"{u['schema_violations']}/{u['steps']} free", flush=True)
     through = loadgen_rate(rules, bench, checkpoint, len(tasks), engine,
                            tuning, max_batch)
     print(f"engine, LoadGen    {through:8.2f} episodes/s", flush=True)
@@ -234,6 +284,8 @@ def main(argv=None) -> int:
                "engine_over_naive": round(engine / naive, 2),
                "loadgen_overhead_pct": round(100 * (1 - through / engine), 2),
                "roofline": roof, "engine_time_breakdown": breakdown}
+    if cost:
+        figures["constraint"] = cost
     print(f"engine / naive     {figures['engine_over_naive']:8.2f}x")
     print(f"LoadGen overhead   {figures['loadgen_overhead_pct']:8.2f}% against the engine called directly")
     if args.agreement:

@@ -42,7 +42,7 @@ from loadgen_harness.logs import accuracy_from_log, read_accuracy_log, read_deta
 from loadgen_harness.runner import RunError, run_test
 from loadgen_harness.spec import RunSpec, Tuning
 from loadgen_harness.system import DeclarationError, load_system, mismatches, probe
-from reference.grading import load_tasks
+from reference.grading import bounded_quality, load_tasks
 from reference.hashing import file_sha256
 from reference.rules import ROOT, SCENARIOS, RulesError, load_rules
 
@@ -431,6 +431,15 @@ def _score_accuracy(run_dir: Path, plan: RunPlan, bench, scored_set, profile) ->
     target = scored_set.subset_target(scored)
     acc.update(metric=bench.quality_metric, target=target,
                passed=acc[bench.quality_metric] >= target)
+    if bench.quality_bounds and not plan.split:  # further figures from the run's trace
+        steps: dict[int, list] = {}
+        for line in (run_dir / "agent_trace.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            if rec["mode"] == "AccuracyOnly" and 0 <= rec["qsl_idx"] < len(tasks):
+                steps.setdefault(rec["qsl_idx"], rec["steps"])
+        acc["bounds"] = bounded_quality(plan.benchmark, bench.quality_bounds, tasks, steps,
+                                        bench.reference_results, len(tasks))
+        acc["passed"] = acc["passed"] and all(b["ok"] for b in acc["bounds"].values())
     if plan.split:
         acc.update(split=plan.split, eval_set_sha256=scored_set.eval_set_sha256)
     (run_dir / "accuracy.json").write_text(json.dumps(acc, indent=1) + "\n")

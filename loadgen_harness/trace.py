@@ -30,17 +30,25 @@ def trace_validator() -> jsonschema.Draft202012Validator:
 
 
 def episode_record(seq: int, idx: int, task_id: str, mode: str, result: "EpisodeResult") -> dict:
+    constrained = any(s.mask_ms > 0 for s in result.steps)
     return {
         "schema_version": SCHEMA_VERSION, "seq": seq, "qsl_idx": idx, "task_id": task_id,
         "mode": mode, "question": result.question, "answer": result.answer,
         "stop_reason": result.stop_reason, "latency_ms": round(result.latency_ms, 3),
         "generated_tokens": result.generated_tokens,
-        "steps": [{"text": s.text, "tool": s.tool, "tool_input": s.tool_input,
-                   "observation": s.observation, "context_tokens": s.context_tokens,
-                   "kv_cache_bytes": s.kv_cache_bytes, "generated_tokens": s.generated_tokens,
-                   "generation_ms": round(s.generation_ms, 3), "tool_ms": round(s.tool_ms, 4)}
-                  for s in result.steps],
+        "steps": [_step(s, constrained) for s in result.steps],
     }
+
+
+def _step(s, constrained: bool) -> dict:
+    out = {"text": s.text, "tool": s.tool, "tool_input": s.tool_input,
+           "observation": s.observation, "context_tokens": s.context_tokens,
+           "kv_cache_bytes": s.kv_cache_bytes, "generated_tokens": s.generated_tokens,
+           "generation_ms": round(s.generation_ms, 3), "tool_ms": round(s.tool_ms, 4)}
+    if constrained:  # decoded under a schema (nano-planner): its masks and executor timed
+        out["mask_ms"] = min(round(s.mask_ms, 4), out["generation_ms"])
+        out["executor_ms"] = min(round(s.executor_ms, 4), out["tool_ms"])
+    return out
 
 
 class TraceWriter:

@@ -47,6 +47,7 @@ class StepRecord:
     generated_tokens: int = 0
     generation_ms: float = 0.0
     mask_ms: float = 0.0             # constrained decoding: computing and applying the masks
+    executor_ms: float = 0.0         # nano-planner: translating the step into a tool call
 
 
 @dataclass

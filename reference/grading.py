@@ -109,3 +109,35 @@ class Grader:
         if fresh is None:
             return False, note
         return same_feedback(logged, fresh), fresh
+
+
+def bounded_quality(benchmark: str, bounds: dict, tasks, steps_by_idx: dict,
+                    reference_results: Path, n_all: int) -> dict:
+    """A benchmark's further quality figures (rules.yaml `quality.bounds`) recomputed from the
+    accuracy run's logged episodes (`steps_by_idx`: sample index -> its trace steps), each
+    against its bound: {name: {"value", "max" or "min", "ok"}}. A run that scored a subset of
+    the `n_all` samples (smoke) is held to the looser of the bound and the reference
+    checkpoint's own figure on the same samples (its per-sample rows in reference_results),
+    as the main quality target is. `make submission` and the checker both call this."""
+    import json
+    w = get_workload(benchmark)
+    got = w.secondary_metrics([w.secondary_row(tasks[i], steps)
+                               for i, steps in sorted(steps_by_idx.items())])
+    ref = {}
+    if 0 < len(steps_by_idx) < n_all:
+        rows = {}
+        for line in Path(reference_results).read_text().splitlines():
+            row = json.loads(line) if line.strip() else None
+            if row and row.get("qsl_idx") in steps_by_idx:
+                rows[row["qsl_idx"]] = row
+        if len(rows) == len(steps_by_idx):
+            ref = w.secondary_metrics(list(rows.values()))
+    out = {}
+    for name, (kind, limit) in bounds.items():
+        if name in ref:
+            limit = max(limit, ref[name]) if kind == "max" else min(limit, ref[name])
+        value = round(got.get(name, float("nan")), 4)
+        ok = value <= limit if kind == "max" else value >= limit  # NaN (no figure) fails
+        out[name] = {"value": value, kind: round(limit, 4), "ok": ok}
+    return out
+

@@ -86,6 +86,9 @@ class Benchmark:
     reference_mean_generated_tokens: float   # TEST09's reference
     splits: dict = field(default_factory=dict)  # name -> Split (each its own accuracy run)
     workload: str | None = None  # module with a WORKLOAD object; None: a built-in workload
+    # further quality figures the accuracy run's trace gives, each bounded: name -> ("max" or
+    # "min", limit) (nano-planner: bad_task_rate max, completion_rate min)
+    quality_bounds: dict = field(default_factory=dict)
 
     @property
     def quality_target(self) -> float:
@@ -138,6 +141,16 @@ class Rules:
         return self.profiles[name]
 
 
+def _bounds(doc: dict) -> dict:
+    out = {}
+    for name, b in doc.items():
+        (kind, limit), = dict(b).items()  # exactly one of max / min
+        if kind not in ("max", "min"):
+            raise ValueError(f"quality bound {name}: {kind!r} is not max or min")
+        out[name] = (kind, float(limit))
+    return out
+
+
 def load_rules(path: Path = RULES_PATH) -> Rules:
     doc = load_yaml(path)
     try:
@@ -162,7 +175,8 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
                     quality_reference=float(sp["quality"]["reference_value"]),
                     quality_target_fraction=float(sp["quality"]["target_fraction"]))
                     for sname, sp in (b.get("splits") or {}).items()},
-                workload=b.get("workload"))
+                workload=b.get("workload"),
+                quality_bounds=_bounds(q.get("bounds") or {}))
         profiles = {}
         for name, p in doc["profiles"].items():
             acc = p["accuracy_sample_count"]

@@ -119,6 +119,15 @@ class Workload:
         finding's fields (message, expected/found, hint); None when it was computed."""
         return None
 
+    def secondary_row(self, task, steps: list[dict]) -> dict:
+        """Per-episode figures behind the benchmark's further quality bounds (rules.yaml
+        `quality.bounds`), from a logged episode's steps; {} for a workload without any."""
+        return {}
+
+    def secondary_metrics(self, rows: list[dict]) -> dict:
+        """The bounded quality figures over a set of episodes' `secondary_row`s."""
+        return {}
+
     def seed_verdicts(self, scored_sets) -> None:
         """Prime the grader's caches with the reference's known verdicts ((task file, reference
         results file) per scored set); nothing for a workload whose grading is cheap."""
@@ -301,14 +310,34 @@ def get_workload(name: str, module: str | None = None) -> Workload:
     """The workload of a benchmark name (`module`: where rules.yaml says a workload that is not
     built in lives); an unknown name is an error listing the known ones."""
     w = WORKLOADS.get(name)
+    if w is None and module is None:  # a benchmark of the suite's rules.yaml names its module
+        module = _rules_module(name)
     if w is None and module:
         w = importlib.import_module(module).WORKLOAD
         if w.name != name:
             raise UnknownWorkload(f"{module}.WORKLOAD is named {w.name!r}, not {name!r}")
         WORKLOADS[name] = w
     if w is None:
-        raise UnknownWorkload(f"unknown benchmark {name!r}; known: {', '.join(WORKLOADS)}")
+        known = list(WORKLOADS) + [b for b in _rules_names() if b not in WORKLOADS]
+        raise UnknownWorkload(f"unknown benchmark {name!r}; known: {', '.join(known)}")
     return w
+
+
+def _suite_benchmarks() -> dict:
+    from reference.rules import RulesError, load_rules
+    try:
+        return load_rules().benchmarks
+    except (RulesError, OSError):
+        return {}
+
+
+def _rules_module(name: str) -> str | None:
+    bench = _suite_benchmarks().get(name)
+    return bench.workload if bench is not None else None
+
+
+def _rules_names() -> list[str]:
+    return list(_suite_benchmarks())
 
 
 def register(workload) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("reference", "loadgen_harness", "compliance")
 REGISTRY = ROOT / "reference" / "workloads.py"
-NAMES = ("nano-react", "nano-codegen")
+NAMES = ("nano-react", "nano-codegen", "nano-planner")
 # a benchmark name compared, tested for membership, or chosen by a dict lookup in code
 COMPARISON = re.compile(
     r"""(==|!=|\bin\b|\bis\b)\s*\(?\s*["']nano-[a-z-]+["']"""

@@ -24,8 +24,14 @@ def test_the_built_in_workloads_are_registered():
     assert get_workload("nano-codegen").answer == "program"
 
 
+def test_a_benchmark_of_rules_yaml_is_found_by_name_alone():
+    # nano-planner lives in its own package (rules.yaml `workload:`); any caller may name it
+    assert get_workload("nano-planner").name == "nano-planner"
+
+
 def test_an_unknown_benchmark_is_a_clear_error_listing_the_known_ones():
-    with pytest.raises(UnknownWorkload, match="unknown benchmark 'nano-chess'; known: nano-react, nano-codegen"):
+    with pytest.raises(UnknownWorkload, match="unknown benchmark 'nano-chess'; known: nano-react, nano-codegen, "
+                       "nano-planner"):
         get_workload("nano-chess")
 
 

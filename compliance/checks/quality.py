@@ -227,3 +227,47 @@ def _split_log(ctx: Ctx, rule: str, r, name: str, rel: str):
     if problems:
         yield err(rule, rel, f"the {name} split's detail log is not a clean accuracy run of "
                   "this result", found="; ".join(problems)[:300])
+
+
+def quality_bounds(ctx: Ctx, rule: str):
+    """a benchmark's further quality figures (rules.yaml `quality.bounds`; nano-planner's
+    bad-task and completion rates), recomputed from the accuracy run's trace (whose answers
+    T602 ties to the accuracy log, and whose tool calls T605 re-executes), are within their
+    bounds (a subset run: the looser of the bound and the reference's figure on the same
+    samples) and are what accuracy.json states."""
+    from compliance.checks.traces import trace_records
+    from reference.grading import bounded_quality
+    for r in ctx.results:
+        bench = ctx.rules.benchmark(r.benchmark)
+        if not bench.quality_bounds:
+            continue
+        entries, _ = parse_accuracy_log(ctx, r)
+        if entries is None:
+            continue  # Q401's finding
+        tasks = ctx.tasks(r.benchmark)
+        logged = {idx for idx, _, _ in entries if 0 <= idx < len(tasks)}
+        steps: dict[int, list] = {}
+        for _, rec in trace_records(ctx, f"{r.acc}/agent_trace.jsonl"):
+            if rec["mode"] == "AccuracyOnly" and rec["qsl_idx"] in logged:
+                steps.setdefault(rec["qsl_idx"], rec["steps"])
+        if not steps or len(steps) != len(logged):
+            continue  # T602's finding: the trace does not give the logged episodes
+        got = bounded_quality(r.benchmark, bench.quality_bounds, tasks, steps,
+                              bench.reference_results, len(tasks))
+        rel = f"{r.acc}/accuracy.json"
+        doc, _ = ctx.tree.json(rel)
+        stated = doc.get("bounds") if isinstance(doc, dict) else None
+        for name, b in got.items():
+            kind = "max" if "max" in b else "min"
+            if not b["ok"]:
+                yield err(rule, f"{r.acc}/agent_trace.jsonl", f"{name} outside its bound",
+                          expected=f"{'<=' if kind == 'max' else '>='} {b[kind]:.4f}",
+                          found=f"{b['value']:.4f}",
+                          hint="recomputed from the accuracy run's logged steps")
+            claim = stated.get(name) if isinstance(stated, dict) else None
+            value = claim.get("value") if isinstance(claim, dict) else None
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+                    not math.isclose(value, b["value"], abs_tol=1e-4):
+                yield err(rule, rel, f"the stated {name} differs from the trace",
+                          location=f"/bounds/{name}/value", expected=f"{b['value']:.4f}",
+                          found=value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
-from compliance.tracecheck import RECORD_KEYS, STEP_KEYS, record_problem
+from compliance.tracecheck import RECORD_KEYS, record_problem
 from compliance.tree import has_duplicate_keys
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
@@ -36,7 +36,7 @@ def _check_rows(ctx: Ctx, rel: str) -> list:
     for line, rec, problem in rows or ():
         problem = problem or record_problem(rec) or ""
         if not problem and has_duplicate_keys(
-                lines[line - 1], len(RECORD_KEYS) + len(STEP_KEYS) * len(rec["steps"])):
+                lines[line - 1], len(RECORD_KEYS) + sum(len(s) for s in rec["steps"])):
             problem = "a field is given twice (duplicate JSON key)"
         out.append((line, rec, problem))
     return out
@@ -191,7 +191,8 @@ def step_bounds(ctx: Ctx, rule: str):
 
 
 def step_times_add_up(ctx: Ctx, rule: str):
-    """per-step generation and tool times fit within the episode's time."""
+    """per-step generation and tool times fit within the episode's time, and a constrained
+    step's mask time within its generation time, its executor time within its tool time."""
     for r in ctx.results:
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
@@ -201,6 +202,16 @@ def step_times_add_up(ctx: Ctx, rule: str):
                     yield err(rule, rel, "step times add up to more than the episode time",
                               location=f"line {line}", expected=f"<= {rec['latency_ms']} ms",
                               found=f"{total:.3f} ms")
+                    break
+                part = next(((i, k, s[k], s[whole]) for i, s in enumerate(rec["steps"])
+                             for k, whole in (("mask_ms", "generation_ms"),
+                                              ("executor_ms", "tool_ms"))
+                             if k in s and s[k] > s[whole] + TIME_SLACK_MS), None)
+                if part:
+                    i, k, v, w = part
+                    yield err(rule, rel, f"a step's {k} is more than the time it is part of",
+                              location=f"line {line}, step {i}", expected=f"<= {w} ms",
+                              found=f"{v} ms")
                     break
 
 

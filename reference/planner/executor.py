@@ -29,6 +29,7 @@ variant of issue 14 (a small "function caller" model) is not built yet.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from reference.tools import LOOKUP_TABLE, TOOLS, run_tool
@@ -67,6 +68,7 @@ class Outcome:
     call: Call | None
     observation: str
     bad_kind: str = ""
+    translate_s: float = 0.0   # wall time of the translation alone (the rest ran the tool)
 
 
 def _operand(num: str) -> str:
@@ -144,9 +146,13 @@ def translate(tool: str, task: str) -> Call:
 
 def execute(tool: str, task: str) -> Outcome:
     """Translate and run one planner step; never raises for anything the planner wrote."""
+    t0 = time.perf_counter()
     try:
         call = translate(tool, task)
     except BadTask as err:
-        return Outcome("bad_task", None, f"Error: bad task: {err}", err.kind)
+        return Outcome("bad_task", None, f"Error: bad task: {err}", err.kind,
+                       time.perf_counter() - t0)
+    t1 = time.perf_counter()
     obs = run_tool(call.tool, call.input)
-    return Outcome("tool_error" if obs.startswith("Error:") else "ok", call, obs)
+    return Outcome("tool_error" if obs.startswith("Error:") else "ok", call, obs,
+                   translate_s=t1 - t0)

@@ -82,6 +82,11 @@ class Task:
     n_calls: int
     oracle: tuple[OracleCall, ...] = field(default_factory=tuple)
 
+    @property
+    def question(self) -> str:
+        """The request, under the name traces and the harness use for every workload."""
+        return self.request
+
     def to_json(self) -> str:
         d = asdict(self)
         d["oracle"] = [[c.tool, c.input, c.observation] for c in self.oracle]

@@ -92,7 +92,8 @@ class PlannerEnv:
             rec.observation = f"Error: not a valid step ({why})"
         else:
             rec.tool, rec.tool_input = step["tool"], step["task"]
-            rec.observation = execute(step["tool"], step["task"]).observation
+            out = execute(step["tool"], step["task"])
+            rec.observation, rec.executor_ms = out.observation, out.translate_s * 1e3
         rec.tool_ms = (time.perf_counter() - t0) * 1e3
         self.result.transcript += self.injection(rec)
         if len(self.result.steps) >= self.max_steps:
@@ -151,30 +152,55 @@ class PlannerWorkload(Workload):
                 return "the answer is not the one the last step's text writes"
         return None
 
+    def secondary_row(self, task, steps: list[dict]) -> dict:
+        """The episode scored by reference/planner/metrics.py from its step texts alone."""
+        from reference.planner.metrics import score_episode
+        score = score_episode(task, [s["text"] for s in steps])
+        return {"passed": score.passed, "completed": score.completed,
+                "tool_steps": score.tool_steps, "bad_steps": score.bad_steps}
+
+    def secondary_metrics(self, rows: list[dict]) -> dict:
+        tool = sum(r["tool_steps"] for r in rows)
+        return {"bad_task_rate": sum(r["bad_steps"] for r in rows) / tool if tool else 0.0,
+                "completion_rate": sum(bool(r["completed"]) for r in rows) / len(rows)
+                if rows else 0.0}
+
+    def uncomputed_answer(self, grader, task, episode: dict) -> dict | None:
+        """Q407: the episode made at least the task's number of tool calls and its final answer
+        is one of their results."""
+        if episode["answer"] != task.answer:
+            return None
+        calls = [s for s in episode["steps"] if s["tool"] is not None]
+        if len(calls) >= task.n_calls and episode["answer"] in {s["observation"] for s in calls}:
+            return None
+        return {"message": "a correct answer that no tool call of the episode produced",
+                "expected": f">= {task.n_calls} tool calls, the answer among their results",
+                "found": f"{len(calls)} tool calls",
+                "hint": "answers come from the executor's tool calls, never from the data set"}
+
     # --- evaluation ------------------------------------------------------------------------
     def report_row(self, task, result) -> dict:
-        from reference.planner.metrics import score_episode
-        score = score_episode(task, [s.text for s in result.steps])
+        score = self.secondary_row(task, [{"text": s.text} for s in result.steps])
         return {"id": task.id, "template": task.template, "question": task.request,
                 "expected": task.answer, "answer": result.answer,
-                "correct": score.passed, "completed": score.completed,
-                "tool_steps": score.tool_steps, "bad_steps": score.bad_steps,
+                "correct": score["passed"], "completed": score["completed"],
+                "tool_steps": score["tool_steps"], "bad_steps": score["bad_steps"],
                 "stop_reason": result.stop_reason, "generated_tokens": result.generated_tokens,
                 "mask_ms": round(sum(s.mask_ms for s in result.steps), 3),
                 "latency_ms": round(result.latency_ms, 3)}
 
     def summarize(self, rows: list[dict]) -> dict:
         n = max(1, len(rows))
-        tool = sum(r["tool_steps"] for r in rows)
         tokens = sum(r["generated_tokens"] for r in rows)
+        rates = self.secondary_metrics(rows)
         by_template: dict[str, list[bool]] = {}
         for r in rows:
             by_template.setdefault(r["template"], []).append(r["correct"])
         return {"n_tasks": len(rows),
                 "accuracy": round(sum(r["correct"] for r in rows) / n, 4),   # = pass rate
                 "pass_rate": round(sum(r["correct"] for r in rows) / n, 4),
-                "bad_task_rate": round(sum(r["bad_steps"] for r in rows) / tool, 4) if tool else 0.0,
-                "completion_rate": round(sum(r["completed"] for r in rows) / n, 4),
+                "bad_task_rate": round(rates["bad_task_rate"], 4),
+                "completion_rate": round(rates["completion_rate"], 4),
                 "mean_generated_tokens": round(statistics.fmean(
                     [r["generated_tokens"] for r in rows]), 4) if rows else 0.0,
                 "mask_us_per_token": round(1e3 * sum(r["mask_ms"] for r in rows) / tokens, 2)

@@ -39,7 +39,18 @@ MUTATIONS = [
     lambda r: r["steps"][0].update(kv_cache_bytes=-5), lambda r: r["steps"][0].update(x=1),
     lambda r: r["steps"][0].update(tool=3), lambda r: r["steps"][0].update(text=None),
     lambda r: r["steps"][0].update(context_tokens=2.5), lambda r: r["steps"].append(7),
+    # a constrained step (nano-planner) times both its masks and its executor, never one alone
+    lambda r: r["steps"][0].update(mask_ms=0.1),
+    lambda r: [s.update(mask_ms=-1.0, executor_ms=0.0) for s in r["steps"]],
+    lambda r: [s.update(mask_ms=0.1, executor_ms="0") for s in r["steps"]],
 ]
+
+
+def test_a_constrained_record_passes_both():
+    rec = copy.deepcopy(_some_records(1)[0])
+    for s in rec["steps"]:
+        s.update(mask_ms=0.25, executor_ms=0.0)
+    assert record_problem(rec) is None and trace_validator().is_valid(rec)
 
 
 @pytest.mark.parametrize("mutate", MUTATIONS)

@@ -15,7 +15,7 @@ TUNING = {"benchmarks": {b: {s: {"offline_expected_qps": 10, "server_target_qps"
                          for b in ("nano-react", "nano-codegen")}}
 
 
-@pytest.mark.parametrize("name", ["nano-react", "nano-codegen"])
+@pytest.mark.parametrize("name", ["nano-react", "nano-codegen", "nano-planner"])
 def test_each_benchmark_has_a_generalisation_split_matching_the_repository(name):
     b = load_rules().benchmark(name)
     split = b.splits["generalisation"]

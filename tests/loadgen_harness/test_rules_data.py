@@ -11,7 +11,7 @@ from reference.grading import Grader, load_tasks
 from reference.hashing import file_sha256
 
 
-@pytest.mark.parametrize("name", ["nano-react", "nano-codegen"])
+@pytest.mark.parametrize("name", ["nano-react", "nano-codegen", "nano-planner"])
 def test_rules_file_matches_the_repository(name):
     rules = load_rules()
     b = rules.benchmark(name)
@@ -33,7 +33,7 @@ def test_rules_file_matches_the_repository(name):
 def test_rules_md_states_the_numbers_of_rules_yaml():
     rules = load_rules()
     text = (ROOT / "rules.md").read_text()
-    assert set(rules.benchmarks) == {"nano-react", "nano-codegen"}
+    assert set(rules.benchmarks) == {"nano-react", "nano-codegen", "nano-planner"}
     for b in rules.benchmarks.values():
         for needle in [b.eval_set_sha256, b.reference_checkpoint_sha256,
                        f"{b.quality_reference:.4f}", f"{b.quality_target:.4f}",

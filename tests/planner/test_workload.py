@@ -98,3 +98,15 @@ def test_workload_checks_refuse_steps_that_disagree_with_their_text():
     task = w.load_tasks()[0]
     assert w.correct(None, task, task.answer) and not w.correct(None, task, None)
     assert json.dumps(w.summarize([]))
+
+
+def test_a_correct_answer_no_tool_call_produced_is_reported():
+    task = WORKLOAD.load_tasks()[0]
+    calls = [{"tool": c.tool, "observation": c.observation} for c in task.oracle]
+    honest = {"answer": task.answer, "steps": calls + [{"tool": None, "observation": None}]}
+    assert WORKLOAD.uncomputed_answer(None, task, honest) is None
+    short = {"answer": task.answer, "steps": calls[-1:] + [{"tool": None, "observation": None}]}
+    assert "no tool call" in WORKLOAD.uncomputed_answer(None, task, short)["message"]
+    stated = {"answer": task.answer, "steps": [{**c, "observation": "1"} for c in calls]}
+    assert WORKLOAD.uncomputed_answer(None, task, stated) is not None
+    assert WORKLOAD.uncomputed_answer(None, task, {**stated, "answer": "wrong"}) is None
