@@ -55,7 +55,7 @@ test-slow: venv
 	$(PY) -m pytest -q -m slow
 
 # The committed checkpoints' recipes (see each MODEL_CARD.md). Intermediate models are rebuilt
-# into $(TRAIN_TMP), never committed. About 2.5 hours on 2 cores in all.
+# into $(TRAIN_TMP), never committed. About 3.5 hours on 2 cores in all.
 CKPT := reference/checkpoints/nano-react
 CG := reference/checkpoints/nano-codegen
 TRAIN_TMP := build/train
@@ -75,11 +75,12 @@ train-react: venv
 
 # nano-codegen starts from the nano-react model (the byte-level copying transfers) and trains on
 # the broadened data (`--variety wide`: random words, lists of 2-10 integers of 1-6 digits,
-# never a held-out word), a third of a step's tasks a failed attempt and its feedback first.
+# power bases of 1-6 digits, never a held-out word), 30% of the tasks a failed attempt and its
+# feedback first.
 train-codegen: venv
 	$(PY) -m reference.train nano-codegen --rope --init-from $(CKPT)/model.pt --variety wide \
-		--steps 1500 --lr 1e-3 --warmup 50 --p-detour 0.3 --seed 4 --threads 1 \
-		--eval-start 750 --eval-every 250 --out $(CG)
+		--steps 3000 --lr 1e-3 --warmup 50 --p-detour 0.3 --seed 4 --threads 1 \
+		--eval-start 1500 --eval-every 250 --out $(CG)
 
 # nano-planner starts from the nano-react model too and learns its JSON steps (masked SFT: the
 # request and the Result lines carry no loss), the templates whose step count varies weighted up.

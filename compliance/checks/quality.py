@@ -254,9 +254,6 @@ def quality_bounds(ctx: Ctx, rule: str):
             continue  # T602's finding: the trace does not give the logged episodes
         got = bounded_quality(r.benchmark, bench.quality_bounds, tasks, steps,
                               bench.reference_results, len(tasks))
-        rel = f"{r.acc}/accuracy.json"
-        doc, _ = ctx.tree.json(rel)
-        stated = doc.get("bounds") if isinstance(doc, dict) else None
         for name, b in got.items():
             kind = "max" if "max" in b else "min"
             if not b["ok"]:
@@ -264,10 +261,16 @@ def quality_bounds(ctx: Ctx, rule: str):
                           expected=f"{'<=' if kind == 'max' else '>='} {b[kind]:.4f}",
                           found=f"{b['value']:.4f}",
                           hint="recomputed from the accuracy run's logged steps")
-            claim = stated.get(name) if isinstance(stated, dict) else None
-            value = claim.get("value") if isinstance(claim, dict) else None
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or \
-                    not math.isclose(value, b["value"], abs_tol=1e-4):
-                yield err(rule, rel, f"the stated {name} differs from the trace",
-                          location=f"/bounds/{name}/value", expected=f"{b['value']:.4f}",
-                          found=value)
+        for rel, pointer in ((f"{r.acc}/accuracy.json", ""),
+                             (r.file("measurements.json"), "/accuracy")):
+            doc, _ = ctx.tree.json(rel)
+            part = doc.get("accuracy") if pointer and isinstance(doc, dict) else doc
+            stated = part.get("bounds") if isinstance(part, dict) else None
+            for name, b in got.items():
+                claim = stated.get(name) if isinstance(stated, dict) else None
+                value = claim.get("value") if isinstance(claim, dict) else None
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+                        not math.isclose(value, b["value"], abs_tol=1e-4):
+                    yield err(rule, rel, f"the stated {name} differs from the trace",
+                              location=f"{pointer}/bounds/{name}/value",
+                              expected=f"{b['value']:.4f}", found=value)

@@ -107,6 +107,8 @@ class CodeDist:
         if self.p_same_width and r.random() < self.p_same_width:
             # mixed widths average 2.5 digits: a list of ten 4-digit numbers would be rare
             d = r.randint(*self.digits)
+            if self.name == "train":  # the wider of two draws (5-6 digits: 56% of these
+                d = max(d, r.randint(*self.digits))  # lists): wide lists are the hardest to copy
             return [self.int(r, True, d=d) for _ in range(r.randint(*self.list_len))]
         return [self.int(r, True) for _ in range(r.randint(*self.list_len))]
 
@@ -114,7 +116,8 @@ class CodeDist:
 # The first variety stage (the committed nano-codegen recipe's stage 2).
 VARIETY = CodeDist("variety", "vocab_or_any", (2, 12), (3, 8), (1, 2), 0.0)
 # Broadened training: half random words of 1-12 letters (never held out), lists of 2-10
-# integers of 1-6 digits (some negative; half the lists of one width), scalars of 1-6 digits.
+# integers of 1-6 digits (some negative; half the lists of one width, the wider of two
+# draws), scalars and power bases of 1-6 digits.
 CODE_TRAIN = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_width=0.5)
 # The generalisation split: held-out words; lists of 11-14 integers (of 1-7 digits) or of
 # 7-digit integers; 7-digit scalars (as nano-react's split: one digit past training).
@@ -186,9 +189,10 @@ def _repeat_word(r, d):
 
 
 def _power_base(r, d):
-    # 9 ** 12 in the frozen set; wider bases keep the exponent small so outputs stay short
+    # 9 ** 12 in the frozen set; wider bases (training: 1-6 digits, like every training
+    # integer) keep the exponent small so outputs stay short
     return r.randint(2, 9) if d is None or d.name == "variety" else \
-        (r.randint(2, 99_999) if d.name == "train" else r.randint(1_000_000, 9_999_999))
+        (max(2, d.int(r)) if d.name == "train" else r.randint(1_000_000, 9_999_999))
 
 
 # Each template: (rng, dist) -> (prompt, oracle). `dist` (training and the generalisation
