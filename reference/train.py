@@ -40,7 +40,7 @@ from reference.model import GPT, GPTConfig
 from reference.react.tasks import TRAIN_SEED, parse_mix
 from reference.rules import load_rules
 from reference.sft import IGNORE_INDEX, build_sft_labels, masked_cross_entropy
-from reference.workloads import WORKLOADS, get_workload
+from reference.workloads import UnknownWorkload, get_workload
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -173,8 +173,9 @@ def parse_args(argv=None) -> TrainConfig:
     traceback, and is found before anything is written."""
     d = TrainConfig()
     ap = argparse.ArgumentParser(description="Masked SFT of a nano agent workload.")
-    ap.add_argument("workload", metavar="benchmark", choices=sorted(WORKLOADS),
-                    help="which benchmark to train (nano-react, nano-codegen)")
+    ap.add_argument("workload", metavar="benchmark",
+                    help="which benchmark to train (nano-react, nano-codegen; nano-planner has "
+                         "its own trainer, make train-planner)")
     ap.add_argument("--steps", type=int, default=d.steps, help="optimizer steps (the schedule fits them)")
     ap.add_argument("--batch-size", type=int, default=d.batch_size, help="trajectories per step")
     ap.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
@@ -220,7 +221,10 @@ def parse_args(argv=None) -> TrainConfig:
         parse_mix(cfg.mix) if cfg.mix else None
     except ValueError as e:
         ap.error(f"--mix: {e}")
-    problem = get_workload(cfg.workload).check_train_options(cfg)
+    try:
+        problem = get_workload(cfg.workload).check_train_options(cfg)
+    except UnknownWorkload as e:
+        ap.error(str(e))
     if problem:
         ap.error(problem)
     if not 0.0 <= cfg.broad <= 1.0:

@@ -99,3 +99,12 @@ def test_broad_is_refused_for_nano_codegen(capsys):
     with pytest.raises(SystemExit):
         train.main(["nano-codegen", "--broad", "0.5"])
     assert "--broad applies to nano-react only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, says", [("nano-planner", "python -m reference.planner.train"),
+                                        ("nano-chess", "unknown benchmark 'nano-chess'")])
+def test_a_benchmark_this_trainer_does_not_train_is_a_usage_error(name, says, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        train.main([name, "--steps", "1", "--out", str(tmp_path / "out")])
+    assert e.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -178,6 +178,10 @@ class PlannerWorkload(Workload):
                 "found": f"{len(calls)} tool calls",
                 "hint": "answers come from the executor's tool calls, never from the data set"}
 
+    def check_train_options(self, config) -> str | None:
+        return ("nano-planner trains with its own trainer: python -m reference.planner.train "
+                "(make train-planner)")
+
     # --- evaluation ------------------------------------------------------------------------
     def report_row(self, task, result) -> dict:
         score = self.secondary_row(task, [{"text": s.text} for s in result.steps])
