@@ -100,7 +100,8 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
 
-    def forward(self, x, cache: KVCache | None, layer: int, rows=None, starts=None, rot=None):
+    def forward(self, x, cache: KVCache | None, layer: int, rows=None, starts=None, rot=None,
+                batch=None):
         B, T, C = x.size()
         nh, hs = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(C, dim=2)
@@ -127,24 +128,39 @@ class CausalSelfAttention(nn.Module):
                 mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(start)
                 y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
         else:
-            # batched decode, one new token per row, rows at different positions
+            # batched decode, one new token per row, rows at different positions; the rows'
+            # indices, positions and mask are the same in every layer (_DecodeBatch)
             assert T == 1, "multi-row calls decode one token per row"
-            ridx = torch.tensor(rows, device=x.device)
-            pos = torch.tensor(starts, device=x.device)
-            cache.k[layer, ridx, :, pos] = k[:, :, 0]  # (B, nh, hs)
-            cache.v[layer, ridx, :, pos] = v[:, :, 0]
-            n = max(starts) + 1
-            r0 = rows[0]
-            if rows == list(range(r0, r0 + B)):  # contiguous rows: a view, no gather copy
-                kk = cache.k[layer, r0:r0 + B, :, :n]  # (B, nh, n, hs)
-                vv = cache.v[layer, r0:r0 + B, :, :n]
+            b = batch or _DecodeBatch(rows, starts, x.device)
+            cache.k[layer, b.ridx, :, b.pos] = k[:, :, 0]  # (B, nh, hs)
+            cache.v[layer, b.ridx, :, b.pos] = v[:, :, 0]
+            n = b.n
+            if b.r0 is not None:  # contiguous rows: a view, no gather copy
+                kk = cache.k[layer, b.r0:b.r0 + B, :, :n]  # (B, nh, n, hs)
+                vv = cache.v[layer, b.r0:b.r0 + B, :, :n]
             else:
-                kk = cache.k[layer, ridx, :, :n]  # (B, nh, n, hs), gathered
-                vv = cache.v[layer, ridx, :, :n]
-            mask = torch.arange(n, device=x.device)[None, :] <= pos[:, None]  # (B, n)
-            y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask[:, None, None, :])
+                kk = cache.k[layer, b.ridx, :, :n]  # (B, nh, n, hs), gathered
+                vv = cache.v[layer, b.ridx, :, :n]
+            y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=b.mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.c_proj(y)
+
+
+class _DecodeBatch:
+    """What every layer of one batched decode step shares: the rows as a tensor, each row's
+    position, the longest context n, the first row when the rows are contiguous (the cache is
+    then read as a view), and the (B, 1, 1, n) mask of each row's live positions."""
+
+    __slots__ = ("ridx", "pos", "n", "r0", "mask")
+
+    def __init__(self, rows: list[int], starts: list[int], device):
+        self.ridx = torch.tensor(rows, device=device)
+        self.pos = torch.tensor(starts, device=device)
+        self.n = max(starts) + 1
+        r0 = rows[0]
+        self.r0 = r0 if rows == list(range(r0, r0 + len(rows))) else None
+        self.mask = (torch.arange(self.n, device=device)[None, :]
+                     <= self.pos[:, None])[:, None, None, :]
 
 
 def _rotary_tables(pos: torch.Tensor, hs: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,8 +198,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache, layer, rows=None, starts=None, rot=None):
-        x = x + self.attn(self.ln_1(x), cache, layer, rows, starts, rot)
+    def forward(self, x, cache, layer, rows=None, starts=None, rot=None, batch=None):
+        x = x + self.attn(self.ln_1(x), cache, layer, rows, starts, rot, batch)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -240,8 +256,9 @@ class GPT(nn.Module):
             x, rot = self.wte(idx), _rotary_tables(pos, self.config.n_embd // self.config.n_head)
         else:
             x, rot = self.wte(idx) + self.wpe(pos), None  # (B, T, C)
+        batch = _DecodeBatch(rows, starts, idx.device) if cache is not None and B > 1 else None
         for layer, block in enumerate(self.h):
-            x = block(x, cache, layer, rows, starts, rot)
+            x = block(x, cache, layer, rows, starts, rot, batch)
         if cache is not None:
             for r in rows:
                 cache.lengths[r] += T

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import statistics
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,30 @@ CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 class UnknownWorkload(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class TranscriptEnv:
+    """The part of the driver interface (reference.episode) every environment here shares: its
+    `result` (an EpisodeResult) holds the context as `transcript`, and the episode is done once
+    a stop reason is set. Torch-free, so a workload module the checker imports can use it."""
+
+    result: Any
+
+    @property
+    def done(self) -> bool:
+        return self.result.stop_reason != "running"
+
+    def prompt(self) -> str:
+        return self.result.transcript
+
+    def observed(self, rec, t0: float):
+        """Close a tool step whose observation is set (its environment work began at
+        perf_counter t0): time it, append the injection, end the episode at max_steps."""
+        rec.tool_ms = (time.perf_counter() - t0) * 1e3
+        self.result.transcript += self.injection(rec)
+        if len(self.result.steps) >= self.max_steps:
+            self.result.stop_reason = "max_steps"
+        return rec
 
 
 class Workload:

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from reference.workloads import TranscriptEnv
+
 
 @dataclass(frozen=True)
 class EchoTask:
@@ -17,20 +19,13 @@ class EchoTask:
     answer: str
 
 
-class EchoEnv:
+class EchoEnv(TranscriptEnv):
     """One step: the agent's first line is its answer."""
     max_step_tokens = 16
 
     def __init__(self, task: EchoTask):
         from reference.episode import EpisodeResult
         self.result = EpisodeResult(task.question, transcript=f"Echo: {task.question}\n")
-
-    @property
-    def done(self) -> bool:
-        return self.result.stop_reason != "running"
-
-    def prompt(self) -> str:
-        return self.result.transcript
 
     @staticmethod
     def step_complete(text: str) -> bool:

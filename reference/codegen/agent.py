@@ -31,6 +31,7 @@ from reference.codegen.format import END, FEEDBACK, PROGRAM, TASK, parse_program
 from reference.codegen.sandbox import VerifyResult
 from reference.codegen.tasks import CodeTask, wrong_program
 from reference.episode import EpisodeResult, StepRecord
+from reference.workloads import TranscriptEnv
 from reference.model import decode
 
 MAX_ATTEMPTS = 3
@@ -68,7 +69,7 @@ class CodegenResult(EpisodeResult):
         return self.stop_reason == "solved"
 
 
-class CodegenEnv:
+class CodegenEnv(TranscriptEnv):
     """One episode's environment: feed it `Program:` ... `End` blocks, it verifies each one and
     answers a failed attempt with a `Feedback:` line (the same driver interface as ReactEnv)."""
 
@@ -80,13 +81,6 @@ class CodegenEnv:
         self.max_step_tokens = max_step_tokens
         self.task, self.verifier, self.max_attempts = task, verifier, max_attempts
         self.result = CodegenResult(task.prompt, transcript=f"{TASK}{task.prompt}\n")
-
-    @property
-    def done(self) -> bool:
-        return self.result.stop_reason != "running"
-
-    def prompt(self) -> str:
-        return self.result.transcript
 
     @staticmethod
     def cut(tokens: list[int]) -> tuple[str, int]:

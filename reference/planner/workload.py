@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
 
-from reference.workloads import Workload
+from reference.workloads import TranscriptEnv, Workload
 
 MAX_STEP_TOKENS = 264  # the schema's longest step (schema.MAX_STEP_BYTES, 263) and one spare
 
@@ -40,7 +40,7 @@ def step_constraint():
     return StepConstraint()
 
 
-class PlannerEnv:
+class PlannerEnv(TranscriptEnv):
     """One nano-planner episode's environment (the driver interface, plus `constraint`).
 
     `constrained=False` (bench's comparison only) leaves the planner's bytes free; a step then
@@ -56,13 +56,6 @@ class PlannerEnv:
         self.result = EpisodeResult(request)
         self.max_steps, self.max_step_tokens = max_steps, max_step_tokens
         self.result.transcript = request_line(request)
-
-    @property
-    def done(self) -> bool:
-        return self.result.stop_reason != "running"
-
-    def prompt(self) -> str:
-        return self.result.transcript
 
     @staticmethod
     def step_complete(text: str) -> bool:
@@ -94,11 +87,7 @@ class PlannerEnv:
             rec.tool, rec.tool_input = step["tool"], step["task"]
             out = execute(step["tool"], step["task"])
             rec.observation, rec.executor_ms = out.observation, out.translate_s * 1e3
-        rec.tool_ms = (time.perf_counter() - t0) * 1e3
-        self.result.transcript += self.injection(rec)
-        if len(self.result.steps) >= self.max_steps:
-            self.result.stop_reason = "max_steps"
-        return rec
+        return self.observed(rec, t0)
 
     @staticmethod
     def injection(rec) -> str:

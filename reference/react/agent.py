@@ -23,6 +23,7 @@ import time
 import torch
 
 from reference.episode import EpisodeResult, StepRecord, run_env
+from reference.workloads import TranscriptEnv
 from reference.model import GPT, decode, encode
 from reference.react.format import observation_line, parse_step, question_line, step_complete
 from reference.tools import run_tool
@@ -31,7 +32,7 @@ MAX_STEPS = 8              # agent steps (tool calls + final answer) allowed per
 MAX_STEP_TOKENS = 160      # tokens the agent may write in one step before it is cut off
 
 
-class ReactEnv:
+class ReactEnv(TranscriptEnv):
     """One episode's environment: feed it agent steps, it answers with observation lines.
 
     The driver interface (shared with the codegen environment): prompt(), cut(tokens),
@@ -45,13 +46,6 @@ class ReactEnv:
         self.result = EpisodeResult(question)
         self.max_steps, self.max_step_tokens = max_steps, max_step_tokens
         self.result.transcript = question_line(question)
-
-    @property
-    def done(self) -> bool:
-        return self.result.stop_reason != "running"
-
-    def prompt(self) -> str:
-        return self.result.transcript
 
     def step(self, agent_text: str) -> StepRecord:
         """Apply one agent step; returns its record (observation set unless the episode ended).
@@ -72,11 +66,7 @@ class ReactEnv:
             rec.observation = run_tool(parsed.tool, parsed.tool_input)
         else:
             rec.observation = parsed.error
-        rec.tool_ms = (time.perf_counter() - t0) * 1e3
-        self.result.transcript += self.injection(rec)
-        if len(self.result.steps) >= self.max_steps:
-            self.result.stop_reason = "max_steps"
-        return rec
+        return self.observed(rec, t0)
 
     @staticmethod
     def cut(tokens: list[int]) -> tuple[str, int]:
