@@ -13,7 +13,8 @@ from tests.compliance.mutate import apply
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "tests/fixtures/smoke_submission"
-RESULTS = [f"results/cpu/{b}/{s}/measurements.json" for b in ("nano-react", "nano-codegen")
+RESULTS = [f"results/cpu/{b}/{s}/measurements.json" for b in ("nano-react", "nano-codegen",
+                                                                        "nano-planner")
            for s in ("Offline", "Server")]
 
 
@@ -64,8 +65,8 @@ def test_leaderboard_ranks_valid_and_lists_invalid(tmp_path):
     assert [i["submission"] for i in data["invalid"]] == ["<img src=x onerror=alert(1)>"]
     assert "G307" in " ".join(data["invalid"][0]["reasons"])
     rows = list(csv.reader(io.StringIO((out / "leaderboard.csv").read_text())))
-    assert rows[0][:4] == ["benchmark", "scenario", "division", "rank"] and len(rows) == 5
-    assert {r[0] for r in rows[1:]} == {"nano-react", "nano-codegen"}
+    assert rows[0][:4] == ["benchmark", "scenario", "division", "rank"] and len(rows) == 7
+    assert {r[0] for r in rows[1:]} == {"nano-react", "nano-codegen", "nano-planner"}
     md = (out / "leaderboard.md").read_text()
     assert "## nano-react / Server / closed" in md and "Invalid submissions" in md
     assert "<img" not in md

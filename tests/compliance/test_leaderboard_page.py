@@ -12,7 +12,7 @@ from tests.compliance.mutate import apply
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "tests/fixtures/smoke_submission"
-BOARDS = [f"{b} / {s} / closed" for b in ("nano-codegen", "nano-react")
+BOARDS = [f"{b} / {s} / closed" for b in ("nano-codegen", "nano-planner", "nano-react")
           for s in ("Offline", "Server")]
 
 
@@ -20,7 +20,7 @@ def _course(tmp_path: Path, name: str) -> Path:
     """A folder with one entry: the smoke submission, submitted by `name`."""
     course = tmp_path / "course"
     shutil.copytree(SMOKE, course / name)
-    for b in ("nano-react", "nano-codegen"):
+    for b in ("nano-react", "nano-codegen", "nano-planner"):
         for s in ("Offline", "Server"):
             apply(course / name, {"op": "json_set", "pointer": ["submitter"], "value": name,
                                   "path": f"results/cpu/{b}/{s}/measurements.json"})
@@ -51,7 +51,7 @@ def test_the_page_has_a_chart_per_board_p99_and_speedups_and_renders_in_chromium
         else:
             assert row["server_p99_ms"] is None
     html = (out / "index.html").read_text()
-    assert html.count("<th>server_p99_ms</th>") == 2 and html.count("<th>speedup</th>") == 4
+    assert html.count("<th>server_p99_ms</th>") == 3 and html.count("<th>speedup</th>") == 6
     page = render(out / "index.html")
     assert page["errors"] == []
     assert page["images"] == []  # the charts are inline SVG: nothing to fail to load

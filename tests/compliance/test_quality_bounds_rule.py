@@ -1,47 +1,60 @@
 """Q409 on the real smoke submission: nano-planner's bad-task and completion rates, recomputed
 from the accuracy trace, are held to rules.yaml's bounds (or, for a subset, to the reference's
 own figures on the same samples when those are looser)."""
-import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 from compliance.check import check_path
-from reference.rules import load_rules
+from reference.planner.schema import dump_step
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "tests/fixtures/smoke_submission"
 BENCH = "nano-planner"
+TRACE = f"results/cpu/{BENCH}/Offline/accuracy/agent_trace.jsonl"
 
 
-def _rules_with(tmp_path, bounds, reference_rows=None):
-    rules = load_rules()
-    bench = rules.benchmark(BENCH)
-    ref = bench.reference_results
-    if reference_rows is not None:
-        ref = tmp_path / "reference_results.jsonl"
-        rows = [json.loads(line) for line in bench.reference_results.read_text().splitlines()]
-        ref.write_text("".join(json.dumps(reference_rows(r)) + "\n" for r in rows))
-    bench = dataclasses.replace(bench, quality_bounds=bounds, reference_results=ref)
-    return dataclasses.replace(rules, benchmarks={**rules.benchmarks, BENCH: bench})
+def _accuracy(root):
+    return json.loads((root / f"results/cpu/{BENCH}/Offline/accuracy/accuracy.json").read_text())
 
 
-def _bad_task_rate():
-    doc = json.loads((SMOKE / f"results/cpu/{BENCH}/Offline/accuracy/accuracy.json").read_text())
-    return doc["bounds"]["bad_task_rate"]["value"]
+def _add_a_wasted_step(root: Path, n: int) -> None:
+    """Before the final answer of n accuracy episodes, a real lookup no oracle plan asked for
+    (consistent with its text, its tool and the episode's token counts: only Q409 sees it)."""
+    path = root / TRACE
+    out = []
+    for k, line in enumerate(path.read_text().splitlines()):
+        rec = json.loads(line)
+        if k < n:
+            text = dump_step({"thought": "x", "task": "Look up the value of e", "tool": "lookup"})
+            final = rec["steps"][-1]
+            rec["steps"].insert(-1, {**final, "text": text, "tool": "lookup",
+                                     "tool_input": "Look up the value of e",
+                                     "observation": "2.71828", "generated_tokens": len(text),
+                                     "generation_ms": 0.0, "tool_ms": 0.0, "mask_ms": 0.0,
+                                     "executor_ms": 0.0})
+            rec["generated_tokens"] += len(text)
+        out.append(json.dumps(rec, separators=(",", ":")))
+    path.write_text("\n".join(out) + "\n")
 
 
-def test_the_smoke_submission_states_and_meets_its_planner_bounds():
-    assert _bad_task_rate() > 0  # the reference makes a few bad steps on these samples
+def test_the_smoke_submission_states_its_planner_bounds_and_meets_them():
+    bounds = _accuracy(SMOKE)["bounds"]
+    assert set(bounds) == {"bad_task_rate", "completion_rate"}
+    assert all(b["ok"] for b in bounds.values())
     assert check_path(SMOKE, "smoke").valid
 
 
-def test_a_subset_worse_than_the_bound_and_than_the_reference_on_it_fails(tmp_path):
-    tight = {"bad_task_rate": ("max", 0.0), "completion_rate": ("min", 0.98)}
-    # the reference's own figure on the same samples loosens the bound: still valid
-    assert check_path(SMOKE, "smoke", rules=_rules_with(tmp_path, tight)).valid
-    # a reference that made no bad step there leaves the bound as stated: Q409 alone
-    clean = _rules_with(tmp_path, tight, lambda r: {**r, "bad_steps": 0})
-    report = check_path(SMOKE, "smoke", rules=clean)
+def test_wasted_steps_past_the_bound_fail_q409_alone(tmp_path):
+    root = tmp_path / "submission"
+    shutil.copytree(SMOKE, root)
+    _add_a_wasted_step(root, 5)   # a few: still within 0.05, but no longer what is stated
+    report = check_path(root, "smoke")
     assert report.rule_ids() == {"Q409"}, [f.to_dict() for f in report.findings]
-    assert "bad_task_rate outside its bound" in report.findings[0].message
-
+    assert all("stated" in f.message for f in report.findings)
+    shutil.rmtree(root)
+    shutil.copytree(SMOKE, root)
+    _add_a_wasted_step(root, 40)  # 40 bad of about 540 tool steps: over 0.05
+    report = check_path(root, "smoke")
+    assert report.rule_ids() == {"Q409"}, [f.to_dict() for f in report.findings]
+    assert any("bad_task_rate outside its bound" in f.message for f in report.findings)

@@ -55,7 +55,8 @@ def test_the_smoke_submission_report_renders_in_chromium_with_every_plot(built):
     summary = json.loads((built / "report.json").read_text())
     assert summary["plots"] == {p: "drawn" for p in PLOTS}
     assert {(r["benchmark"], r["scenario"]) for r in summary["runs"]} == {
-        (b, s) for b in ("nano-react", "nano-codegen") for s in ("Offline", "Server")}
+        (b, s) for b in ("nano-react", "nano-codegen", "nano-planner")
+        for s in ("Offline", "Server")}
     for p in PLOTS:
         assert (built / p).stat().st_size > 15_000, p  # a real picture, not an empty canvas
     page = render(built / "index.html")
