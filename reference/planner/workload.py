@@ -105,9 +105,6 @@ class PlannerWorkload(Workload):
         from reference.planner.tasks import EVAL_PATH, load_tasks
         return load_tasks(Path(path) if path else EVAL_PATH)
 
-    def question(self, task) -> str:
-        return task.request
-
     @contextmanager
     def episodes(self, max_steps: int, verifier_workers: int = 2,
                  max_step_tokens: int | None = None, sandbox: dict | None = None
