@@ -93,6 +93,28 @@ def batches(stream, seed: int, batch_size: int, block_size: int, mask: bool, poo
             yield ids, labels
 
 
+def replay_config(seed: int) -> TrainConfig:
+    """The data recipe of the nano-react reference (as its train_config.json records it)."""
+    args = json.loads((CHECKPOINT_DIR / "nano-react" / "train_config.json").read_text())["args"]
+    return TrainConfig(workload="nano-react", seed=seed, broad=args["broad"], mix=args["mix"],
+                       p_detour=args["p_detour"])
+
+
+def with_replay(stream, cfg: TrainConfig):
+    """`stream` with a seeded `cfg.replay` share of nano-react's own training trajectories.
+
+    A stage trained from nano-react's weights forgets what its own data never asks for:
+    nano-codegen's programs copy integers of at most 6 digits, nano-react's trajectories copy
+    constants and tool results of 7-12 digits, and without them the codegen model learns to end
+    every number after its sixth digit. nano-react's evaluation questions stay excluded."""
+    from reference.react.training import ReactTraining
+    react = ReactTraining(replay_config(cfg.seed))
+    replayed = react.stream(cfg.seed + 7_919, react.eval_prompts())
+    rng = random.Random(cfg.seed + 104_729)
+    while True:
+        yield next(replayed) if rng.random() < cfg.replay else next(stream)
+
+
 def prefetch(iterator, depth: int = 8):
     """Run a batch iterator on a background thread (torch ops release the GIL meanwhile)."""
     q: queue.Queue = queue.Queue(maxsize=depth)
@@ -121,6 +143,7 @@ class TrainConfig:
     mix: str = ""                   # nano-react: template weights ('sum_lengths=1.5,...')
     variety: str = ""               # nano-codegen: '', 'words' or 'wide'
     broad: float = 0.0              # nano-react: share from the broadened distribution
+    replay: float = 0.0             # share replayed from nano-react's own training data
     seed: int = TRAIN_SEED
     no_mask: bool = False           # learn every token, not only the agent's
     eval_every: int = 400
@@ -197,6 +220,11 @@ def parse_args(argv=None) -> TrainConfig:
                     help="nano-react: share of trajectories (and of validation) from the "
                          "broadened distribution: random words of 1-12 letters, operands of "
                          "1-6 digits, negatives, decimals (reference/react/tasks.py TRAIN_DIST)")
+    ap.add_argument("--replay", type=float, default=d.replay,
+                    help="a workload trained from nano-react's weights: this share of its "
+                         "trajectories replayed from nano-react's own training data (the recipe "
+                         "its reference checkpoint records), so the stage keeps what they knew "
+                         "(copying 7-12 digit numbers, which nano-codegen's programs never do)")
     ap.add_argument("--seed", type=int, default=d.seed, help="seed for weights and data")
     ap.add_argument("--no-mask", action="store_true", help="learn every token, not only the agent's")
     ap.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps")
@@ -229,6 +257,10 @@ def parse_args(argv=None) -> TrainConfig:
         ap.error(problem)
     if not 0.0 <= cfg.broad <= 1.0:
         ap.error("--broad must be between 0 and 1")
+    if not 0.0 <= cfg.replay < 1.0:
+        ap.error("--replay must be at least 0 and below 1")
+    if cfg.replay and cfg.workload == "nano-react":
+        ap.error("--replay replays nano-react's data into another workload's training")
     if cfg.out is None:
         cfg.out = CHECKPOINT_DIR / cfg.workload
     if cfg.init_from is not None and not cfg.init_from.is_file():
@@ -271,6 +303,7 @@ def log_run_header(mll, c, cfg: TrainConfig, model: GPT) -> None:
     mll.event(key="template_mix", value=parse_mix(cfg.mix) if cfg.mix else None)
     mll.event(key="variety", value=cfg.variety)
     mll.event(key="broad", value=cfg.broad)
+    mll.event(key="replay", value=cfg.replay)
     mll.event(key="init_from", value=_portable(cfg.init_from) if cfg.init_from else None)
     mll.event(key="n_params", value=model.num_params())
     mll.end(key=c.INIT_STOP)
@@ -316,6 +349,8 @@ def train(cfg: TrainConfig) -> dict:
         (cfg.out / "train_config.json").write_text(json.dumps(resolved, indent=2) + "\n")
         log_run_header(mll, c, cfg, model)
         stream = data.stream(cfg.seed, exclude)
+        if cfg.replay:
+            stream = with_replay(stream, cfg)
         batches_ = prefetch(batches(stream, cfg.seed, cfg.batch_size, config.block_size, cfg.mask))
         print(f"{cfg.workload}: {model.num_params():,} parameters on {device}, {cfg.steps} steps, "
               f"batch {cfg.batch_size}, {'masked' if cfg.mask else 'unmasked'} SFT", flush=True)

@@ -108,3 +108,31 @@ def test_a_benchmark_this_trainer_does_not_train_is_a_usage_error(name, says, ca
         train.main([name, "--steps", "1", "--out", str(tmp_path / "out")])
     assert e.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_replay_mixes_nano_react_trajectories_in_its_share():
+    def codegen_like():
+        while True:
+            yield [("prompt", "Task: x\n"), ("agent", "Program: result = 1\nEnd\n")]
+
+    cfg = train.TrainConfig(workload="nano-codegen", replay=0.25, seed=5)
+    rows = [next(s) for s in [train.with_replay(codegen_like(), cfg)] for _ in range(800)]
+    replayed = [r for r in rows if r[0][1].startswith("Question: ")]
+    assert 150 <= len(replayed) <= 250  # a seeded 25% share
+    assert all(r[0][1] == "Task: x\n" for r in rows if r not in replayed)
+    # nano-react's evaluation questions are never replayed
+    from reference.react.training import ReactTraining
+    held = ReactTraining(train.replay_config(5)).eval_prompts()
+    assert not {r[0][1].removeprefix("Question: ").rstrip("\n") for r in replayed} & held
+    again = [next(s) for s in [train.with_replay(codegen_like(), cfg)] for _ in range(800)]
+    assert again == rows
+
+
+@pytest.mark.parametrize("argv, says", [(["nano-react", "--replay", "0.2"], "another workload"),
+                                        (["nano-codegen", "--replay", "1"], "below 1"),
+                                        (["nano-codegen", "--replay", "-0.1"], "below 1")])
+def test_replay_out_of_range_or_for_nano_react_is_a_usage_error(argv, says, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        train.main(argv + ["--out", str(tmp_path / "out")])
+    assert e.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
