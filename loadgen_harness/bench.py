@@ -149,6 +149,38 @@ def constraint_cost(model, tasks, max_batch: int, make_env, rounds: int = 2) -> 
             "tasks": len(tasks)}
 
 
+def executor_cost(model, tasks, max_batch: int, make_env) -> dict | None:
+    """For a benchmark with a choice of executor (nano-planner): the same episodes through the
+    engine with the deterministic translator and with the function-caller model writing each
+    step's call: episodes/s of each, the executor's mean time per tool step, and how many
+    episodes end with the same answer. None for a benchmark without that choice."""
+    from reference.engine import Engine
+    if not hasattr(make_env(tasks[0]), "caller"):
+        return None
+    from reference.planner.caller import load_caller
+    caller = load_caller()
+
+    def with_caller(item):
+        env = make_env(item)
+        env.caller = caller
+        return env
+
+    out, answers = {}, {}
+    for name, factory in (("translator", make_env), ("caller", with_caller)):
+        t0 = time.perf_counter()
+        results = Engine(model, factory, max_batch=max_batch).run_all(tasks)
+        wall = time.perf_counter() - t0
+        tool_steps = [s for r in results for s in r.steps if s.tool is not None]
+        out[name] = {"eps": round(len(tasks) / wall, 3),
+                     "executor_ms_per_step": round(
+                         sum(s.executor_ms for s in tool_steps) / max(1, len(tool_steps)), 3),
+                     "tool_steps": len(tool_steps)}
+        answers[name] = [r.answer for r in results]
+    out["same_answers"] = sum(a == b for a, b in zip(answers["translator"], answers["caller"]))
+    out["tasks"] = len(tasks)
+    return out
+
+
 def _performance_run(rules, bench, checkpoint, scenario: str, tuning: dict, max_batch: int,
                      settings: dict, timeout_s: float,
                      performance_sample_count: int | None = None) -> dict:
@@ -225,7 +257,8 @@ def main(argv=None) -> int:
     ap.add_argument("--server-seconds", type=float, default=20.0, help="each Server run's length")
     ap.add_argument("--constraint-tasks", type=int, default=64,
                     help="a schema-constrained benchmark (nano-planner): episodes decoded with "
-                         "and without the constraint to compare their time per token")
+                         "and without the constraint to compare their time per token, and run "
+                         "with each executor (the translator, the function-caller model)")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
     args = ap.parse_args(argv)
     try:
@@ -274,6 +307,13 @@ def main(argv=None) -> int:
               f"{cost['overhead_pct']:+.1f}% ({cost['tasks']} episodes each, same engine); "
               f"schema violations {c['schema_violations']}/{c['steps']} steps constrained, "
               f"{u['schema_violations']}/{u['steps']} free", flush=True)
+    execs = executor_cost(model, tasks[: args.constraint_tasks], max_batch, make_env)
+    if execs:
+        t, c = execs["translator"], execs["caller"]
+        print(f"executor           translator {t['eps']:.2f} episodes/s ({t['executor_ms_per_step']}"
+              f" ms per call), function caller {c['eps']:.2f} episodes/s "
+              f"({c['executor_ms_per_step']} ms per call); same answers "
+              f"{execs['same_answers']}/{execs['tasks']}", flush=True)
     through = loadgen_rate(rules, bench, checkpoint, len(tasks), engine,
                            tuning, max_batch)
     print(f"engine, LoadGen    {through:8.2f} episodes/s", flush=True)
@@ -286,6 +326,8 @@ def main(argv=None) -> int:
                "roofline": roof, "engine_time_breakdown": breakdown}
     if cost:
         figures["constraint"] = cost
+    if execs:
+        figures["executors"] = execs
     print(f"engine / naive     {figures['engine_over_naive']:8.2f}x")
     print(f"LoadGen overhead   {figures['loadgen_overhead_pct']:8.2f}% against the engine called directly")
     if args.agreement:

@@ -48,14 +48,16 @@ SECONDARY_KEYS = ("completed", "tool_steps", "bad_steps")
 
 
 def evaluate(workload, model, tasks, max_steps: int, progress: bool = False,
-             batch: int = 0, verifier_workers: int = 2) -> tuple[dict, list[dict]]:
+             batch: int = 0, verifier_workers: int = 2,
+             episode_options: dict | None = None) -> tuple[dict, list[dict]]:
     """Every task through the agent loop (greedy): (the workload's summary, one row per task).
     `workload`: a name or a Workload; `batch` > 0 decodes that many episodes together with the
-    batched engine (continuous batching, KV cache per row)."""
+    batched engine (continuous batching, KV cache per row). `episode_options`: the workload's
+    own episode options (nano-planner: `executor`)."""
     w = get_workload(workload) if isinstance(workload, str) else workload
     rows = []
     t0 = time.perf_counter()
-    with w.episodes(max_steps, verifier_workers) as make_env:
+    with w.episodes(max_steps, verifier_workers, **(episode_options or {})) as make_env:
         if batch:
             from reference.engine import Engine
             done = Engine(model, make_env, max_batch=batch).run_all(list(tasks))
@@ -83,6 +85,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--rules", type=Path, default=None, help="rules.yaml (default: the suite's)")
+    ap.add_argument("--executor", default=None,
+                    help="nano-planner: who writes each step's exact call, 'translator' "
+                         "(deterministic, the default) or 'caller' (the function-caller model)")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the full report ('-': stdout)")
     ap.add_argument("--reference-results", default=None, metavar="PATH",
                     help="also write each task's answer and verdict as JSON lines (how the "
@@ -108,6 +113,14 @@ def main(argv=None) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     workload = get_workload(args.workload, bench.workload)
+    options = {}
+    if args.executor is not None:
+        executors = getattr(workload, "executors", ())
+        if args.executor not in executors:
+            ap.error(f"--executor {args.executor!r}: " + (
+                f"{args.workload} has {', '.join(executors)}" if executors
+                else f"{args.workload} has no executor choice"))
+        options["executor"] = args.executor
     checkpoint = args.checkpoint or workload.default_checkpoint
     try:
         model = load_model(checkpoint, device)
@@ -118,10 +131,10 @@ def main(argv=None) -> int:
     if args.limit:
         tasks = tasks[: args.limit]
     summary, rows = evaluate(workload, model, tasks, bench.max_steps, progress=True,
-                             batch=args.batch)
+                             batch=args.batch, episode_options=options)
     summary = {"workload": args.workload, "split": args.split,
                "eval_set_sha256": file_sha256(eval_path), "checkpoint": str(checkpoint),
-               "device": device, **summary}
+               "device": device, **options, **summary}
     if args.reference_results:
         with open(args.reference_results, "w") as f:
             for i, r in enumerate(rows):

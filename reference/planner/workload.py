@@ -17,7 +17,11 @@ Quality is the three metrics of reference/planner/metrics.py, recomputed from th
 `correct` (the accuracy log's view) is the pass criterion, a completed episode whose final
 answer equals the task's answer.
 
-Limits: the deterministic executor only (the function-caller model of issue 14 is not built).
+`executor='caller'` has the function-caller model (reference/planner/caller.py) write each
+step's call instead of the deterministic translator; the metrics and the traces are the same.
+
+Limits: submissions and the checker know the translator only (the caller is for evaluate and
+bench so far).
 """
 from __future__ import annotations
 
@@ -49,10 +53,11 @@ class PlannerEnv(TranscriptEnv):
     step_end = ord("}")
 
     def __init__(self, request: str, max_steps: int, max_step_tokens: int = MAX_STEP_TOKENS,
-                 constrained: bool = True):
+                 constrained: bool = True, caller=None):
         from reference.episode import EpisodeResult
         from reference.planner.tasks import request_line
         self.constraint = step_constraint() if constrained else None
+        self.caller = caller  # a FunctionCaller writes the calls (None: the translator does)
         self.result = EpisodeResult(request)
         self.max_steps, self.max_step_tokens = max_steps, max_step_tokens
         self.result.transcript = request_line(request)
@@ -85,7 +90,8 @@ class PlannerEnv(TranscriptEnv):
             rec.observation = f"Error: not a valid step ({why})"
         else:
             rec.tool, rec.tool_input = step["tool"], step["task"]
-            out = execute(step["tool"], step["task"])
+            run = execute if self.caller is None else self.caller.execute
+            out = run(step["tool"], step["task"])
             rec.observation, rec.executor_ms = out.observation, out.translate_s * 1e3
         return self.observed(rec, t0)
 
@@ -105,12 +111,22 @@ class PlannerWorkload(Workload):
         from reference.planner.tasks import EVAL_PATH, load_tasks
         return load_tasks(Path(path) if path else EVAL_PATH)
 
+    executors = ("translator", "caller")  # who writes a step's exact call (the first: default)
+
     @contextmanager
     def episodes(self, max_steps: int, verifier_workers: int = 2,
-                 max_step_tokens: int | None = None, sandbox: dict | None = None
-                 ) -> Iterator[Callable]:
+                 max_step_tokens: int | None = None, sandbox: dict | None = None,
+                 executor: str = "translator") -> Iterator[Callable]:
+        """`executor`: 'translator' (deterministic, reference/planner/executor.py) or 'caller'
+        (the function-caller model, reference/planner/caller.py, loaded once here)."""
+        if executor not in self.executors:
+            raise ValueError(f"executor {executor!r}: one of {', '.join(self.executors)}")
         tokens = max(max_step_tokens or 0, MAX_STEP_TOKENS)  # never cut a schema-valid step
-        yield lambda task: PlannerEnv(task.request, max_steps, tokens)
+        caller = None
+        if executor == "caller":
+            from reference.planner.caller import load_caller
+            caller = load_caller()
+        yield lambda task: PlannerEnv(task.request, max_steps, tokens, caller=caller)
 
     def correct(self, grader, task, answer: str | None) -> bool:
         return answer is not None and answer == task.answer
