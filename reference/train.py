@@ -144,6 +144,7 @@ class TrainConfig:
     variety: str = ""               # nano-codegen: '', 'words' or 'wide'
     broad: float = 0.0              # nano-react: share from the broadened distribution
     replay: float = 0.0             # share replayed from nano-react's own training data
+    miscopy: float = 0.0            # nano-codegen: share of repair detours that miscopy
     seed: int = TRAIN_SEED
     no_mask: bool = False           # learn every token, not only the agent's
     eval_every: int = 400
@@ -225,6 +226,10 @@ def parse_args(argv=None) -> TrainConfig:
                          "trajectories replayed from nano-react's own training data (the recipe "
                          "its reference checkpoint records), so the stage keeps what they knew "
                          "(copying 7-12 digit numbers, which nano-codegen's programs never do)")
+    ap.add_argument("--miscopy", type=float, default=d.miscopy,
+                    help="nano-codegen: this share of the repair detours (--p-detour) fail by "
+                         "miscopying an argument (a digit dropped or doubled, a list element "
+                         "skipped or repeated), so the repair learns to copy again from the task")
     ap.add_argument("--seed", type=int, default=d.seed, help="seed for weights and data")
     ap.add_argument("--no-mask", action="store_true", help="learn every token, not only the agent's")
     ap.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps")
@@ -259,6 +264,8 @@ def parse_args(argv=None) -> TrainConfig:
         ap.error("--broad must be between 0 and 1")
     if not 0.0 <= cfg.replay < 1.0:
         ap.error("--replay must be at least 0 and below 1")
+    if not 0.0 <= cfg.miscopy <= 1.0:
+        ap.error("--miscopy must be between 0 and 1")
     if cfg.replay and cfg.workload == "nano-react":
         ap.error("--replay replays nano-react's data into another workload's training")
     if cfg.out is None:
@@ -304,6 +311,7 @@ def log_run_header(mll, c, cfg: TrainConfig, model: GPT) -> None:
     mll.event(key="variety", value=cfg.variety)
     mll.event(key="broad", value=cfg.broad)
     mll.event(key="replay", value=cfg.replay)
+    mll.event(key="miscopy", value=cfg.miscopy)
     mll.event(key="init_from", value=_portable(cfg.init_from) if cfg.init_from else None)
     mll.event(key="n_params", value=model.num_params())
     mll.end(key=c.INIT_STOP)

@@ -233,6 +233,8 @@ class ReactWorkload(Workload):
     def check_train_options(self, config) -> str | None:
         if config.variety:
             return "--variety applies to nano-codegen only (nano-react: --broad)"
+        if config.miscopy:
+            return "--miscopy applies to nano-codegen only"
         return None
 
 

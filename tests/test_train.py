@@ -130,8 +130,10 @@ def test_replay_mixes_nano_react_trajectories_in_its_share():
 
 @pytest.mark.parametrize("argv, says", [(["nano-react", "--replay", "0.2"], "another workload"),
                                         (["nano-codegen", "--replay", "1"], "below 1"),
-                                        (["nano-codegen", "--replay", "-0.1"], "below 1")])
-def test_replay_out_of_range_or_for_nano_react_is_a_usage_error(argv, says, capsys, tmp_path):
+                                        (["nano-codegen", "--replay", "-0.1"], "below 1"),
+                                        (["nano-react", "--miscopy", "0.5"], "nano-codegen only"),
+                                        (["nano-codegen", "--miscopy", "2"], "between 0 and 1")])
+def test_replay_or_miscopy_out_of_range_or_misapplied_is_a_usage_error(argv, says, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         train.main(argv + ["--out", str(tmp_path / "out")])
     assert e.value.code == 2 and says in capsys.readouterr().err

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from reference.codegen.format import END, FEEDBACK, PROGRAM, TASK, parse_program, step_complete
 from reference.codegen.sandbox import VerifyResult
-from reference.codegen.tasks import CodeTask, wrong_program
+from reference.codegen.tasks import CodeTask, miscopied_program, wrong_program
 from reference.episode import EpisodeResult, StepRecord
 from reference.workloads import TranscriptEnv
 from reference.model import decode
@@ -127,12 +127,17 @@ def feedback_line(verdict: VerifyResult) -> str:
 
 
 def trajectory(task: CodeTask, verifier, rng: random.Random | None = None,
-               p_repair: float = 0.0) -> list[tuple[str, str]]:
+               p_repair: float = 0.0, p_miscopy: float = 0.0) -> list[tuple[str, str]]:
     """Oracle trajectory as (role, text) segments; with probability p_repair a failed attempt
-    and its real feedback come first, both masked out of the loss."""
+    and its real feedback come first, both masked out of the loss. `p_miscopy`: the share of
+    those failed attempts that miscopy an argument (tasks.miscopied_program): the repair then
+    copies it again from the task, not from the failed attempt."""
     segs = [("prompt", f"{TASK}{task.prompt}\n")]
     if rng is not None and rng.random() < p_repair:
-        bad = wrong_program(rng, task.oracle)
+        bad = None
+        if p_miscopy and rng.random() < p_miscopy:
+            bad = miscopied_program(rng, task.oracle, task.prompt)
+        bad = bad or wrong_program(rng, task.oracle)
         verdict = verifier.verify(bad, task.answer)
         if not verdict.ok:
             segs.append(("agent_masked", f"{PROGRAM}\n{bad}\n{END}\n"))

@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import random
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -232,6 +233,43 @@ def wrong_program(rng: random.Random, oracle: str) -> str:
     if "[" in oracle and "[::-1]" not in oracle:    # one element too many
         return oracle.replace("]", ", -1]" if "min(" in oracle else ", 99]", 1)
     return oracle + "\nresult = str(result) + '0'"  # an extra character in the output
+
+
+_INT = re.compile(r"(?<![:\w.])-?\d+(?![\w.])")
+
+
+def miscopied_program(rng: random.Random, oracle: str, prompt: str = "") -> str | None:
+    """The oracle with one argument copied wrongly from the prompt, as the model miscopies
+    under load (measured on the generalisation split): a digit dropped (most often the last of
+    a long number), a digit doubled, a list element skipped or written twice. None when the
+    oracle has no integer copied from `prompt` (any integer if no prompt is given) to
+    miscopy. The verifier decides whether it fails."""
+    nums = [m for m in _INT.finditer(oracle)
+            if not prompt or re.search(rf"(?<!\d){re.escape(m.group())}(?!\d)", prompt)]
+    if not nums:
+        return None
+    m = rng.choice(nums)
+    a, b, text = m.start(), m.end(), m.group()
+    digits = text.lstrip("-")
+    sign = text[: len(text) - len(digits)]
+    kind = rng.choice(["drop_last", "drop_digit", "double_digit", "skip_element",
+                       "repeat_element"])
+    in_list = "[" in oracle[:a] and "]" in oracle[b:]
+    if kind in ("skip_element", "repeat_element") and in_list and oracle.count(",") >= 1:
+        before, after = oracle[:a], oracle[b:]
+        if kind == "repeat_element":
+            return f"{before}{text}, {text}{after}"
+        if after.startswith(", "):
+            return before + after[2:]
+        if before.endswith(", "):
+            return before[:-2] + after
+    if len(digits) >= 2 and kind in ("drop_last", "skip_element", "repeat_element"):
+        return oracle[:a] + sign + digits[:-1] + oracle[b:]
+    if len(digits) >= 2 and kind == "drop_digit":
+        i = rng.randrange(len(digits))
+        return oracle[:a] + sign + digits[:i] + digits[i + 1:] + oracle[b:]
+    i = rng.randrange(len(digits))
+    return oracle[:a] + sign + digits[:i + 1] + digits[i:] + oracle[b:]
 
 
 def generate(seed: int, n: int, verifier, exclude=frozenset(), with_seed_tasks=False,

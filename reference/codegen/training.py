@@ -46,7 +46,8 @@ class CodegenTraining:
                                                self.verifier, exclude=exclude, variety="words")
                 rng.shuffle(tasks)
             for task in tasks:
-                yield trajectory(task, self.verifier, rng, p_repair=self.config.p_detour)
+                yield trajectory(task, self.verifier, rng, p_repair=self.config.p_detour,
+                                 p_miscopy=self.config.miscopy)
 
     def solved(self, model, task) -> bool:
         from reference.codegen.agent import CodegenEnv

@@ -6,7 +6,7 @@ from reference.codegen.agent import CodegenEnv, trajectory
 from reference.codegen.format import parse_program, step_complete
 from reference.codegen.sandbox import Verifier
 from reference.codegen.tasks import (EVAL_PATH, SEED_TASKS, CodeTask, generate, load_eval_set,
-                                     wrong_program)
+                                     miscopied_program, wrong_program)
 from reference.hashing import file_sha256
 from reference.sft import IGNORE_INDEX, build_sft_labels
 
@@ -81,3 +81,35 @@ def test_wrong_programs_really_fail(verifier):
     rng = random.Random(1)
     for t in load_eval_set()[:60]:
         assert not verifier.verify(wrong_program(rng, t.oracle), t.answer).ok, t.oracle
+
+
+def test_miscopied_programs_change_one_copied_argument_and_mostly_fail(verifier):
+    rng = random.Random(2)
+    tasks = generate(9, 80, verifier, variety="wide")
+    changed = failed = 0
+    for t in tasks:
+        bad = miscopied_program(rng, t.oracle, t.prompt)
+        if bad is None:  # no integer of the program is copied from the task
+            continue
+        changed += 1
+        assert bad != t.oracle and bad.replace("result = ", "") != t.oracle
+        failed += not verifier.verify(bad, t.answer).ok
+    # a miscopy that leaves the output alone (a skipped element that is not the maximum) is
+    # no failure; trajectory() then leaves the detour out
+    assert changed >= 40 and failed >= 0.6 * changed
+    assert miscopied_program(rng, "result = 'abc'.upper()", "Uppercase 'abc'") is None
+    # the slice of reverse_list is no copied number; a list element is
+    for _ in range(20):
+        bad = miscopied_program(rng, "result = [3, 45][::-1]", "Reverse the list [3, 45]")
+        assert bad.endswith("[::-1]") and bad != "result = [3, 45][::-1]"
+
+
+def test_miscopy_detours_are_masked_and_repaired_by_the_oracle(verifier):
+    task = generate(9, 1, verifier, variety="wide", exclude=set())[0]
+    rng = random.Random(0)
+    segs = trajectory(task, verifier, rng, p_repair=1.0, p_miscopy=1.0)
+    assert [r for r, _ in segs][-1] == "agent" and segs[-1][1] == f"Program:\n{task.oracle}\nEnd\n"
+    # p_miscopy=0 draws nothing extra: the committed recipe's data stream is unchanged
+    a = trajectory(task, verifier, random.Random(5), p_repair=0.5)
+    b = trajectory(task, verifier, random.Random(5), p_repair=0.5, p_miscopy=0.0)
+    assert a == b
