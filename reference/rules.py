@@ -69,6 +69,14 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Executor:
+    """A model that turns a planner step into an exact call, fixed by its checkpoint's SHA-256."""
+    name: str
+    checkpoint: Path
+    checkpoint_sha256: str
+
+
+@dataclass(frozen=True)
 class Benchmark:
     name: str
     eval_set: Path
@@ -89,6 +97,8 @@ class Benchmark:
     # further quality figures the accuracy run's trace gives, each bounded: name -> ("max" or
     # "min", limit) (nano-planner: bad_task_rate max, completion_rate min)
     quality_bounds: dict = field(default_factory=dict)
+    # model executors besides the built-in one: name -> Executor (nano-planner: the caller)
+    executors: dict = field(default_factory=dict)
 
     @property
     def quality_target(self) -> float:
@@ -176,7 +186,9 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
                     quality_target_fraction=float(sp["quality"]["target_fraction"]))
                     for sname, sp in (b.get("splits") or {}).items()},
                 workload=b.get("workload"),
-                quality_bounds=_bounds(q.get("bounds") or {}))
+                quality_bounds=_bounds(q.get("bounds") or {}),
+                executors={ename: Executor(ename, ROOT / e["checkpoint"], e["checkpoint_sha256"])
+                           for ename, e in (b.get("executors") or {}).items()})
         profiles = {}
         for name, p in doc["profiles"].items():
             acc = p["accuracy_sample_count"]

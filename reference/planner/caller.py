@@ -140,8 +140,18 @@ class FunctionCaller:
 
 
 def load_caller(path: Path | None = None, device: str = "cpu") -> FunctionCaller:
-    from reference.checkpoint import load_model
-    model = load_model(Path(path) if path else CALLER_DIR / "model.pt", device)
+    """A caller from `path`, or the reference one (rules.yaml's executors.caller), whose file
+    must have the SHA-256 rules.yaml fixes (CheckpointError otherwise)."""
+    from reference.checkpoint import CheckpointError, load_model
+    if path is None:
+        from reference.hashing import file_sha256
+        from reference.rules import load_rules
+        fixed = load_rules().benchmark("nano-planner").executors["caller"]
+        path = fixed.checkpoint
+        if Path(path).is_file() and file_sha256(path) != fixed.checkpoint_sha256:
+            raise CheckpointError(f"{path} is not the function caller rules.yaml fixes "
+                                  f"(SHA-256 {fixed.checkpoint_sha256[:12]}...)")
+    model = load_model(Path(path), device)
     model.eval()
     return FunctionCaller(model)
 

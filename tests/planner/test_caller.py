@@ -89,3 +89,16 @@ def test_bench_compares_the_executors_on_the_planner_only():
     from reference.react.agent import ReactEnv
     assert bench.executor_cost(None, ["x"], 4, lambda t: ReactEnv("What is 1 plus 1?", 2, 40)) \
         is None
+
+
+def test_the_reference_caller_is_the_one_rules_yaml_fixes(monkeypatch):
+    from reference import hashing
+    from reference.checkpoint import CheckpointError
+    from reference.rules import load_rules
+    fixed = load_rules().benchmark("nano-planner").executors["caller"]
+    assert hashing.file_sha256(fixed.checkpoint) == fixed.checkpoint_sha256
+    assert (fixed.checkpoint.parent / "model.sha256").read_text().split()[0] == \
+        fixed.checkpoint_sha256
+    monkeypatch.setattr(hashing, "file_sha256", lambda path: "0" * 64)  # another file
+    with pytest.raises(CheckpointError, match="not the function caller"):
+        fc.load_caller()
