@@ -54,3 +54,18 @@ def test_roofline_counts_work_from_the_step_records():
     assert w64.gbytes < w.gbytes and w64.gflop == w.gflop  # batching shares weight reads only
     b = bound(MachineLimits(100.0, 10.0, 2), w)
     assert b["bound_eps"] == min(b["compute_bound_eps"], b["memory_bound_eps"]) > 0
+
+
+def test_bench_on_the_planner_compares_constraint_and_executors(tmp_path):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--benchmark", "nano-planner", "--tasks", "6", "--naive-tasks", "1",
+                       "--constraint-tasks", "6", "--json", str(out)]) == 0
+    fig = json.loads(out.read_text())
+    c = fig["constraint"]
+    assert c["constrained"]["schema_violations"] == 0 and c["constrained"]["steps"] > 0
+    ex = fig["executors"]
+    assert ex["tasks"] == 6 and ex["translator"]["eps"] > 0 and ex["caller"]["eps"] > 0
+    assert ex["caller"]["tool_steps"] > 0
+    # the model writes its calls: far slower per call than the regular expressions
+    assert ex["caller"]["executor_ms_per_step"] > 10 * ex["translator"]["executor_ms_per_step"]
+    assert ex["same_answers"] >= 5
