@@ -5,6 +5,7 @@
     python -m reference.train nano-react --no-mask       # learn every token (comparison)
     python -m reference.train nano-react --steps 200 --out /tmp/quick   # a quick look
     python -m reference.train nano-codegen --rope --init-from reference/checkpoints/nano-react/model.pt --variety wide
+    python -m reference.train nano-planner --rope --init-from reference/checkpoints/nano-react/model.pt --block-size 1280 --batch-size 16
 
 nano-codegen trains on oracle programs, a share of them after a real failed attempt and its
 verifier feedback (both masked: only the corrected program is learned); its validation is
@@ -30,14 +31,14 @@ import queue
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
 
 from reference.hashing import file_sha256
 from reference.model import GPT, GPTConfig
-from reference.react.tasks import TRAIN_SEED, parse_mix
+from reference.react.tasks import TRAIN_SEED
 from reference.rules import load_rules
 from reference.sft import IGNORE_INDEX, build_sft_labels, masked_cross_entropy
 from reference.workloads import UnknownWorkload, get_workload
@@ -160,6 +161,7 @@ class TrainConfig:
     n_embd: int = GPTConfig.n_embd
     n_head: int = GPTConfig.n_head
     rope: bool = False              # rotary (relative) positions instead of learned ones
+    block_size: int = GPTConfig.block_size  # context in tokens (nano-planner: 1280)
 
     @property
     def mask(self) -> bool:
@@ -171,7 +173,7 @@ class TrainConfig:
 
     def model_config(self) -> GPTConfig:
         return GPTConfig(n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd,
-                         rope=self.rope)
+                         rope=self.rope, block_size=self.block_size)
 
     def to_dict(self) -> dict:
         return {f.name: _portable(v) if isinstance(v := getattr(self, f.name), Path) else v
@@ -198,8 +200,7 @@ def parse_args(argv=None) -> TrainConfig:
     d = TrainConfig()
     ap = argparse.ArgumentParser(description="Masked SFT of a nano agent workload.")
     ap.add_argument("workload", metavar="benchmark",
-                    help="which benchmark to train (nano-react, nano-codegen; nano-planner has "
-                         "its own trainer, make train-planner)")
+                    help="which benchmark to train (nano-react, nano-codegen, nano-planner)")
     ap.add_argument("--steps", type=int, default=d.steps, help="optimizer steps (the schedule fits them)")
     ap.add_argument("--batch-size", type=int, default=d.batch_size, help="trajectories per step")
     ap.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
@@ -210,7 +211,8 @@ def parse_args(argv=None) -> TrainConfig:
                     help="share of trajectories with an error-recovery detour (nano-codegen: "
                          "a failed attempt and its feedback before the right program)")
     ap.add_argument("--mix", default=d.mix,
-                    help="training template weights, e.g. 'sum_lengths=1.5,sum_lengths3=0.5' "
+                    help="nano-react, nano-planner: training template weights, e.g. "
+                         "'sum_lengths=1.5,sum_lengths3=0.5' "
                          "(unnamed templates weigh 1; default: uniform)")
     ap.add_argument("--variety", nargs="?", const="words", default=d.variety, choices=["words", "wide"],
                     help="nano-codegen: 'words' (bare --variety): random words besides the "
@@ -247,19 +249,23 @@ def parse_args(argv=None) -> TrainConfig:
     ap.add_argument("--n-layer", type=int, default=d.n_layer, help="transformer blocks")
     ap.add_argument("--n-embd", type=int, default=d.n_embd, help="model width")
     ap.add_argument("--n-head", type=int, default=d.n_head, help="attention heads")
+    ap.add_argument("--block-size", type=int, default=d.block_size,
+                    help="context length in tokens (rotary positions: free to differ from an "
+                         "--init-from checkpoint's)")
     ap.add_argument("--rope", action="store_true",
                     help="rotary (relative) positions instead of learned absolute ones")
     cfg = TrainConfig(**vars(ap.parse_args(argv)))
     try:
-        parse_mix(cfg.mix) if cfg.mix else None
-    except ValueError as e:
-        ap.error(f"--mix: {e}")
-    try:
-        problem = get_workload(cfg.workload).check_train_options(cfg)
+        workload = get_workload(cfg.workload)
     except UnknownWorkload as e:
         ap.error(str(e))
+    problem = workload.check_train_options(cfg)
     if problem:
         ap.error(problem)
+    try:
+        workload.parse_mix(cfg.mix) if cfg.mix else None
+    except ValueError as e:
+        ap.error(f"--mix: {e}")
     if not 0.0 <= cfg.broad <= 1.0:
         ap.error("--broad must be between 0 and 1")
     if not 0.0 <= cfg.replay < 1.0:
@@ -289,6 +295,8 @@ def load_init(cfg: TrainConfig) -> dict | None:
         init_config = GPTConfig(**init["config"])  # older checkpoints predate `rope`
     except Exception as e:
         raise ValueError(f"--init-from {cfg.init_from}: not a checkpoint of this code ({e})") from None
+    if config.rope and init_config.rope:  # rotary positions: no weight depends on block_size
+        init_config = replace(init_config, block_size=config.block_size)
     if init_config != config:
         raise ValueError(f"--init-from {cfg.init_from} has config {init['config']}, "
                          f"not {config.to_dict()}")
@@ -307,7 +315,8 @@ def log_run_header(mll, c, cfg: TrainConfig, model: GPT) -> None:
     mll.event(key=c.MAX_SEQUENCE_LENGTH, value=model.config.block_size)
     mll.event(key="train_steps", value=cfg.steps)
     mll.event(key="label_masking", value=cfg.mask)
-    mll.event(key="template_mix", value=parse_mix(cfg.mix) if cfg.mix else None)
+    mll.event(key="template_mix",
+              value=get_workload(cfg.workload).parse_mix(cfg.mix) if cfg.mix else None)
     mll.event(key="variety", value=cfg.variety)
     mll.event(key="broad", value=cfg.broad)
     mll.event(key="replay", value=cfg.replay)

@@ -168,6 +168,10 @@ class Workload:
         """Why these training options do not apply to this workload, or None."""
         return None
 
+    def parse_mix(self, spec: str) -> dict:
+        """`--mix` ('name=weight,...') as template weights; ValueError when it does not apply."""
+        raise ValueError(f"--mix does not apply to {self.name}")
+
 
 @dataclass(frozen=True)
 class ReactWorkload(Workload):
@@ -229,6 +233,10 @@ class ReactWorkload(Workload):
     def training(self, config):
         from reference.react.training import react_training
         return react_training(config)
+
+    def parse_mix(self, spec: str) -> dict:
+        from reference.react.tasks import parse_mix
+        return parse_mix(spec)
 
     def check_train_options(self, config) -> str | None:
         if config.variety:
@@ -323,7 +331,7 @@ class CodegenWorkload(Workload):
 
     def check_train_options(self, config) -> str | None:
         if config.mix:
-            return "--mix applies to nano-react only"
+            return "--mix applies to nano-react and nano-planner"
         if config.broad:
             return "--broad applies to nano-react only (nano-codegen: --variety)"
         return None

@@ -101,11 +101,15 @@ def test_broad_is_refused_for_nano_codegen(capsys):
     assert "--broad applies to nano-react only" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name, says", [("nano-planner", "python -m reference.planner.train"),
-                                        ("nano-chess", "unknown benchmark 'nano-chess'")])
-def test_a_benchmark_this_trainer_does_not_train_is_a_usage_error(name, says, capsys, tmp_path):
+@pytest.mark.parametrize("argv, says", [
+    (["nano-chess"], "unknown benchmark 'nano-chess'"),
+    (["nano-planner", "--variety", "wide"], "--variety does not apply to nano-planner"),
+    (["nano-planner", "--mix", "sum_lengths=2"], "--mix: "),          # a nano-react template
+    (["nano-codegen", "--mix", "sum_lengths=2"], "--mix applies to nano-react and nano-planner")])
+def test_a_benchmark_or_option_this_trainer_cannot_use_is_a_usage_error(argv, says, capsys,
+                                                                         tmp_path):
     with pytest.raises(SystemExit) as e:
-        train.main([name, "--steps", "1", "--out", str(tmp_path / "out")])
+        train.main(argv + ["--steps", "1", "--out", str(tmp_path / "out")])
     assert e.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -138,3 +142,23 @@ def test_replay_or_miscopy_out_of_range_or_misapplied_is_a_usage_error(argv, say
         train.main(argv + ["--out", str(tmp_path / "out")])
     assert e.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_nano_planner_trains_with_mllog_validation_and_a_longer_rotary_context(tmp_path):
+    # from a rotary checkpoint of another context length (nano-react's 1,024 -> 1,280)
+    src = tmp_path / "src"
+    train.main(["nano-react", "--rope", "--steps", "1", "--batch-size", "2", "--n-layer", "1",
+                "--n-embd", "32", "--n-head", "2", "--eval-start", "1", "--eval-every", "1",
+                "--val-size", "1", "--warmup", "1", "--threads", "1", "--out", str(src)])
+    out = tmp_path / "planner"
+    train.main(["nano-planner", "--rope", "--init-from", str(src / "model.pt"),
+                "--block-size", "1280", "--steps", "2", "--batch-size", "2", "--n-layer", "1",
+                "--n-embd", "32", "--n-head", "2", "--eval-start", "2", "--eval-every", "2",
+                "--val-size", "1", "--warmup", "1", "--threads", "1",
+                "--mix", "average_length=2", "--out", str(out)])
+    cfg = json.loads((out / "train_config.json").read_text())
+    assert cfg["model"]["block_size"] == 1280 and cfg["args"]["mix"] == "average_length=2"
+    events = _mllog(out / "train_log.txt")
+    assert any(e["key"] == "eval_accuracy" for e in events)
+    assert next(e for e in events if e["key"] == "template_mix")["value"]["average_length"] == 2
+    assert (out / "model.pt").is_file() and (out / "model.sha256").is_file()

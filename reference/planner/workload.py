@@ -180,9 +180,19 @@ class PlannerWorkload(Workload):
                 "found": f"{len(calls)} tool calls",
                 "hint": "answers come from the executor's tool calls, never from the data set"}
 
+    def training(self, config):
+        from reference.planner.training import planner_training
+        return planner_training(config)
+
+    def parse_mix(self, spec: str) -> dict:
+        from reference.planner.tasks import parse_mix
+        return parse_mix(spec)
+
     def check_train_options(self, config) -> str | None:
-        return ("nano-planner trains with its own trainer: python -m reference.planner.train "
-                "(make train-planner)")
+        for flag in ("variety", "broad", "replay", "miscopy"):
+            if getattr(config, flag):
+                return f"--{flag} does not apply to nano-planner"
+        return None
 
     # --- evaluation ------------------------------------------------------------------------
     def report_row(self, task, result) -> dict:
