@@ -76,11 +76,16 @@ train-react: venv
 # nano-codegen starts from the nano-react model (the byte-level copying transfers) and trains on
 # the broadened data (`--variety wide`: random words, lists of 2-10 integers of 1-6 digits,
 # power bases of 1-6 digits, never a held-out word), 30% of the tasks a failed attempt and its
-# feedback first.
+# feedback first, a quarter of the trajectories nano-react's own (`--replay`: it keeps copying
+# long numbers); stage 2 makes half the failed attempts miscopied arguments (`--miscopy`).
 train-codegen: venv
 	$(PY) -m reference.train nano-codegen --rope --init-from $(CKPT)/model.pt --variety wide \
-		--steps 3000 --lr 1e-3 --warmup 50 --p-detour 0.3 --seed 4 --threads 1 \
-		--eval-start 1500 --eval-every 250 --out $(CG)
+		--steps 3000 --lr 1e-3 --warmup 50 --p-detour 0.3 --seed 4 --threads 1 --replay 0.25 \
+		--eval-start 1500 --eval-every 250 --out $(TRAIN_TMP)/nano-codegen-stage1
+	$(PY) -m reference.train nano-codegen --rope \
+		--init-from $(TRAIN_TMP)/nano-codegen-stage1/model.pt --variety wide --steps 1500 \
+		--lr 5e-4 --warmup 50 --p-detour 0.3 --seed 5 --threads 1 --replay 0.25 --miscopy 0.5 \
+		--eval-start 750 --eval-every 250 --out $(CG)
 
 # nano-planner starts from the nano-react model too and learns its JSON steps (masked SFT: the
 # request and the Result lines carry no loss), the templates whose step count varies weighted up.
