@@ -36,8 +36,8 @@ from pathlib import Path
 
 import torch
 
-from reference.planner.executor import BadTask, Call, Outcome, translate as rule_translate
-from reference.tools import run_tool
+from reference.planner.executor import BadTask, Call, Outcome, execute
+from reference.planner.executor import translate as rule_translate
 
 CALLER_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "nano-planner" / "caller"
 REFUSAL = "No call"
@@ -127,16 +127,7 @@ class FunctionCaller:
 
     def execute(self, tool: str, task: str) -> Outcome:
         """As executor.execute, with this model writing the call."""
-        t0 = time.perf_counter()
-        try:
-            call = self.translate(tool, task)
-        except BadTask as err:
-            return Outcome("bad_task", None, f"Error: bad task: {err}", err.kind,
-                           time.perf_counter() - t0)
-        t1 = time.perf_counter()
-        obs = run_tool(call.tool, call.input)
-        return Outcome("tool_error" if obs.startswith("Error:") else "ok", call, obs,
-                       translate_s=t1 - t0)
+        return execute(tool, task, self.translate)
 
 
 def load_caller(path: Path | None = None, device: str = "cpu") -> FunctionCaller:

@@ -144,11 +144,13 @@ def translate(tool: str, task: str) -> Call:
     return Call(tool, fn(task[:-1] if task.endswith(".") else task))
 
 
-def execute(tool: str, task: str) -> Outcome:
-    """Translate and run one planner step; never raises for anything the planner wrote."""
+def execute(tool: str, task: str, translator=None) -> Outcome:
+    """Translate and run one planner step; never raises for anything the planner wrote.
+    `translator(tool, task) -> Call` (raising BadTask) writes the call: this module's
+    `translate` by default, or the function-caller model's (reference/planner/caller.py)."""
     t0 = time.perf_counter()
     try:
-        call = translate(tool, task)
+        call = (translator or translate)(tool, task)
     except BadTask as err:
         return Outcome("bad_task", None, f"Error: bad task: {err}", err.kind,
                        time.perf_counter() - t0)
