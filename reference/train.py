@@ -272,8 +272,6 @@ def parse_args(argv=None) -> TrainConfig:
         ap.error("--replay must be at least 0 and below 1")
     if not 0.0 <= cfg.miscopy <= 1.0:
         ap.error("--miscopy must be between 0 and 1")
-    if cfg.replay and cfg.workload == "nano-react":
-        ap.error("--replay replays nano-react's data into another workload's training")
     if cfg.out is None:
         cfg.out = CHECKPOINT_DIR / cfg.workload
     if cfg.init_from is not None and not cfg.init_from.is_file():

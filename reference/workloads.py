@@ -243,6 +243,8 @@ class ReactWorkload(Workload):
             return "--variety applies to nano-codegen only (nano-react: --broad)"
         if config.miscopy:
             return "--miscopy applies to nano-codegen only"
+        if config.replay:
+            return "--replay replays nano-react's data into another workload's training"
         return None
 
 
