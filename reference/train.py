@@ -217,7 +217,7 @@ def parse_args(argv=None) -> TrainConfig:
     ap.add_argument("--variety", nargs="?", const="words", default=d.variety, choices=["words", "wide"],
                     help="nano-codegen: 'words' (bare --variety): random words besides the "
                          "vocabulary, arithmetic-free oracle programs; 'wide': also longer "
-                         "lists, 1-4 digit integers, never a held-out word, and half of "
+                         "lists, 1-6 digit integers, never a held-out word, and half of "
                          "validation from that distribution (see reference/codegen/tasks.py)")
     ap.add_argument("--broad", type=float, default=d.broad,
                     help="nano-react: share of trajectories (and of validation) from the "
