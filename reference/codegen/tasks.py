@@ -82,6 +82,7 @@ class CodeDist:
     p_long: float = 0.0              # heldout: share of lists longer than training's
     p_same_width: float = 0.0        # share of lists whose elements all have one digit count
     arith_free: bool = True
+    p_str_list: float = 0.0          # share of lists (where strings do) of quoted digit strings
 
     def word(self, r: random.Random, length: tuple[int, int] | None = None) -> str:
         lo, hi = length or self.word_len
@@ -113,6 +114,20 @@ class CodeDist:
             return [self.int(r, True, d=d) for _ in range(r.randint(*self.list_len))]
         return [self.int(r, True) for _ in range(r.randint(*self.list_len))]
 
+    def items(self, r: random.Random) -> list:
+        """A list for a template that takes strings as well as integers (sorted, max, min,
+        reversed): with `p_str_list`, quoted digit strings of 1-12 digits, which practise
+        copying long digit runs inside a list without an integer wider than training's."""
+        if not (self.p_str_list and r.random() < self.p_str_list):
+            return self.ints(r)
+        width = r.randint(1, 12) if r.random() < 0.5 else None
+        n, out = r.randint(*self.list_len), []
+        while len(out) < n:
+            s = "".join(r.choice("0123456789") for _ in range(width or r.randint(1, 12)))
+            if not is_heldout_word(s):
+                out.append(s)
+        return out
+
 
 # The first variety stage (the committed nano-codegen recipe's stage 2).
 VARIETY = CodeDist("variety", "vocab_or_any", (2, 12), (3, 8), (1, 2), 0.0)
@@ -122,8 +137,11 @@ VARIETY = CodeDist("variety", "vocab_or_any", (2, 12), (3, 8), (1, 2), 0.0)
 CODE_TRAIN = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_width=0.5)
 # The generalisation split: held-out words; lists of 11-14 integers (of 1-7 digits) or of
 # 7-digit integers; 7-digit scalars (as nano-react's split: one digit past training).
+# The copy stage: broadened training, and a third of the sortable lists made of digit strings.
+CODE_COPY = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_width=0.5,
+                     p_str_list=0.3)
 CODE_HELDOUT = CodeDist("heldout", "heldout", (2, 12), (3, 10), (7, 7), 0.15, p_long=0.5)
-DISTS = {"words": VARIETY, "wide": CODE_TRAIN, "heldout": CODE_HELDOUT}
+DISTS = {"words": VARIETY, "wide": CODE_TRAIN, "copy": CODE_COPY, "heldout": CODE_HELDOUT}
 
 
 def _dist(variety) -> CodeDist | None:
@@ -137,6 +155,13 @@ def _ints(rng, lo=1, hi=30, n=None, d: CodeDist | None = None):
     if d is not None and d.name != "variety":
         return d.ints(rng)
     return [rng.randint(lo, hi) for _ in range(n or rng.randint(3, 8))]
+
+
+def _items(rng, lo=1, hi=30, d: CodeDist | None = None):
+    """`_ints` for a template whose list may hold strings too (the copy stage's digit strings)."""
+    if d is not None and d.p_str_list:
+        return d.items(rng)
+    return _ints(rng, lo, hi, d=d)
 
 
 def _tpl(rng: random.Random, variety=False):
@@ -204,15 +229,15 @@ TEMPLATES = {
     "reverse_string": lambda r, d: (lambda w: (f"Reverse the string '{w}'", f"result = '{w}'[::-1]"))(_word(r, d)),
     "length": lambda r, d: (lambda w: (f"Return the length of '{w}'", f"result = len('{w}')"))(_word(r, d)),
     "power": lambda r, d: (lambda b, e: (f"Return {b} to the power of {e}", f"result = {b} ** {e}"))(_power_base(r, d), r.randint(2, 12 if d is None or d.name == "variety" else 4)),
-    "sorted_list": lambda r, d: (lambda xs: (f"Return the sorted version of {xs}", f"result = sorted({xs})"))(_ints(r, 0, 9, d=d)),
-    "max_list": lambda r, d: (lambda xs: (f"Return the maximum of {xs}", f"result = max({xs})"))(_ints(r, d=d)),
-    "min_list": lambda r, d: (lambda xs: (f"Return the minimum of {xs}", f"result = min({xs})"))(_ints(r, d=d)),
+    "sorted_list": lambda r, d: (lambda xs: (f"Return the sorted version of {xs}", f"result = sorted({xs})"))(_items(r, 0, 9, d=d)),
+    "max_list": lambda r, d: (lambda xs: (f"Return the maximum of {xs}", f"result = max({xs})"))(_items(r, d=d)),
+    "min_list": lambda r, d: (lambda xs: (f"Return the minimum of {xs}", f"result = min({xs})"))(_items(r, d=d)),
     "repeat": lambda r, d: (lambda w, n: (f"Repeat the string '{w}' {n} times", f"result = '{w}' * {n}"))(_repeat_word(r, d), r.randint(2, 5)),
     "range_list": _range_list,
     "upper": lambda r, d: (lambda w: (f"Return '{w}' in upper case", f"result = '{w}'.upper()"))(_word(r, d)),
     "count_char": _count_char,
     "sum_range": _sum_range,
-    "reverse_list": lambda r, d: (lambda xs: (f"Reverse the list {xs}", f"result = {xs}[::-1]"))(_ints(r, 0, 9, d=d)),
+    "reverse_list": lambda r, d: (lambda xs: (f"Reverse the list {xs}", f"result = {xs}[::-1]"))(_items(r, 0, 9, d=d)),
 }
 
 

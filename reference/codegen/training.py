@@ -26,7 +26,7 @@ class CodegenTraining:
 
     def validation_tasks(self, n: int) -> list:
         tasks = generate(VAL_SEED, n, self.verifier, exclude=self.eval_prompts(), prefix="val-")
-        if self.config.variety == "wide":  # half of validation from the broadened distribution
+        if self.config.variety in ("wide", "copy"):  # half of validation from the broadened distribution
             half = n // 2
             tasks = tasks[:n - half] + generate(VAL_SEED + 1, half, self.verifier,
                                                 exclude=self.eval_prompts(), prefix="valw-",
@@ -41,7 +41,7 @@ class CodegenTraining:
         for chunk in range(sys.maxsize):  # ground truth comes from the sandbox, in chunks
             tasks = generate(seed * 1_000_003 + chunk, 256, self.verifier, exclude=exclude,
                              variety=variety)
-            if variety == "wide":  # a third from the frozen set's ranges (random words too)
+            if variety in ("wide", "copy"):  # a third from the frozen set's ranges (random words too)
                 tasks = tasks[:170] + generate(seed * 1_000_003 + chunk + 500_000, 86,
                                                self.verifier, exclude=exclude, variety="words")
                 rng.shuffle(tasks)

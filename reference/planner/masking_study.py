@@ -103,6 +103,13 @@ def run_arm(out: Path, arm: str, seed: int, steps: int) -> dict:
     return figures
 
 
+def _provenance(run: dict) -> str:
+    """How a run's line ends: its training time, or where its figures were restored from."""
+    if run.get("train_wall_s") is None:
+        return f" ({run.get('restored_from', 'training time not recorded')})"
+    return f" (trained in {run['train_wall_s'] / 60:.1f} min)"
+
+
 def table(runs: list[dict]) -> str:
     """The model card's markdown: mean +- std per arm, and Welch's p per metric and split."""
     by_arm = {a: [r for r in runs if r["arm"] == a] for a in ARMS}
@@ -122,7 +129,7 @@ def table(runs: list[dict]) -> str:
                          f"{tp[0]} | {tp[1]} |")
     seeds = "\n".join(f"- {r['arm']} seed {r['seed']}: " + ", ".join(
         f"{s} {r[s]['pass_rate']:.3f} / {r[s]['bad_task_rate']:.3f} / {r[s]['completion_rate']:.3f}"
-        for s in SPLITS) + f" (trained in {r['train_wall_s'] / 60:.1f} min)" for r in runs)
+        for s in SPLITS) + _provenance(r) for r in runs)
     return "\n".join(lines) + "\n\nPer run (pass / bad-task / completion):\n" + seeds
 
 

@@ -67,13 +67,33 @@ def test_training_words_lists_and_ints_never_reach_the_split(verifier):
     for _ in range(20_000):
         w = CODE_TRAIN.word(rng)
         assert not (is_heldout_word(w) and w not in WORDS)
-    for variety in ("wide", "words"):
+    for variety in ("wide", "words", "copy"):
         for t in generate(1, 600, verifier, variety=variety):
             assert not set(_quoted(t.prompt)) & gen_words
-            if t.template in LIST_TEMPLATES:
+            if t.template in LIST_TEMPLATES and "'" in t.prompt:  # the copy stage's strings
+                assert variety == "copy" and t.template != "sum_list", t.prompt
+                items = re.search(r"\[([^\]]*)\]", t.prompt).group(1).split(", ")
+                assert len(items) <= CODE_TRAIN.list_len[1]
+                assert all(re.fullmatch(r"'\d{1,12}'", x) for x in items), t.prompt
+            elif t.template in LIST_TEMPLATES:
                 xs = _list(t.prompt)
                 assert len(xs) <= CODE_TRAIN.list_len[1]
                 assert all(abs(x) < 10 ** CODE_TRAIN.digits[1] for x in xs)
+
+
+def test_copy_stage_draws_digit_string_lists_and_leaves_earlier_streams_alone(verifier):
+    import hashlib
+
+    def digest(variety):
+        tasks = generate(7, 120, verifier, variety=variety)
+        return hashlib.sha256("\n".join(t.prompt + t.answer for t in tasks).encode()).hexdigest()
+    # the tasks every earlier recipe drew (measured before the copy stage existed)
+    assert digest("wide")[:16] == "d4ae1e0bae704044"
+    assert digest(False)[:16] == "005fc0372f0e7011"
+    copy = generate(7, 300, verifier, variety="copy")
+    strings = [t for t in copy if t.template in LIST_TEMPLATES and "['" in t.prompt]
+    assert 0.05 < len(strings) / len(copy) < 0.25   # a third of the four sortable templates
+    assert any(len(x) > CODE_TRAIN.digits[1] for t in strings for x in _quoted(t.prompt))
 
 
 def test_first_variety_stage_is_unchanged():

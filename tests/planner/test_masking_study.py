@@ -51,7 +51,17 @@ def test_table_reports_each_arm_and_the_p_value(tmp_path, capsys):
     out = capsys.readouterr().out
     row = next(l for l in out.splitlines() if l.startswith("| frozen | pass rate"))
     assert "0.850 +- 0.010 (n=3)" in row and "0.880 +- 0.010 (n=3)" in row and "0.021" in row
-    assert "unmasked seed 3: frozen 0.870" in out
+    assert "unmasked seed 3: frozen 0.870" in out and "(trained in 15.0 min)" in out
+
+
+def test_table_names_where_a_restored_run_came_from(tmp_path, capsys):
+    restored = dict(_run("masked", 1, 0.9), train_wall_s=None, restored_from="an earlier record")
+    d = tmp_path / "masked-s1"
+    d.mkdir()
+    (d / "result.json").write_text(json.dumps(restored))
+    assert ms.main(["--out", str(tmp_path), "--table"]) == 0
+    assert "masked seed 1: frozen 0.900 / 0.050 / 1.000, generalisation 0.800 / 0.050 / 1.000 " \
+           "(an earlier record)" in capsys.readouterr().out
 
 
 def test_table_of_an_empty_study_and_bad_seeds_are_clear_errors(tmp_path, capsys):
