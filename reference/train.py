@@ -142,7 +142,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     p_detour: float = 0.15          # share of trajectories with an error-recovery detour
     mix: str = ""                   # nano-react: template weights ('sum_lengths=1.5,...')
-    variety: str = ""               # nano-codegen: '', 'words', 'wide' or 'copy'
+    variety: str = ""               # nano-codegen: '', 'words', 'wide', 'copy', 'copy-long'
     broad: float = 0.0              # nano-react: share from the broadened distribution
     replay: float = 0.0             # share replayed from nano-react's own training data
     miscopy: float = 0.0            # nano-codegen: share of repair detours that miscopy
@@ -214,12 +214,14 @@ def parse_args(argv=None) -> TrainConfig:
                     help="nano-react, nano-planner: training template weights, e.g. "
                          "'sum_lengths=1.5,sum_lengths3=0.5' "
                          "(unnamed templates weigh 1; default: uniform)")
-    ap.add_argument("--variety", nargs="?", const="words", default=d.variety, choices=["words", "wide", "copy"],
+    ap.add_argument("--variety", nargs="?", const="words", default=d.variety,
+                    choices=["words", "wide", "copy", "copy-long"],
                     help="nano-codegen: 'words' (bare --variety): random words besides the "
                          "vocabulary, arithmetic-free oracle programs; 'wide': also longer "
                          "lists, 1-6 digit integers, never a held-out word, and half of "
                          "validation from that distribution; 'copy': 'wide' with a third of "
-                         "the sortable lists made of quoted digit strings of 1-12 digits "
+                         "the sortable lists made of quoted digit strings of 1-12 digits; "
+                         "'copy-long': those string lists 2-16 long, a third of them words "
                          "(see reference/codegen/tasks.py)")
     ap.add_argument("--broad", type=float, default=d.broad,
                     help="nano-react: share of trajectories (and of validation) from the "

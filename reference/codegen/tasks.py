@@ -83,6 +83,8 @@ class CodeDist:
     p_same_width: float = 0.0        # share of lists whose elements all have one digit count
     arith_free: bool = True
     p_str_list: float = 0.0          # share of lists (where strings do) of quoted digit strings
+    str_list_len: tuple[int, int] = (2, 10)  # elements in such a list
+    p_word_items: float = 0.0        # share of such lists made of words instead of digit strings
 
     def word(self, r: random.Random, length: tuple[int, int] | None = None) -> str:
         lo, hi = length or self.word_len
@@ -116,12 +118,15 @@ class CodeDist:
 
     def items(self, r: random.Random) -> list:
         """A list for a template that takes strings as well as integers (sorted, max, min,
-        reversed): with `p_str_list`, quoted digit strings of 1-12 digits, which practise
-        copying long digit runs inside a list without an integer wider than training's."""
+        reversed): with `p_str_list`, quoted digit strings of 1-12 digits (or, with
+        `p_word_items`, words), which practise copying long digit runs and long lists inside
+        a list without an integer list wider or longer than training's."""
         if not (self.p_str_list and r.random() < self.p_str_list):
             return self.ints(r)
+        if self.p_word_items and r.random() < self.p_word_items:
+            return [self.word(r) for _ in range(r.randint(*self.str_list_len))]
         width = r.randint(1, 12) if r.random() < 0.5 else None
-        n, out = r.randint(*self.list_len), []
+        n, out = r.randint(*self.str_list_len), []
         while len(out) < n:
             s = "".join(r.choice("0123456789") for _ in range(width or r.randint(1, 12)))
             if not is_heldout_word(s):
@@ -140,8 +145,14 @@ CODE_TRAIN = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_w
 # The copy stage: broadened training, and a third of the sortable lists made of digit strings.
 CODE_COPY = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_width=0.5,
                      p_str_list=0.3)
+# The long-copy stage: as the copy stage, its string lists 2-16 long, a third of them words.
+CODE_COPY_LONG = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_width=0.5,
+                          p_str_list=0.3, str_list_len=(2, 16), p_word_items=1 / 3)
 CODE_HELDOUT = CodeDist("heldout", "heldout", (2, 12), (3, 10), (7, 7), 0.15, p_long=0.5)
-DISTS = {"words": VARIETY, "wide": CODE_TRAIN, "copy": CODE_COPY, "heldout": CODE_HELDOUT}
+# the training varieties drawn from the broadened distribution (half of validation from it)
+BROADENED = ("wide", "copy", "copy-long")
+DISTS = {"words": VARIETY, "wide": CODE_TRAIN, "copy": CODE_COPY, "copy-long": CODE_COPY_LONG,
+         "heldout": CODE_HELDOUT}
 
 
 def _dist(variety) -> CodeDist | None:

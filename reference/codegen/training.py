@@ -3,8 +3,10 @@ and its verifier feedback (both masked: only the corrected program is learned), 
 tasks solved within the attempt bound. reference.train asks for them through the registry.
 
 Ground truth comes from the sandboxed verifier, which this context owns. `config.variety`:
-'words' (random words besides the vocabulary, arithmetic-free oracles) or 'wide' (also longer
-lists and 1-6 digit integers, never a held-out word; half of validation from it).
+'words' (random words besides the vocabulary, arithmetic-free oracles), 'wide' (also longer
+lists and 1-6 digit integers, never a held-out word; half of validation from it), 'copy'
+('wide' with lists of quoted digit strings) or 'copy-long' (those lists up to 16 long, some
+of words).
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import random
 import sys
 from contextlib import contextmanager
 
-from reference.codegen.tasks import generate, load_eval_set, load_generalisation_set
+from reference.codegen.tasks import (BROADENED, generate, load_eval_set,
+                                     load_generalisation_set)
 from reference.react.tasks import VAL_SEED
 
 
@@ -26,7 +29,7 @@ class CodegenTraining:
 
     def validation_tasks(self, n: int) -> list:
         tasks = generate(VAL_SEED, n, self.verifier, exclude=self.eval_prompts(), prefix="val-")
-        if self.config.variety in ("wide", "copy"):  # half of validation from the broadened distribution
+        if self.config.variety in BROADENED:  # half of validation from the broadened distribution
             half = n // 2
             tasks = tasks[:n - half] + generate(VAL_SEED + 1, half, self.verifier,
                                                 exclude=self.eval_prompts(), prefix="valw-",
@@ -41,7 +44,7 @@ class CodegenTraining:
         for chunk in range(sys.maxsize):  # ground truth comes from the sandbox, in chunks
             tasks = generate(seed * 1_000_003 + chunk, 256, self.verifier, exclude=exclude,
                              variety=variety)
-            if variety in ("wide", "copy"):  # a third from the frozen set's ranges (random words too)
+            if variety in BROADENED:  # a third from the frozen set's ranges (random words too)
                 tasks = tasks[:170] + generate(seed * 1_000_003 + chunk + 500_000, 86,
                                                self.verifier, exclude=exclude, variety="words")
                 rng.shuffle(tasks)

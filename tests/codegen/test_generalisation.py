@@ -67,14 +67,16 @@ def test_training_words_lists_and_ints_never_reach_the_split(verifier):
     for _ in range(20_000):
         w = CODE_TRAIN.word(rng)
         assert not (is_heldout_word(w) and w not in WORDS)
-    for variety in ("wide", "words", "copy"):
+    for variety in ("wide", "words", "copy", "copy-long"):
         for t in generate(1, 600, verifier, variety=variety):
             assert not set(_quoted(t.prompt)) & gen_words
-            if t.template in LIST_TEMPLATES and "'" in t.prompt:  # the copy stage's strings
-                assert variety == "copy" and t.template != "sum_list", t.prompt
+            if t.template in LIST_TEMPLATES and "['" in t.prompt:  # the copy stages' strings
+                assert variety.startswith("copy") and t.template != "sum_list", t.prompt
                 items = re.search(r"\[([^\]]*)\]", t.prompt).group(1).split(", ")
-                assert len(items) <= CODE_TRAIN.list_len[1]
-                assert all(re.fullmatch(r"'\d{1,12}'", x) for x in items), t.prompt
+                assert len(items) <= (16 if variety == "copy-long" else 10)
+                assert all(re.fullmatch(r"'\d{1,12}'", x) for x in items) or (
+                    variety == "copy-long" and all(re.fullmatch(r"'[a-z]+'", x) for x in items)), \
+                    t.prompt
             elif t.template in LIST_TEMPLATES:
                 xs = _list(t.prompt)
                 assert len(xs) <= CODE_TRAIN.list_len[1]
@@ -90,6 +92,7 @@ def test_copy_stage_draws_digit_string_lists_and_leaves_earlier_streams_alone(ve
     # the tasks every earlier recipe drew (measured before the copy stage existed)
     assert digest("wide")[:16] == "d4ae1e0bae704044"
     assert digest(False)[:16] == "005fc0372f0e7011"
+    assert digest("copy")[:16] == "5119efc6521f6c8d"  # stage 3's, before copy-long existed
     copy = generate(7, 300, verifier, variety="copy")
     strings = [t for t in copy if t.template in LIST_TEMPLATES and "['" in t.prompt]
     assert 0.05 < len(strings) / len(copy) < 0.25   # a third of the four sortable templates
@@ -99,3 +102,14 @@ def test_copy_stage_draws_digit_string_lists_and_leaves_earlier_streams_alone(ve
 def test_first_variety_stage_is_unchanged():
     # the committed recipe's stage 2 (`--variety`) draws what it drew before issue 12
     assert VARIETY.words == "vocab_or_any" and VARIETY.word_len == (2, 12)
+
+
+def test_long_copy_stage_has_long_string_lists_but_no_long_integer_list(verifier):
+    tasks = generate(3, 400, verifier, variety="copy-long")
+    lists = [re.search(r"\[([^\]]*)\]", t.prompt).group(1).split(", ")
+             for t in tasks if t.template in LIST_TEMPLATES]
+    strings = [xs for xs in lists if xs[0].startswith("'")]
+    assert max(len(xs) for xs in strings) > CODE_TRAIN.list_len[1]
+    assert any(x[1].isalpha() for xs in strings for x in xs)
+    assert max(len(xs) for xs in lists if not xs[0].startswith("'")) <= CODE_TRAIN.list_len[1]
+
