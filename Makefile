@@ -77,7 +77,9 @@ train-react: venv
 # the broadened data (`--variety wide`: random words, lists of 2-10 integers of 1-6 digits,
 # power bases of 1-6 digits, never a held-out word), 30% of the tasks a failed attempt and its
 # feedback first, a quarter of the trajectories nano-react's own (`--replay`: it keeps copying
-# long numbers); stage 2 makes half the failed attempts miscopied arguments (`--miscopy`).
+# long numbers); stage 2 makes half the failed attempts miscopied arguments (`--miscopy`); stage 3
+# adds lists of quoted digit strings of 1-12 digits (`--variety copy`: long digit runs copied
+# inside a list, where integers stay 1-6 digits).
 train-codegen: venv
 	$(PY) -m reference.train nano-codegen --rope --init-from $(CKPT)/model.pt --variety wide \
 		--steps 3000 --lr 1e-3 --warmup 50 --p-detour 0.3 --seed 4 --threads 1 --replay 0.25 \
@@ -85,6 +87,10 @@ train-codegen: venv
 	$(PY) -m reference.train nano-codegen --rope \
 		--init-from $(TRAIN_TMP)/nano-codegen-stage1/model.pt --variety wide --steps 1500 \
 		--lr 5e-4 --warmup 50 --p-detour 0.3 --seed 5 --threads 1 --replay 0.25 --miscopy 0.5 \
+		--eval-start 750 --eval-every 250 --out $(TRAIN_TMP)/nano-codegen-stage2
+	$(PY) -m reference.train nano-codegen --rope \
+		--init-from $(TRAIN_TMP)/nano-codegen-stage2/model.pt --variety copy --steps 1500 \
+		--lr 5e-4 --warmup 50 --p-detour 0.3 --seed 6 --threads 1 --replay 0.25 --miscopy 0.5 \
 		--eval-start 750 --eval-every 250 --out $(CG)
 
 # nano-planner starts from the nano-react model too and learns its JSON steps (masked SFT: the
