@@ -95,7 +95,7 @@ def loadgen_settings(rules, bench, scenario: str, mode: str, profile, tuning: di
     if scenario == "Offline":
         s["offline_expected_qps"] = float(tuning["offline_expected_qps"])
     elif scenario == "Server":
-        s["server_target_qps"] = float(tuning["server_target_qps"])
+        s["server_target_qps"] = _qps_hint(scenario, tuning, profile)
         s["server_target_latency_ns"] = bench.target_latency_ns("Server")
         s["server_target_latency_percentile"] = bench.scenarios["Server"]["latency_percentile"] / 100
     elif scenario == "SingleStream":
@@ -140,11 +140,11 @@ def audit_breaks_rules(detail: dict, profile, scenario: str) -> str:
     return ""
 
 
-def _qps_hint(scenario: str, tuning: dict) -> float:
+def _qps_hint(scenario: str, tuning: dict, profile) -> float:
     if scenario == "Offline":
         return float(tuning["offline_expected_qps"])
-    if scenario == "Server":
-        return float(tuning["server_target_qps"])
+    if scenario == "Server":  # the profile's share of the system's rate (smoke: a margin)
+        return float(tuning["server_target_qps"]) * profile.server_qps_fraction
     return 1000.0 / float(tuning["single_stream_expected_latency_ms"])
 
 
@@ -158,9 +158,9 @@ def plan_runs(rules, profile, benchmarks, scenarios, tuning_all: dict) -> list[R
             tuning = tuning_all.get("benchmarks", {}).get(bname, {}).get(scen)
             if not tuning:
                 raise SubmissionError(f"systems file has no tuning for {bname} {scen}")
-            qps = _qps_hint(scen, tuning)
+            qps = _qps_hint(scen, tuning, profile)
             n_acc = profile.accuracy_sample_count or bench.eval_set_size
-            acc_qps = _qps_hint("Offline", tuning) if scen == "Offline" else qps
+            acc_qps = _qps_hint("Offline", tuning, profile) if scen == "Offline" else qps
             plans.append(RunPlan(bname, scen, "AccuracyOnly", "accuracy",
                                  loadgen_settings(rules, bench, scen, "AccuracyOnly", profile, tuning),
                                  STARTUP_S + n_acc / acc_qps))

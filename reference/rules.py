@@ -34,6 +34,7 @@ class Profile:
     accuracy_sample_count: int | None  # None: every sample
     audit_min_duration_ms: int
     audit_min_query_count: dict         # per scenario: queries each audit run issues at least
+    server_qps_fraction: float = 1.0    # share of the system's server_target_qps a Server run offers
 
 
 def _subset_target(results: Path, fraction: float, target: float, indices) -> float:
@@ -192,11 +193,15 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
         profiles = {}
         for name, p in doc["profiles"].items():
             acc = p["accuracy_sample_count"]
+            fraction = float(p.get("server_qps_fraction", 1.0))
+            if not 0.0 < fraction <= 1.0:
+                raise RulesError(f"profiles.{name}.server_qps_fraction must be in (0, 1], "
+                                 f"found {fraction}")
             profiles[name] = Profile(name, bool(p["eligible"]), int(p["min_duration_ms"]),
                                      dict(p["min_query_count"]),
                                      None if acc == "all" else int(acc),
                                      int(p["audit_min_duration_ms"]),
-                                     dict(p["audit_min_query_count"]))
+                                     dict(p["audit_min_query_count"]), fraction)
         seeds = {k: int(v) for k, v in doc["loadgen"]["official_seeds"].items()}
         audits = dict(doc["audits"])
         for name in ("TEST01", "TEST04", "TEST09"):

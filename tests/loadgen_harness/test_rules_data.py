@@ -78,6 +78,22 @@ def test_profiles_set_loadgen_settings():
     full = loadgen_settings(rules, bench, "Offline", "AccuracyOnly", rules.profile("official"), tuning)
     assert "accuracy_sample_count_override" not in full
     assert not rules.profile("smoke").eligible and rules.profile("official").eligible
+    # a smoke Server run offers its profile's share of the system's rate; official all of it
+    assert srv["server_target_qps"] == pytest.approx(5 * rules.profile("smoke").server_qps_fraction)
+    assert rules.profile("smoke").server_qps_fraction < 1.0
+    official = loadgen_settings(rules, bench, "Server", "PerformanceOnly",
+                                rules.profile("official"), tuning)
+    assert official["server_target_qps"] == 5
+
+
+@pytest.mark.parametrize("fraction", ["0", "1.5", "-0.5"])
+def test_a_server_qps_fraction_outside_zero_one_is_refused(tmp_path, fraction):
+    text = (ROOT / "rules.yaml").read_text().replace("server_qps_fraction: 0.75",
+                                                     f"server_qps_fraction: {fraction}")
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(text)
+    with pytest.raises(RulesError, match="server_qps_fraction"):
+        load_rules(bad)
 
 
 def test_unknown_profile_and_malformed_rules_are_errors(tmp_path):
