@@ -37,7 +37,10 @@ def test_negative_fixture_fails_with_exactly_its_rule(fixture, tmp_path):
         apply(root, edit)
     report = check_path(root, spec.get("profile", "smoke"))
     assert not report.valid
-    assert report.rule_ids() == set(spec["expect"]), [f.to_dict() for f in report.findings]
+    # `may_also`: a companion finding that depends on the run's timings, not on the edit
+    found, expected = report.rule_ids(), set(spec["expect"])
+    assert expected <= found <= expected | set(spec.get("may_also", ())), \
+        [f.to_dict() for f in report.findings]
 
 
 def test_every_rule_has_a_negative_fixture():
