@@ -140,14 +140,15 @@ VARIETY = CodeDist("variety", "vocab_or_any", (2, 12), (3, 8), (1, 2), 0.0)
 # integers of 1-6 digits (some negative; half the lists of one width, the wider of two
 # draws), scalars and power bases of 1-6 digits.
 CODE_TRAIN = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_width=0.5)
-# The generalisation split: held-out words; lists of 11-14 integers (of 1-7 digits) or of
-# 7-digit integers; 7-digit scalars (as nano-react's split: one digit past training).
-# The copy stage: broadened training, and a third of the sortable lists made of digit strings.
+# The copy stage: broadened training, and 30% of the lists of the templates that take strings
+# made of quoted digit strings.
 CODE_COPY = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_width=0.5,
                      p_str_list=0.3)
 # The long-copy stage: as the copy stage, its string lists 2-16 long, a third of them words.
 CODE_COPY_LONG = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_same_width=0.5,
                           p_str_list=0.3, str_list_len=(2, 16), p_word_items=1 / 3)
+# The generalisation split: held-out words; lists of 11-14 integers (of 1-7 digits) or of
+# 7-digit integers; 7-digit scalars (as nano-react's split: one digit past training).
 CODE_HELDOUT = CodeDist("heldout", "heldout", (2, 12), (3, 10), (7, 7), 0.15, p_long=0.5)
 # the training varieties drawn from the broadened distribution (half of validation from it)
 BROADENED = ("wide", "copy", "copy-long")
