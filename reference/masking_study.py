@@ -179,7 +179,7 @@ def table(runs: list[dict], metrics: tuple[str, ...]) -> str:
                      if len(v) > 1 else "-" for v in (xs, ys)]
             try:
                 t, _df, p = welch_t_test(xs, ys)
-                tp = [f"{t:.2f}", f"{p:.3f}"]
+                tp = [f"{t:.2f}", f"{p:.3f}" if p >= 0.001 else "< 0.001"]
             except ValueError:
                 tp = ["-", "-"]
             lines.append(f"| {split} | {m.replace('_', ' ')} | {cells[0]} | {cells[1]} | "
