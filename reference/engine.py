@@ -9,7 +9,9 @@
 Each episode owns one row of a shared KV cache. A decode step feeds one token to every active
 row at once, each row at its own position (continuous batching): when an episode's step is
 actionable, its tool runs and the observation is prefilled into its row (new tokens only);
-when an episode ends its row is freed and the next waiting episode is admitted at once.
+when an episode ends its row is freed and the next waiting episode is admitted at once. The
+prompts and observations waiting at the start of a decode step are prefilled together, in one
+forward (rows right-padded to the longest).
 Under greedy decoding the engine gives the same answers as `run_episode` (the one-episode loop)
 and as the naive baseline, up to float rounding ties; the harness benchmark reports agreement.
 
@@ -24,7 +26,7 @@ add their automaton state's row of the bias table (0 allowed, -inf not; one gath
 for all of them), then advance their matcher by the chosen byte; such a row's step ends exactly
 when its automaton accepts. Other rows in the same batch are untouched.
 
-Limits: one engine per thread (it owns its cache); prefills run row by row; greedy only.
+Limits: one engine per thread (it owns its cache); greedy only.
 Per-step generation_ms is wall time of the step inside the batch, shared with its neighbours.
 """
 from __future__ import annotations
@@ -45,7 +47,7 @@ class _Slot:
     key: Any
     env: Any                                 # ReactEnv, CodegenEnv: the driver interface
     row: int
-    logits: torch.Tensor                     # next-token logits of this row
+    logits: torch.Tensor | None              # next-token logits (None: prefill queued)
     t_start: float
     out: list[int] = field(default_factory=list)
     ctx0: int = 0
@@ -75,15 +77,42 @@ class Engine:
         # prefills (prompts and observations), the environment (parsing, tools, verifier),
         # and decode steps taken; the rest of wall time is Python bookkeeping.
         self.stats = {"decode_forward_s": 0.0, "prefill_s": 0.0, "env_s": 0.0,
-                      "mask_s": 0.0, "decode_steps": 0, "rows_decoded": 0}
+                      "mask_s": 0.0, "decode_steps": 0, "rows_decoded": 0, "prefills": 0,
+                      "prefill_forwards": 0}
+        self.queued: list[tuple[_Slot, list[int]]] = []  # rows waiting for their prefill
 
     # -- row-level operations -------------------------------------------------------------
-    def _prefill(self, row: int, tokens: list[int]) -> torch.Tensor:
+    @torch.no_grad()
+    def _flush_prefills(self) -> None:
+        """Prefill every queued prompt and observation, as few forwards as fit: rows whose
+        new tokens all fit the block go together (right-padded to the longest), each row's
+        step then begins. Measured: one forward per prefill was 17% of the engine's time."""
+        if not self.queued:
+            return
         t0 = time.perf_counter()
-        idx = torch.tensor([tokens], dtype=torch.long, device=self.device)
-        out = self.model(idx, cache=self.cache, last_only=True, rows=[row])[0, -1]
+        queued, self.queued = self.queued, []
+        longest = max(len(t) for _, t in queued)
+        together = [(s, t) for s, t in queued if self.cache.lengths[s.row] + longest <= self.block]
+        alone = [(s, t) for s, t in queued if self.cache.lengths[s.row] + longest > self.block]
+        if len(together) == 1:
+            alone, together = together + alone, []
+        if together:
+            idx = torch.zeros(len(together), longest, dtype=torch.long, device=self.device)
+            for i, (_, t) in enumerate(together):
+                idx[i, :len(t)] = torch.tensor(t, dtype=torch.long)
+            logits = self.model(idx, cache=self.cache, last_only=True,
+                                rows=[s.row for s, _ in together],
+                                n_new=[len(t) for _, t in together])[:, 0]
+            for i, (slot, _) in enumerate(together):
+                slot.logits = logits[i]
+        for slot, t in alone:
+            idx = torch.tensor([t], dtype=torch.long, device=self.device)
+            slot.logits = self.model(idx, cache=self.cache, last_only=True, rows=[slot.row])[0, -1]
         self.stats["prefill_s"] += time.perf_counter() - t0
-        return out
+        self.stats["prefills"] += len(queued)
+        self.stats["prefill_forwards"] += bool(together) + len(alone)
+        for slot, _ in queued:
+            self._begin_step(slot)
 
     def _begin_step(self, slot: _Slot) -> None:
         slot.out = []
@@ -103,8 +132,8 @@ class Engine:
             return env.result
         row = self.free.pop()
         self.cache.reset(row)
-        slot = _Slot(key, env, row, self._prefill(row, prompt), time.perf_counter())
-        self._begin_step(slot)
+        slot = _Slot(key, env, row, None, time.perf_counter())
+        self.queued.append((slot, prompt))
         self.active.append(slot)
         return None
 
@@ -144,14 +173,14 @@ class Engine:
         self.cache.truncate(slot.ctx0 + n_keep, slot.row)
         if inject is None:
             return True
-        slot.logits = self._prefill(slot.row, inject)
-        self._begin_step(slot)
+        self.queued.append((slot, inject))
         return False
 
     # -- the decode loop ------------------------------------------------------------------
     @torch.no_grad()
     def step(self) -> list[tuple[Any, EpisodeResult]]:
         """One decode step for every active episode; returns the episodes that ended."""
+        self._flush_prefills()
         finished: list[_Slot] = []
         decoding: list[_Slot] = []
         parked = [s for s in self.active if s.pending is not None]

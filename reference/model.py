@@ -14,8 +14,8 @@ Positions are learned absolute embeddings, or rotary ones (`GPTConfig(rope=True)
 positions, which make copying a string from anywhere in the context far easier to learn; the
 nano-react reference uses them). Cached keys are stored already rotated.
 
-Limits: a context never exceeds `block_size`; one cache holds
-rows of equal length (the batched engine keeps its own per-row bookkeeping on top).
+Limits: a context never exceeds `block_size`; the cache's rows advance independently (the
+batched engine keeps its own per-row bookkeeping on top).
 """
 from __future__ import annotations
 
@@ -127,10 +127,18 @@ class CausalSelfAttention(nn.Module):
                 # query j sits at absolute position start+j and may see keys 0..start+j
                 mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(start)
                 y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
+        elif T > 1:
+            # batched prefill: row b's new tokens are x[b, :n_new[b]], right-padded to T; a
+            # padding key lands beyond the row's length (never read, later overwritten)
+            b = batch
+            cache.k[layer, b.ridx[:, None], :, b.pos] = k.transpose(1, 2)  # (B, T, nh, hs)
+            cache.v[layer, b.ridx[:, None], :, b.pos] = v.transpose(1, 2)
+            kk = cache.k[layer, b.ridx, :, :b.n]  # (B, nh, n, hs), gathered
+            vv = cache.v[layer, b.ridx, :, :b.n]
+            y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=b.mask)
         else:
             # batched decode, one new token per row, rows at different positions; the rows'
             # indices, positions and mask are the same in every layer (_DecodeBatch)
-            assert T == 1, "multi-row calls decode one token per row"
             b = batch or _DecodeBatch(rows, starts, x.device)
             cache.k[layer, b.ridx, :, b.pos] = k[:, :, 0]  # (B, nh, hs)
             cache.v[layer, b.ridx, :, b.pos] = v[:, :, 0]
@@ -161,6 +169,21 @@ class _DecodeBatch:
         self.r0 = r0 if rows == list(range(r0, r0 + len(rows))) else None
         self.mask = (torch.arange(self.n, device=device)[None, :]
                      <= self.pos[:, None])[:, None, None, :]
+
+
+class _PrefillBatch:
+    """What every layer of one batched prefill shares: the rows, each new token's position
+    (B, T), the longest context n after it, and the (B, 1, T, n) causal mask (query i of row b
+    sits at starts[b] + i and sees keys 0..starts[b] + i)."""
+
+    __slots__ = ("ridx", "pos", "n", "mask")
+
+    def __init__(self, rows: list[int], pos: torch.Tensor):
+        self.ridx = torch.tensor(rows, device=pos.device)
+        self.pos = pos
+        self.n = int(pos[:, -1].max()) + 1
+        self.mask = (torch.arange(self.n, device=pos.device)[None, None, :]
+                     <= pos[:, :, None])[:, None]
 
 
 def _rotary_tables(pos: torch.Tensor, hs: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,13 +255,19 @@ class GPT(nn.Module):
         return KVCache(self.config, batch_size, p.device, p.dtype)
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None,
-                last_only: bool = False, rows: list[int] | None = None) -> torch.Tensor:
+                last_only: bool = False, rows: list[int] | None = None,
+                n_new: list[int] | None = None) -> torch.Tensor:
         """idx (B, T) -> logits (B, T, vocab), or (B, 1, vocab) with last_only.
 
         With a cache, row `rows[b]` of the cache (default: rows 0..B-1) is continued by
-        idx[b] and grows by T. Either B == 1 (a prefill or one decode step of one row) or
-        T == 1 (one decode step of many rows, each at its own position)."""
+        idx[b] and grows by T: one row's prefill or decode step (B == 1), one decode step of
+        many rows, each at its own position (T == 1), or a prefill of many rows (B > 1, T > 1)
+        where row b's tokens are idx[b, :n_new[b]], right-padded to T; every row's start + T
+        must fit block_size, and last_only then gives each row's last real position."""
         B, T = idx.size()
+        if n_new is not None and (cache is None or len(n_new) != B or min(n_new) < 1
+                                  or max(n_new) > T):
+            raise ValueError("n_new needs a cache and one count in 1..T per row")
         if cache is None:
             pos = torch.arange(T, device=idx.device)
             if T > self.config.block_size:
@@ -256,12 +285,16 @@ class GPT(nn.Module):
             x, rot = self.wte(idx), _rotary_tables(pos, self.config.n_embd // self.config.n_head)
         else:
             x, rot = self.wte(idx) + self.wpe(pos), None  # (B, T, C)
-        batch = _DecodeBatch(rows, starts, idx.device) if cache is not None and B > 1 else None
+        batch = None
+        if cache is not None and B > 1:
+            batch = _DecodeBatch(rows, starts, idx.device) if T == 1 else _PrefillBatch(rows, pos)
         for layer, block in enumerate(self.h):
             x = block(x, cache, layer, rows, starts, rot, batch)
+        counts = n_new if n_new is not None else [T] * B
         if cache is not None:
-            for r in rows:
-                cache.lengths[r] += T
+            for r, n in zip(rows, counts):
+                cache.lengths[r] += n
         if last_only:
-            x = x[:, -1:]
+            x = x[torch.arange(B, device=x.device), torch.tensor(counts, device=x.device) - 1][:, None] \
+                if n_new is not None else x[:, -1:]
         return self.lm_head(self.ln_f(x))

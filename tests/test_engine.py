@@ -18,8 +18,11 @@ def model():
 def test_engine_matches_single_episode_loop_on_trained_model(model):
     tasks = load_eval_set()[:40]
     single = [run_episode(model, t.question) for t in tasks]
-    batched = Engine(model, lambda t: ReactEnv(t.question), max_batch=7).run_all(tasks)
+    engine = Engine(model, lambda t: ReactEnv(t.question), max_batch=7)
+    batched = engine.run_all(tasks)
     assert [r.transcript for r in batched] == [r.transcript for r in single]
+    # prompts and observations waiting together were prefilled in one forward
+    assert engine.stats["prefills"] > engine.stats["prefill_forwards"] > 0
 
 
 def test_naive_baseline_gives_the_same_episodes(model):

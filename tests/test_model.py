@@ -74,3 +74,43 @@ def test_kv_cache_bytes_grow_with_context():
     model(torch.zeros(1, 10, dtype=torch.long), cache=cache)
     # 2 (k, v) * layers * heads * head size * 4 bytes per token
     assert cache.nbytes_used() == 10 * 2 * 2 * 2 * 16 * 4
+
+
+@pytest.mark.parametrize("rope", [False, True], ids=["learned-positions", "rope"])
+@torch.no_grad()
+def test_batched_prefill_of_ragged_rows_matches_row_by_row_prefill(rope):
+    torch.manual_seed(5)
+    m = GPT(GPTConfig(block_size=48, n_layer=2, n_head=2, n_embd=32, rope=rope)).eval()
+    one, many = m.new_cache(4), m.new_cache(4)
+    for r, n in ((0, 5), (2, 9), (3, 1)):  # rows already at different positions
+        t = torch.randint(0, 256, (1, n))
+        m(t, cache=one, rows=[r])
+        m(t, cache=many, rows=[r])
+    new = {2: [7] * 8, 0: [1, 2, 3], 3: [4, 5, 6, 7, 8, 9]}  # ragged, rows out of order
+    want = torch.stack([m(torch.tensor([t]), cache=one, last_only=True, rows=[r])[0, -1]
+                        for r, t in new.items()])
+    width = max(map(len, new.values()))
+    idx = torch.tensor([t + [0] * (width - len(t)) for t in new.values()])
+    got = m(idx, cache=many, last_only=True, rows=list(new),
+            n_new=[len(t) for t in new.values()])[:, 0]
+    assert torch.allclose(got, want, atol=1e-5)
+    assert many.lengths == one.lengths == [8, 0, 17, 7]
+    for r in new:  # the padding never became part of a row
+        n = one.lengths[r]
+        assert torch.allclose(many.k[:, r, :, :n], one.k[:, r, :, :n], atol=1e-5)
+    # and the next decode step reads the same context
+    toks = got.argmax(-1)[:, None]
+    assert torch.allclose(m(toks, cache=many, last_only=True, rows=list(new)),
+                          m(toks, cache=one, last_only=True, rows=list(new)), atol=1e-5)
+
+
+def test_batched_prefill_counts_are_checked():
+    m = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+    cache = m.new_cache(2)
+    idx = torch.zeros(2, 3, dtype=torch.long)
+    for bad in ([3], [0, 3], [3, 4]):
+        with pytest.raises(ValueError, match="n_new"):
+            m(idx, cache=cache, n_new=bad)
+    with pytest.raises(ValueError, match="n_new"):
+        m(idx, n_new=[3, 3])
+    assert cache.lengths == [0, 0]
