@@ -54,7 +54,7 @@ def naive_rate(model, tasks, make_env) -> tuple[float, list]:
 
 
 def engine_rate(model, tasks, workers: int, max_batch: int, make_env,
-                breakdown: dict | None = None) -> tuple[float, list]:
+                breakdown: dict | None = None, draft: int = 0) -> tuple[float, list]:
     results = [None] * len(tasks)
     lock = threading.Lock()
 
@@ -62,7 +62,7 @@ def engine_rate(model, tasks, workers: int, max_batch: int, make_env,
         with lock:
             results[idx] = result
 
-    pool = WorkerPool(model, tasks, on_done, make_env, workers, max_batch)
+    pool = WorkerPool(model, tasks, on_done, make_env, workers, max_batch, draft)
     t0 = time.perf_counter()
     for i in range(len(tasks)):
         pool.submit(i, i)
@@ -88,6 +88,10 @@ def time_breakdown(engines, results, worker_s: float) -> dict:
     steps = tot.get("decode_steps", 0)
     out["mean_rows_per_decode_step"] = round(tot.get("rows_decoded", 0) / steps, 1) if steps else 0
     out["decode_step_ms"] = round(1e3 * tot.get("decode_forward_s", 0.0) / steps, 3) if steps else 0
+    rows = tot.get("rows_decoded", 0)
+    out["tokens_per_row_and_forward"] = round(tot.get("tokens_decoded", 0) / rows, 3) if rows else 1.0
+    out["drafts_kept_share"] = (round(tot["accepted"] / tot["drafted"], 3)
+                                if tot.get("drafted") else 0.0)
     return out
 
 
@@ -118,7 +122,9 @@ def constraint_cost(model, tasks, max_batch: int, make_env, rounds: int = 2) -> 
     generated token with the constraint and without it (the same tasks, the same engine, the
     rows' bytes left free; runs alternated `rounds` times, the fastest of each kept), the
     constraint's own time (masks and matcher) per token, and the schema violations of each run
-    (with the constraint there can be none). None for a benchmark without a constraint."""
+    (with the constraint there can be none). Both run without drafts (rows under a constraint
+    draft nothing, free rows would), so the difference is the constraint's alone. None for a
+    benchmark without a constraint."""
     from reference.engine import Engine
     if getattr(make_env(tasks[0]), "constraint", None) is None:
         return None
@@ -132,7 +138,7 @@ def constraint_cost(model, tasks, max_batch: int, make_env, rounds: int = 2) -> 
     best: dict[str, dict] = {}
     for _ in range(rounds):
         for name, factory in (("unconstrained", free), ("constrained", make_env)):
-            engine = Engine(model, factory, max_batch=max_batch)
+            engine = Engine(model, factory, max_batch=max_batch, draft=0)  # free rows would draft
             t0 = time.perf_counter()
             results = engine.run_all(tasks)
             wall = time.perf_counter() - t0
@@ -233,7 +239,14 @@ def _print_roofline(roof: dict, br: dict) -> None:
           f"batch {w['batch']})")
     print(f"roofline bound     {roof['bound_eps']:8.1f} episodes/s ({roof['limited_by']}-bound: "
           f"compute {roof['compute_bound_eps']:.0f}, memory {roof['memory_bound_eps']:.0f})")
-    print(f"engine / bound     {100 * roof['engine_fraction_of_bound']:8.2f}%")
+    print(f"engine / bound     {100 * roof['engine_fraction_of_bound']:8.2f}%  (one token per row "
+          f"and forward)")
+    d = roof["with_drafts"]
+    if br["tokens_per_row_and_forward"] > 1:
+        print(f"drafts             {br['tokens_per_row_and_forward']:8.2f} tokens per row and "
+              f"forward ({100 * br['drafts_kept_share']:.1f}% of drafted tokens kept); the bound "
+              f"of that algorithm {d['bound_eps']:.1f} episodes/s ({d['limited_by']}-bound), "
+              f"engine / it {100 * d['engine_fraction_of_bound']:.2f}%")
     print(f"engine time        decode forward {br['decode_forward_pct']}% (attention "
           f"{br['attention_pct_of_forward']}% of forward), prefill {br['prefill_pct']}%, "
           f"environment {br['environment_excl_tools_pct']}% + tools {br['tools_pct']}%, "
@@ -248,6 +261,11 @@ def main(argv=None) -> int:
     ap.add_argument("--system", default="cpu", help="systems/<name>.yaml for workers/threads")
     ap.add_argument("--tasks", type=int, default=1000, help="episodes for engine and LoadGen")
     ap.add_argument("--naive-tasks", type=int, default=30, help="episodes for the naive baseline")
+    ap.add_argument("--draft", type=int, default=0, metavar="N",
+                    help="the direct engine run drafts N tokens per row and decode step "
+                         "(speculative decoding, reference/engine.py); default 0, as in "
+                         "submissions (LoadGen runs without drafts, so its overhead line then "
+                         "compares two engines)")
     ap.add_argument("--agreement", action="store_true",
                     help="also compare engine answers with naive answers on the naive subset")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the reference one")
@@ -276,6 +294,8 @@ def main(argv=None) -> int:
         model = load_model(checkpoint, tuning["device"])
     except (RulesError, DeclarationError, SpecError, CheckpointError) as e:
         ap.error(str(e))
+    if args.draft < 0:
+        ap.error("--draft: a number of tokens, 0 or more")
     workers, threads = tuning.get("workers", 1), tuning.get("threads", 1)
     torch.set_num_threads(threads)
     tasks = load_tasks(args.benchmark, bench.eval_set)[: args.tasks]
@@ -289,11 +309,15 @@ def main(argv=None) -> int:
     print(f"naive baseline     {naive:8.2f} episodes/s  ({args.naive_tasks} episodes)", flush=True)
     torch.set_num_threads(threads)
     breakdown: dict = {}
-    engine, engine_results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown)
+    engine, engine_results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown,
+                                         args.draft)
     print(f"engine, direct     {engine:8.2f} episodes/s", flush=True)
-    roof = report(machine_limits(workers * threads),
-                  episode_work(model.config, [r for r in engine_results if r is not None],
-                               batch=max_batch), engine)
+    limits = machine_limits(workers * threads)
+    done = [r for r in engine_results if r is not None]
+    roof = report(limits, episode_work(model.config, done, batch=max_batch), engine)
+    roof["with_drafts"] = report(limits, episode_work(
+        model.config, done, batch=max_batch,
+        tokens_per_forward=max(1.0, breakdown["tokens_per_row_and_forward"])), engine)
     torch.set_num_threads(threads)
     breakdown["attention_pct_of_forward"] = round(
         100 * attention_share(model, tasks[: min(len(tasks), 2 * max_batch)], max_batch,

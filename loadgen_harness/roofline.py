@@ -14,6 +14,10 @@ Work per episode is counted from the model's shapes and the episodes' own step r
 - Bytes: one decode step of a batch reads every weight once (shared by the `batch` rows it
   decodes, so a row's share is weights / batch), and each row reads its own K and V up to its
   position and writes one position; a prefill reads the weights once and the cache likewise.
+  That is one token per row and forward, the autoregressive decode the bound is stated for.
+  An engine that checks drafts decodes `tokens_per_forward` tokens per row and forward and
+  reads weights and cache once for all of them: `episode_work(..., tokens_per_forward=f)`
+  divides those reads by f, the bound of that engine's own algorithm (bench prints both).
 The bound is the slower of the two roofs, FLOPs / matmul rate and bytes / copy bandwidth,
 measured in the same process with the same threads; the engine's fraction is its measured
 episodes/s over that bound.
@@ -45,6 +49,7 @@ class EpisodeWork:
     gflop: float              # per episode
     gbytes: float             # per episode
     batch: int                # rows sharing one decode step's weight reads
+    tokens_per_forward: float = 1.0  # tokens decoded per row and decode forward
 
 
 def _best_rate(fn, work: float, repeats: int) -> float:
@@ -70,9 +75,14 @@ def machine_limits(threads: int, repeats: int = 5) -> MachineLimits:
     return MachineLimits(round(gflops, 1), round(gbps, 2), threads)
 
 
-def episode_work(config, results, batch: int, bytes_per_value: int = 4) -> EpisodeWork:
+def episode_work(config, results, batch: int, bytes_per_value: int = 4,
+                 tokens_per_forward: float = 1.0) -> EpisodeWork:
     """FLOPs and bytes per episode for these finished episodes (EpisodeResult-like objects with
-    `steps` carrying context_tokens and generated_tokens), decoded `batch` rows at a time."""
+    `steps` carrying context_tokens and generated_tokens), decoded `batch` rows at a time and
+    `tokens_per_forward` tokens per row and forward."""
+    if tokens_per_forward < 1:
+        raise ValueError("tokens_per_forward is at least 1")
+    f = tokens_per_forward
     C, L, V = config.n_embd, config.n_layer, config.vocab_size
     block_weights = L * 12 * C * C                  # qkv 3C², proj C², mlp 8C², per layer
     weight_bytes = (block_weights + V * C) * bytes_per_value
@@ -97,13 +107,14 @@ def episode_work(config, results, batch: int, bytes_per_value: int = 4) -> Episo
             flops += 2 * C * V * (n if is_decode else 1)
             if is_decode:
                 decoded += n
-                bytes_ += n * weight_bytes / batch + kv_per_pos * (attended + n)
+                bytes_ += n * weight_bytes / (batch * f) + kv_per_pos * (attended / f + n)
             else:
                 prefilled += n
                 bytes_ += weight_bytes + kv_per_pos * (start + 2 * n)
     k = max(1, len(results))
     return EpisodeWork(len(results), round(decoded / k, 1), round(prefilled / k, 1),
-                       round(flops / k / 1e9, 5), round(bytes_ / k / 1e9, 6), batch)
+                       round(flops / k / 1e9, 5), round(bytes_ / k / 1e9, 6), batch,
+                       round(f, 3))
 
 
 def bound(m: MachineLimits, w: EpisodeWork) -> dict:

@@ -57,8 +57,9 @@ class WorkerPool:
     (key, sample index) items from one shared queue and reporting finished episodes."""
 
     def __init__(self, model, tasks, on_done: Callable[[object, int, EpisodeResult], None],
-                 make_env: Callable, n_workers: int = 1, max_batch: int = 32):
+                 make_env: Callable, n_workers: int = 1, max_batch: int = 32, draft: int = 0):
         self.model, self.tasks, self.on_done = model, tasks, on_done
+        self.draft = draft  # tokens drafted per row and decode step (reference.engine)
         self.make_env = make_env
         self.max_batch = max_batch
         self.queue: queue.Queue = queue.Queue()
@@ -99,7 +100,7 @@ class WorkerPool:
             return items
 
     def _work(self) -> None:
-        engine = Engine(self.model, self.make_env, max_batch=self.max_batch)
+        engine = Engine(self.model, self.make_env, max_batch=self.max_batch, draft=self.draft)
         self.engines.append(engine)  # their time breakdowns, for bench
 
         def pull(n_free, idle):

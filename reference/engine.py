@@ -15,6 +15,19 @@ forward (rows right-padded to the longest).
 Under greedy decoding the engine gives the same answers as `run_episode` (the one-episode loop)
 and as the naive baseline, up to float rounding ties; the harness benchmark reports agreement.
 
+Drafts (speculative decoding without a second model): a row whose next token is known also
+feeds up to `draft` tokens guessed to follow it, in the same forward, and keeps the guesses the
+model's own argmax agrees with, in order, plus the model's next token after them: one forward
+decodes several tokens per row, and the answers stay the greedy ones (a wrong guess costs a
+padded position, never a different token). Guesses come from what the agent wrote after the
+same GRAM tokens in earlier steps of this engine's episodes (its table), else from what
+followed them earlier in the row's own context (copying a word from the question or an
+observation). Measured on nano-react (300 frozen tasks, batch 64, one thread, draft=DRAFT):
+4.2 tokens per row and forward, the same transcripts, 1.5x the episodes/s of one token per
+forward. Rows under a constraint draft nothing. Off by default (draft=0) for now: one run in
+about ten of a nano-codegen test that mixes hostile episodes into a batch of 64 gave a
+different episode under load, not yet explained (bench --draft 8 measures it).
+
 nano-codegen's verifier runs off the engine's thread (env.submit_step): the row whose program
 is being verified is parked (it rides along in decode steps as a filler whose output is thrown
 away, keeping rows contiguous) and resumes when its verdict arrives, so a slow program stalls
@@ -41,6 +54,10 @@ import torch
 from reference.model import GPT, decode, encode
 from reference.episode import NEWLINE, EpisodeResult, finish_step
 
+DRAFT = 8                # tokens drafted per row and decode step, where drafts are asked for
+GRAM = 4                 # a draft follows the last GRAM tokens
+TABLE_LIMIT = 200_000    # drafts remembered per engine before the table starts over
+
 
 @dataclass
 class _Slot:
@@ -56,6 +73,9 @@ class _Slot:
     pending: Any = None                      # (Future, gen_ms): the environment is working
     matcher: Any = None                      # this step's automaton state (constrained rows)
     mask_s: float = 0.0                      # this step's constrained-decoding time
+    hist: list[int] = field(default_factory=list)    # the row's cached tokens, in order
+    index: dict = field(default_factory=dict)        # GRAM tokens -> the position after them
+    indexed: int = 0                                 # hist positions already in `index`
 
 
 class Engine:
@@ -64,9 +84,12 @@ class Engine:
     `make_env(item)` turns a work item into an environment (a workload's `episodes` gives one,
     reference/workloads.py)."""
 
-    def __init__(self, model: GPT, make_env: Callable[[Any], Any], max_batch: int = 32):
+    def __init__(self, model: GPT, make_env: Callable[[Any], Any], max_batch: int = 32,
+                 draft: int = 0):
         self.model = model.eval()
         self.max_batch = max_batch
+        self.draft = draft               # tokens proposed per row and decode step (0: none)
+        self.table: dict[tuple, list[int]] = {}  # GRAM tokens -> what the agent wrote next
         self.make_env = make_env
         self.block = model.config.block_size
         self.device = next(model.parameters()).device
@@ -78,7 +101,7 @@ class Engine:
         # and decode steps taken; the rest of wall time is Python bookkeeping.
         self.stats = {"decode_forward_s": 0.0, "prefill_s": 0.0, "env_s": 0.0,
                       "mask_s": 0.0, "decode_steps": 0, "rows_decoded": 0, "prefills": 0,
-                      "prefill_forwards": 0}
+                      "prefill_forwards": 0, "tokens_decoded": 0, "drafted": 0, "accepted": 0}
         self.queued: list[tuple[_Slot, list[int]]] = []  # rows waiting for their prefill
 
     # -- row-level operations -------------------------------------------------------------
@@ -111,7 +134,8 @@ class Engine:
         self.stats["prefill_s"] += time.perf_counter() - t0
         self.stats["prefills"] += len(queued)
         self.stats["prefill_forwards"] += bool(together) + len(alone)
-        for slot, _ in queued:
+        for slot, t in queued:
+            slot.hist.extend(t)
             self._begin_step(slot)
 
     def _begin_step(self, slot: _Slot) -> None:
@@ -170,7 +194,12 @@ class Engine:
         return self._continue(slot, n_keep, inject)
 
     def _continue(self, slot: _Slot, n_keep: int, inject: list[int] | None) -> bool:
-        self.cache.truncate(slot.ctx0 + n_keep, slot.row)
+        end = slot.ctx0 + n_keep
+        self.cache.truncate(end, slot.row)
+        if self.draft:
+            self._learn(slot.hist, slot.ctx0, end)
+        del slot.hist[end:]
+        slot.indexed = min(slot.indexed, end)
         if inject is None:
             return True
         self.queued.append((slot, inject))
@@ -215,32 +244,63 @@ class Engine:
                     batch[i].mask_s += share
             toks = scores.argmax(dim=-1)  # (B,)
             rows = [s.row for s in batch]
+            starts = [self.cache.lengths[r] for r in rows]
             kept = {s.row: self.cache.lengths[s.row] for s in fillers}
+            drafts = self._drafts(batch, toks, starts, kept)
             t0 = time.perf_counter()
-            logits = self.model(toks[:, None], cache=self.cache, last_only=True, rows=rows)[:, -1]
+            if drafts is None:
+                logits = self.model(toks[:, None], cache=self.cache, last_only=True,
+                                    rows=rows)  # (B, 1, vocab)
+                chosen = toks[:, None].tolist()
+            else:
+                width = 1 + max(len(d) for d in drafts)
+                idx = torch.zeros(len(batch), width, dtype=torch.long, device=self.device)
+                idx[:, 0] = toks
+                for i, d in enumerate(drafts):
+                    if d:
+                        idx[i, 1:1 + len(d)] = torch.tensor(d, dtype=torch.long)
+                logits = self.model(idx, cache=self.cache, rows=rows,
+                                    n_new=[1 + len(d) for d in drafts])  # (B, width, vocab)
+                chosen = idx.tolist()
+                verdict = (logits[:, :-1].argmax(dim=-1) == idx[:, 1:]).tolist()
             self.stats["decode_forward_s"] += time.perf_counter() - t0
             self.stats["decode_steps"] += 1
             self.stats["rows_decoded"] += len(decoding)
             for row, n in kept.items():
                 self.cache.lengths[row] = n
-            for i, (slot, tok) in enumerate(zip(batch, toks.tolist())):
+            for i, slot in enumerate(batch):
                 if slot.row in kept:
                     continue
-                slot.out.append(tok)
-                slot.logits = logits[i]
-                if slot.matcher is not None:
-                    t1 = time.perf_counter()
-                    slot.matcher.advance(tok)
-                    accepted = slot.matcher.is_done()
-                    spent = time.perf_counter() - t1
-                    slot.mask_s += spent
-                    self.stats["mask_s"] += spent
+                n_ok = 0  # drafted tokens the model agrees with, in order
+                if drafts is not None:
+                    d = drafts[i]
+                    while n_ok < len(d) and verdict[i][n_ok]:
+                        n_ok += 1
+                    self.stats["drafted"] += len(d)
+                    self.stats["accepted"] += n_ok
+                slot.logits = logits[i, n_ok]
+                for j, tok in enumerate(chosen[i][:1 + n_ok]):
+                    slot.out.append(tok)
+                    slot.hist.append(tok)
+                    self.stats["tokens_decoded"] += 1
+                    if slot.matcher is not None:
+                        t1 = time.perf_counter()
+                        slot.matcher.advance(tok)
+                        accepted = slot.matcher.is_done()
+                        spent = time.perf_counter() - t1
+                        slot.mask_s += spent
+                        self.stats["mask_s"] += spent
+                    else:
+                        accepted = (tok == getattr(slot.env, "step_end", NEWLINE)
+                                    and slot.env.step_complete(decode(slot.out)))
+                    done_step = accepted or len(slot.out) >= slot.env.max_step_tokens
+                    if done_step:
+                        self.cache.lengths[slot.row] = starts[i] + j + 1
+                        if self._end_step(slot, full=False):
+                            finished.append(slot)
+                        break
                 else:
-                    accepted = (tok == getattr(slot.env, "step_end", NEWLINE)
-                                and slot.env.step_complete(decode(slot.out)))
-                done_step = accepted or len(slot.out) >= slot.env.max_step_tokens
-                if done_step and self._end_step(slot, full=False):
-                    finished.append(slot)
+                    self.cache.lengths[slot.row] = starts[i] + 1 + n_ok
         out = []
         for slot in finished:
             self.active.remove(slot)
@@ -250,6 +310,54 @@ class Engine:
         if finished:
             self._compact()
         return out
+
+    # -- drafts: tokens proposed for the model to check (speculative decoding) -------------
+    def _drafts(self, batch: list[_Slot], toks: torch.Tensor, starts: list[int],
+                kept: dict) -> list[list[int]] | None:
+        """Each row's draft of the tokens after this step's token, or None when no row has
+        one. Rows under a constraint, parked fillers and rows near the block draft nothing;
+        the forward is right-padded to the longest draft, so every row must fit it."""
+        if not self.draft:
+            return None
+        room = self.block - max(starts) - 1  # the padded width must fit every row
+        if room < 1:
+            return None
+        limit = min(self.draft, room)
+        drafts = []
+        for slot, tok in zip(batch, toks.tolist()):
+            if slot.row in kept or slot.matcher is not None:
+                drafts.append([])
+                continue
+            d = self._propose(slot, tok)[:min(limit, slot.env.max_step_tokens - len(slot.out) - 1)]
+            end = getattr(slot.env, "step_end", NEWLINE)
+            if end in d:  # a step's text ends at its step_end byte at the latest
+                d = d[:d.index(end) + 1]
+            drafts.append(d)
+        return drafts if any(drafts) else None
+
+    def _propose(self, slot: _Slot, tok: int) -> list[int]:
+        """What may follow the row's context and `tok`: what the agent wrote after the same
+        GRAM tokens in an earlier step of any episode (this engine's table), else what followed
+        them earlier in this row's own context (prompt, observations, its own steps)."""
+        h = slot.hist
+        if len(h) < GRAM - 1:
+            return []
+        for q in range(max(slot.indexed, GRAM), len(h)):  # positions whose next token is known
+            slot.index[tuple(h[q - GRAM:q])] = q
+        slot.indexed = max(slot.indexed, len(h))
+        key = (*h[len(h) - GRAM + 1:], tok)
+        d = self.table.get(key)
+        if d is not None:
+            return d
+        q = slot.index.get(key)
+        return h[q:q + self.draft] if q is not None else []
+
+    def _learn(self, hist: list[int], ctx0: int, end: int) -> None:
+        """Remember what the agent wrote in the step hist[ctx0:end], for later drafts."""
+        if len(self.table) > TABLE_LIMIT:  # a bound on memory; common steps come back fast
+            self.table.clear()
+        for q in range(max(ctx0, GRAM), end):
+            self.table[tuple(hist[q - GRAM:q])] = hist[q:min(q + self.draft, end)]
 
     def _constrain(self, scores: torch.Tensor, slots: list[_Slot], idx: list[int]) -> None:
         """Add each constrained row's allowed-byte bias to its scores, in place (rows of one

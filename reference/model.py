@@ -133,8 +133,12 @@ class CausalSelfAttention(nn.Module):
             b = batch
             cache.k[layer, b.ridx[:, None], :, b.pos] = k.transpose(1, 2)  # (B, T, nh, hs)
             cache.v[layer, b.ridx[:, None], :, b.pos] = v.transpose(1, 2)
-            kk = cache.k[layer, b.ridx, :, :b.n]  # (B, nh, n, hs), gathered
-            vv = cache.v[layer, b.ridx, :, :b.n]
+            if b.r0 is not None:  # contiguous rows: a view, no gather copy
+                kk = cache.k[layer, b.r0:b.r0 + B, :, :b.n]  # (B, nh, n, hs)
+                vv = cache.v[layer, b.r0:b.r0 + B, :, :b.n]
+            else:
+                kk = cache.k[layer, b.ridx, :, :b.n]  # (B, nh, n, hs), gathered
+                vv = cache.v[layer, b.ridx, :, :b.n]
             y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=b.mask)
         else:
             # batched decode, one new token per row, rows at different positions; the rows'
@@ -176,12 +180,14 @@ class _PrefillBatch:
     (B, T), the longest context n after it, and the (B, 1, T, n) causal mask (query i of row b
     sits at starts[b] + i and sees keys 0..starts[b] + i)."""
 
-    __slots__ = ("ridx", "pos", "n", "mask")
+    __slots__ = ("ridx", "pos", "n", "r0", "mask")
 
     def __init__(self, rows: list[int], pos: torch.Tensor):
         self.ridx = torch.tensor(rows, device=pos.device)
         self.pos = pos
         self.n = int(pos[:, -1].max()) + 1
+        r0 = rows[0]
+        self.r0 = r0 if rows == list(range(r0, r0 + len(rows))) else None
         self.mask = (torch.arange(self.n, device=pos.device)[None, None, :]
                      <= pos[:, :, None])[:, None]
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from reference.engine import Engine
+from reference.engine import DRAFT, Engine
 from reference.checkpoint import load_model
 from reference.model import GPT, GPTConfig
 from reference.react.agent import ReactEnv, run_episode
@@ -23,6 +23,74 @@ def test_engine_matches_single_episode_loop_on_trained_model(model):
     assert [r.transcript for r in batched] == [r.transcript for r in single]
     # prompts and observations waiting together were prefilled in one forward
     assert engine.stats["prefills"] > engine.stats["prefill_forwards"] > 0
+
+
+class _Checked(Engine):
+    """An engine whose drafts come from `drafter` and which checks, after every decode step,
+    that each row's token history mirrors its cache row."""
+
+    def __init__(self, *a, drafter=None, **kw):
+        super().__init__(*a, **kw)
+        self.drafter = drafter
+
+    def _propose(self, slot, tok):
+        return self.drafter(slot, tok) if self.drafter else super()._propose(slot, tok)
+
+    def step(self):
+        out = super().step()
+        queued = {id(s) for s, _ in self.queued}
+        for s in self.active:
+            if s.pending is None and id(s) not in queued:
+                assert len(s.hist) == self.cache.lengths[s.row]
+        return out
+
+
+@pytest.fixture(scope="module")
+def reference_episodes(model):
+    return {t.question: run_episode(model, t.question) for t in load_eval_set()[40:64]}
+
+
+@pytest.mark.parametrize("drafter", ["table", "random", "ahead"])
+def test_drafts_never_change_an_episode(model, reference_episodes, drafter):
+    """Whatever is drafted (the engine's own table, random bytes, or the true continuation
+    read from the one-episode loop's transcript, so whole steps are accepted and a step can end
+    inside a draft), the engine writes exactly the one-episode loop's episodes."""
+    tasks = load_eval_set()[40:64]
+    single = reference_episodes
+    gen = torch.Generator().manual_seed(1)
+
+    def random_bytes(slot, tok):
+        return torch.randint(0, 256, (int(torch.randint(0, 9, (1,), generator=gen)),),
+                             generator=gen).tolist()
+
+    def ahead(slot, tok):  # the next tokens of this step in the reference transcript
+        from reference.model import encode
+        text = encode(single[slot.env.result.question].transcript)
+        done = encode(slot.env.result.transcript) + slot.out + [tok]
+        return text[len(done):len(done) + 12] if text[:len(done)] == done else []
+
+    chosen = {"table": None, "random": random_bytes, "ahead": ahead}[drafter]
+    engine = _Checked(model, lambda t: ReactEnv(t.question), max_batch=6, drafter=chosen,
+                      draft=DRAFT)
+    batched = engine.run_all(tasks)
+    assert [r.transcript for r in batched] == [single[t.question].transcript for t in tasks]
+    assert [r.answer for r in batched] == [single[t.question].answer for t in tasks]
+    if drafter == "ahead":
+        assert engine.stats["accepted"] > 0.9 * engine.stats["drafted"] > 0
+    if drafter == "table":  # most of what the model agreed with saved a decode step
+        assert engine.stats["drafted"] > engine.stats["accepted"] > 0
+        assert engine.stats["tokens_decoded"] > 2 * engine.stats["rows_decoded"]
+
+
+def test_no_drafts_is_one_token_per_row_and_step(model):
+    tasks = load_eval_set()[:12]
+    plain = Engine(model, lambda t: ReactEnv(t.question), max_batch=4)  # the default
+    drafted = Engine(model, lambda t: ReactEnv(t.question), max_batch=4, draft=DRAFT)
+    assert ([r.transcript for r in plain.run_all(tasks)]
+            == [r.transcript for r in drafted.run_all(tasks)])
+    assert plain.stats["drafted"] == 0
+    assert plain.stats["tokens_decoded"] == plain.stats["rows_decoded"]
+    assert drafted.stats["decode_steps"] < plain.stats["decode_steps"]
 
 
 def test_naive_baseline_gives_the_same_episodes(model):

@@ -9,12 +9,15 @@ from loadgen_harness import bench
 def test_bench_reports_rates_agreement_and_server_latency(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main(["--benchmark", "nano-codegen", "--tasks", "24", "--naive-tasks", "3",
-                       "--agreement", "--server-qps", "20", "--server-seconds", "1",
+                       "--agreement", "--server-qps", "20", "--server-seconds", "1", "--draft", "8",
                        "--json", str(out)]) == 0
     fig = json.loads(out.read_text())
     assert fig["naive_eps"] > 0 and fig["engine_eps"] > 0 and fig["loadgen_eps"] > 0
     roof = fig["roofline"]
     assert roof["bound_eps"] > 0 and 0 < roof["engine_fraction_of_bound"]
+    # drafts: several tokens per row and forward, whose own bound reads the cache less often
+    assert fig["engine_time_breakdown"]["tokens_per_row_and_forward"] > 1
+    assert roof["with_drafts"]["memory_bound_eps"] > roof["memory_bound_eps"]
     assert sum(v for k, v in fig["engine_time_breakdown"].items() if k.endswith("_pct") and not k.startswith("attention")) > 99
     assert fig["agreement_naive_engine"] == 1.0  # greedy: the engine answers as the baseline
     (srv,) = fig["server"]
@@ -26,6 +29,9 @@ def test_bad_server_rates_are_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(["--server-qps", "fast"])
     assert e.value.code == 2 and "expected numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--draft", "-1"])
+    assert e.value.code == 2 and "--draft" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, said", [
@@ -54,6 +60,11 @@ def test_roofline_counts_work_from_the_step_records():
     assert w64.gbytes < w.gbytes and w64.gflop == w.gflop  # batching shares weight reads only
     b = bound(MachineLimits(100.0, 10.0, 2), w)
     assert b["bound_eps"] == min(b["compute_bound_eps"], b["memory_bound_eps"]) > 0
+    # four tokens per row and forward: the same FLOPs, weights and cache read a quarter as often
+    w4 = episode_work(cfg, [ep], batch=1, tokens_per_forward=4)
+    assert w4.gflop == w.gflop and w4.gbytes < w.gbytes and w4.tokens_per_forward == 4
+    with pytest.raises(ValueError):
+        episode_work(cfg, [ep], batch=1, tokens_per_forward=0.5)
 
 
 def test_bench_on_the_planner_compares_constraint_and_executors(tmp_path):
