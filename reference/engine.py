@@ -24,7 +24,9 @@ same GRAM tokens in earlier steps of this engine's episodes (its table), else fr
 followed them earlier in the row's own context (copying a word from the question or an
 observation). Measured on nano-react (300 frozen tasks, batch 64, one thread, draft=DRAFT):
 4.2 tokens per row and forward, the same transcripts, 1.5x the episodes/s of one token per
-forward. Rows under a constraint draft nothing. Off by default (draft=0) for now: one run in
+forward. Rows under a constraint draft only bytes their automaton allows, up to where it
+accepts the step, and a guess is checked against the constrained choice (the argmax among the
+allowed bytes). Off by default (draft=0) for now: one run in
 about ten of a nano-codegen test that mixes hostile episodes into a batch of 64 gave a
 different episode under load, not yet explained (bench --draft 8 measures it).
 
@@ -76,6 +78,7 @@ class _Slot:
     hist: list[int] = field(default_factory=list)    # the row's cached tokens, in order
     index: dict = field(default_factory=dict)        # GRAM tokens -> the position after them
     indexed: int = 0                                 # hist positions already in `index`
+    draft_states: list[int] = field(default_factory=list)  # constrained rows: see _within
 
 
 class Engine:
@@ -262,7 +265,7 @@ class Engine:
                 logits = self.model(idx, cache=self.cache, rows=rows,
                                     n_new=[1 + len(d) for d in drafts])  # (B, width, vocab)
                 chosen = idx.tolist()
-                verdict = (logits[:, :-1].argmax(dim=-1) == idx[:, 1:]).tolist()
+                verdict = self._verdicts(logits, idx, batch, drafts)
             self.stats["decode_forward_s"] += time.perf_counter() - t0
             self.stats["decode_steps"] += 1
             self.stats["rows_decoded"] += len(decoding)
@@ -315,7 +318,7 @@ class Engine:
     def _drafts(self, batch: list[_Slot], toks: torch.Tensor, starts: list[int],
                 kept: dict) -> list[list[int]] | None:
         """Each row's draft of the tokens after this step's token, or None when no row has
-        one. Rows under a constraint, parked fillers and rows near the block draft nothing;
+        one. Parked fillers and rows near the block draft nothing;
         the forward is right-padded to the longest draft, so every row must fit it."""
         if not self.draft:
             return None
@@ -325,15 +328,58 @@ class Engine:
         limit = min(self.draft, room)
         drafts = []
         for slot, tok in zip(batch, toks.tolist()):
-            if slot.row in kept or slot.matcher is not None:
+            if slot.row in kept:
                 drafts.append([])
                 continue
             d = self._propose(slot, tok)[:min(limit, slot.env.max_step_tokens - len(slot.out) - 1)]
-            end = getattr(slot.env, "step_end", NEWLINE)
-            if end in d:  # a step's text ends at its step_end byte at the latest
-                d = d[:d.index(end) + 1]
+            if slot.matcher is not None:
+                d = self._within(slot, tok, d)
+            else:
+                end = getattr(slot.env, "step_end", NEWLINE)
+                if end in d:  # a step's text ends at its step_end byte at the latest
+                    d = d[:d.index(end) + 1]
             drafts.append(d)
         return drafts if any(drafts) else None
+
+    @staticmethod
+    def _within(slot: _Slot, tok: int, d: list[int]) -> list[int]:
+        """A constrained row's draft, cut where its automaton would refuse a byte or accept
+        the step; slot.draft_states[j] is the state in which draft byte j is chosen."""
+        c = slot.env.constraint
+        state = c.next[slot.matcher.state][tok]
+        states, kept = [], []
+        for b in d:
+            if c.final[state]:  # the step ends before this byte
+                break
+            after = c.next[state][b]
+            if after < 0:  # the automaton refuses it
+                break
+            states.append(state)
+            kept.append(b)
+            state = after
+        slot.draft_states = states
+        return kept
+
+    def _verdicts(self, logits: torch.Tensor, idx: torch.Tensor, batch: list[_Slot],
+                  drafts: list[list[int]]) -> list[list[bool]]:
+        """Whether each drafted token is the model's greedy choice after the ones before it:
+        (B, width - 1), read left to right until the first False. A constrained row's choice
+        is among the bytes its automaton allows in the state after the preceding tokens."""
+        scores = logits[:, :-1]  # a view: copied before constrained rows change it
+        groups: dict[int, tuple[Any, list[int], list[list[int]]]] = {}
+        for i, (slot, d) in enumerate(zip(batch, drafts)):
+            if d and slot.matcher is not None:
+                c = slot.env.constraint
+                g = groups.setdefault(id(c), (c, [], []))
+                states = slot.draft_states
+                g[1].append(i)
+                g[2].append(states + [states[-1]] * (scores.shape[1] - len(states)))
+        if groups:
+            scores = scores.clone()
+        for c, rows, states in groups.values():
+            r = torch.tensor(rows, device=scores.device)
+            scores[r] = scores[r] + c.bias(scores.device)[torch.tensor(states, device=scores.device)]
+        return (scores.argmax(dim=-1) == idx[:, 1:]).tolist()
 
     def _propose(self, slot: _Slot, tok: int) -> list[int]:
         """What may follow the row's context and `tok`: what the agent wrote after the same

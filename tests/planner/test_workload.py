@@ -3,10 +3,11 @@ every row under its schema, agree with each other and with the planner's own loo
 workload's checks refuse steps that disagree with themselves."""
 import json
 
+import pytest
 import torch
 
 from reference.checkpoint import load_model
-from reference.engine import Engine
+from reference.engine import DRAFT, Engine
 from reference.episode import run_env
 from reference.model import GPT, GPTConfig
 from reference.planner.agent import run_episode
@@ -38,6 +39,22 @@ def test_engine_single_loop_and_planner_loop_write_the_same_steps():
         assert all(s.tool is not None for s in r.steps[:-1]) and r.steps[-1].tool is None
 
 
+def test_drafts_under_the_schema_keep_the_constrained_greedy_steps():
+    """Rows under the automaton draft only bytes it allows and check each guess against the
+    constrained choice: the same steps as without drafts, with drafts kept."""
+    torch.set_num_threads(1)
+    model = load_model(DEV)
+    tasks = WORKLOAD.load_tasks()[:8]
+    with WORKLOAD.episodes(max_steps=10) as make_env:
+        plain = Engine(model, make_env, max_batch=4).run_all(tasks)
+        engine = Engine(model, make_env, max_batch=4, draft=DRAFT)
+        drafted = engine.run_all(tasks)
+    assert [_texts(r) for r in drafted] == [_texts(r) for r in plain]
+    assert [r.answer for r in drafted] == [r.answer for r in plain]
+    assert engine.stats["drafted"] > engine.stats["accepted"] > 0
+    assert all(parse_step(s.text)[0] is not None for r in drafted for s in r.steps)
+
+
 class _Hostile(GPT):
     """A real model whose every logit row prefers bytes no JSON step may hold where it is."""
 
@@ -48,7 +65,8 @@ class _Hostile(GPT):
         return out + push
 
 
-def test_engine_rows_stay_schema_valid_under_adversarial_logits_beside_free_rows():
+@pytest.mark.parametrize("draft", [0, DRAFT])
+def test_engine_rows_stay_schema_valid_under_adversarial_logits_beside_free_rows(draft):
     torch.manual_seed(0)
     torch.set_num_threads(1)
     model = _Hostile(GPTConfig(block_size=2048, n_layer=1, n_head=2, n_embd=32, rope=True)).eval()
@@ -56,7 +74,7 @@ def test_engine_rows_stay_schema_valid_under_adversarial_logits_beside_free_rows
     with WORKLOAD.episodes(max_steps=3) as make_env:
         def mixed(item):  # planner rows and an unconstrained ReAct row in one batch
             return ReactEnv("What is 2 plus 2?", 2, 40) if item is None else make_env(item)
-        results = Engine(model, mixed, max_batch=4).run_all(tasks + [None])
+        results = Engine(model, mixed, max_batch=4, draft=draft).run_all(tasks + [None])
     for r in results[:3]:
         assert r.steps and all(parse_step(s.text)[0] is not None for s in r.steps), _texts(r)
         assert r.stop_reason in ("final_answer", "max_steps", "context_full")
