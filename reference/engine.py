@@ -77,7 +77,7 @@ class _Slot:
     pending: Any = None                      # (Future, gen_ms): the environment is working
     matcher: Any = None                      # this step's automaton state (constrained rows)
     mask_s: float = 0.0                      # this step's constrained-decoding time
-    hist: list[int] = field(default_factory=list)    # the row's cached tokens, in order
+    hist: list[int] = field(default_factory=list)    # the row's cached tokens (with drafts)
     index: dict = field(default_factory=dict)        # GRAM tokens -> the position after them
     indexed: int = 0                                 # hist positions already in `index`
     draft_states: list[int] = field(default_factory=list)  # constrained rows: see _within
@@ -140,7 +140,8 @@ class Engine:
         self.stats["prefills"] += len(queued)
         self.stats["prefill_forwards"] += bool(together) + len(alone)
         for slot, t in queued:
-            slot.hist.extend(t)
+            if self.draft:
+                slot.hist.extend(t)
             self._begin_step(slot)
 
     def _begin_step(self, slot: _Slot) -> None:
@@ -203,8 +204,8 @@ class Engine:
         self.cache.truncate(end, slot.row)
         if self.draft:
             self._learn(slot.hist, slot.ctx0, end)
-        del slot.hist[end:]
-        slot.indexed = min(slot.indexed, end)
+            del slot.hist[end:]
+            slot.indexed = min(slot.indexed, end)
         if inject is None:
             return True
         self.queued.append((slot, inject))
@@ -286,7 +287,8 @@ class Engine:
                 slot.logits = logits[i, n_ok]
                 for j, tok in enumerate(chosen[i][:1 + n_ok]):
                     slot.out.append(tok)
-                    slot.hist.append(tok)
+                    if self.draft:
+                        slot.hist.append(tok)
                     self.stats["tokens_decoded"] += 1
                     if slot.matcher is not None:
                         t1 = time.perf_counter()

@@ -169,8 +169,7 @@ class _DecodeBatch:
         self.ridx = torch.tensor(rows, device=device)
         self.pos = torch.tensor(starts, device=device)
         self.n = max(starts) + 1
-        r0 = rows[0]
-        self.r0 = r0 if rows == list(range(r0, r0 + len(rows))) else None
+        self.r0 = _first_if_contiguous(rows)
         self.mask = (torch.arange(self.n, device=device)[None, :]
                      <= self.pos[:, None])[:, None, None, :]
 
@@ -186,10 +185,15 @@ class _PrefillBatch:
         self.ridx = torch.tensor(rows, device=pos.device)
         self.pos = pos
         self.n = int(pos[:, -1].max()) + 1
-        r0 = rows[0]
-        self.r0 = r0 if rows == list(range(r0, r0 + len(rows))) else None
+        self.r0 = _first_if_contiguous(rows)
         self.mask = (torch.arange(self.n, device=pos.device)[None, None, :]
                      <= pos[:, :, None])[:, None]
+
+
+def _first_if_contiguous(rows: list[int]) -> int | None:
+    """rows[0] when the rows are rows[0], rows[0] + 1, ... (the cache is then read as a view)."""
+    r0 = rows[0]
+    return r0 if rows == list(range(r0, r0 + len(rows))) else None
 
 
 def _rotary_tables(pos: torch.Tensor, hs: int) -> tuple[torch.Tensor, torch.Tensor]:
