@@ -196,6 +196,7 @@ def _performance_run(rules, bench, checkpoint, scenario: str, tuning: dict, max_
                        str(checkpoint), str(bench.eval_set), {**rules.official_seeds, **settings},
                        device=tuning["device"], workers=tuning.get("workers", 1),
                        threads=tuning.get("threads", 1), max_batch=max_batch,
+                       draft=int(tuning.get("draft", 0)),
                        performance_sample_count=performance_sample_count)
         run_test(spec, timeout_s=timeout_s)
         return read_detail(Path(spec.out_dir) / "mlperf_log_detail.txt")
@@ -261,11 +262,10 @@ def main(argv=None) -> int:
     ap.add_argument("--system", default="cpu", help="systems/<name>.yaml for workers/threads")
     ap.add_argument("--tasks", type=int, default=1000, help="episodes for engine and LoadGen")
     ap.add_argument("--naive-tasks", type=int, default=30, help="episodes for the naive baseline")
-    ap.add_argument("--draft", type=int, default=0, metavar="N",
-                    help="the direct engine run drafts N tokens per row and decode step "
-                         "(speculative decoding, reference/engine.py); default 0, as in "
-                         "submissions (LoadGen runs without drafts, so its overhead line then "
-                         "compares two engines)")
+    ap.add_argument("--draft", type=int, default=None, metavar="N",
+                    help="the engine, direct and through LoadGen, drafts N tokens per row and "
+                         "decode step (speculative decoding, reference/engine.py); default: "
+                         "the system file's tuning.draft, as in submissions")
     ap.add_argument("--agreement", action="store_true",
                     help="also compare engine answers with naive answers on the naive subset")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the reference one")
@@ -294,14 +294,17 @@ def main(argv=None) -> int:
         model = load_model(checkpoint, tuning["device"])
     except (RulesError, DeclarationError, SpecError, CheckpointError) as e:
         ap.error(str(e))
-    if args.draft < 0:
-        ap.error("--draft: a number of tokens, 0 or more")
+    if args.draft is not None:
+        if args.draft < 0:
+            ap.error("--draft: a number of tokens, 0 or more")
+        tuning = {**tuning, "draft": args.draft}
+    draft = int(tuning.get("draft", 0))
     workers, threads = tuning.get("workers", 1), tuning.get("threads", 1)
     torch.set_num_threads(threads)
     tasks = load_tasks(args.benchmark, bench.eval_set)[: args.tasks]
     make_env = EpisodeFactory(rules, args.benchmark)
     print(f"{args.benchmark}: {len(tasks)} episodes, {workers} workers x {threads} threads, "
-          f"max_batch {max_batch}", flush=True)
+          f"max_batch {max_batch}, draft {draft}", flush=True)
 
     # The naive baseline, one episode at a time, uses every core it is given.
     torch.set_num_threads(workers * threads)
@@ -310,7 +313,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(threads)
     breakdown: dict = {}
     engine, engine_results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown,
-                                         args.draft)
+                                         draft)
     print(f"engine, direct     {engine:8.2f} episodes/s", flush=True)
     limits = machine_limits(workers * threads)
     done = [r for r in engine_results if r is not None]
@@ -342,7 +345,7 @@ def main(argv=None) -> int:
                            tuning, max_batch)
     print(f"engine, LoadGen    {through:8.2f} episodes/s", flush=True)
     figures = {"tasks": len(tasks), "naive_tasks": args.naive_tasks, "workers": workers,
-               "threads": threads, "max_batch": max_batch,
+               "threads": threads, "max_batch": max_batch, "draft": draft,
                "naive_eps": round(naive, 3), "engine_eps": round(engine, 3),
                "loadgen_eps": round(through, 3),
                "engine_over_naive": round(engine / naive, 2),

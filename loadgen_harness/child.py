@@ -74,6 +74,7 @@ def run(spec: RunSpec) -> int:
 
     sut = SUTS[spec.scenario](model, tasks, n_workers=spec.workers,
                                  on_episode=on_episode, max_batch=spec.max_batch,
+                                 draft=spec.draft,
                                  make_env=make_env)
     qsl = QSL(len(tasks), spec.performance_sample_count or len(tasks))
     log_settings = lg.LogSettings()
@@ -100,7 +101,11 @@ def run(spec: RunSpec) -> int:
     qsl.destroy()
     trace.close()
     make_env.close()
-    _status(out, ok=True, completed=sut.completed, wall_s=round(wall, 3))
+    stats = [e.stats for e in sut.pool.engines]
+    _status(out, ok=True, completed=sut.completed, wall_s=round(wall, 3),
+            tokens_decoded=sum(s["tokens_decoded"] for s in stats),
+            tokens_drafted=sum(s["drafted"] for s in stats),
+            drafted_tokens_kept=sum(s["accepted"] for s in stats))
     return 0
 
 

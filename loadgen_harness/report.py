@@ -387,7 +387,7 @@ def _sweep(path, rules, tuning, benchmarks, system, batches, qps_factors, tasks,
     doc = {"schema_version": SCHEMA_VERSION, "kind": SWEEP_KIND,
            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            **git_state(), "system": system, "tasks": tasks, "server_seconds": server_seconds,
-           "tuning": {k: tuning.get(k) for k in ("device", "workers", "threads")},
+           "tuning": {k: tuning.get(k) for k in ("device", "workers", "threads", "draft")},
            "benchmarks": {}}
     for name in benchmarks:
         bench = rules.benchmark(name)

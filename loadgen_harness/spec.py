@@ -7,8 +7,9 @@
 
 `RunSpec` is what `make submission`, `bench` and the report's sweep hand to the child process
 (loadgen_harness.child), written once as run_spec.json beside the run's logs; an unknown or
-missing field is an error, never a silent default. `Tuning` holds the one default a system
-file may leave out (max_batch per scenario).
+missing field is an error, never a silent default. `Tuning` holds the defaults a system file
+may leave out (max_batch per scenario; draft, which is 0 when a system file does not ask for
+drafts).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class Tuning:
     threads: int
     max_batch: int
     loadgen: dict = field(default_factory=dict)   # the scenario's LoadGen knobs (expected qps...)
+    draft: int = 0                                # tokens drafted per row and decode step
 
     @classmethod
     def of(cls, tuning: dict, benchmark: str, scenario: str) -> "Tuning":
@@ -41,12 +43,13 @@ class Tuning:
             raise SpecError(f"the system file has no tuning for {benchmark} {scenario}")
         knobs = {k: v for k, v in scen.items() if k != "max_batch"}
         return cls(tuning["device"], int(tuning.get("workers", 1)), int(tuning.get("threads", 1)),
-                   int(scen.get("max_batch", DEFAULT_MAX_BATCH[scenario])), knobs)
+                   int(scen.get("max_batch", DEFAULT_MAX_BATCH[scenario])), knobs,
+                   int(tuning.get("draft", 0)))
 
     def run_fields(self) -> dict:
         """The RunSpec fields this tuning sets."""
         return {"device": self.device, "workers": self.workers, "threads": self.threads,
-                "max_batch": self.max_batch}
+                "max_batch": self.max_batch, "draft": self.draft}
 
 
 @dataclass
@@ -63,6 +66,7 @@ class RunSpec:
     workers: int = 1
     threads: int = 1
     max_batch: int | None = None     # None: the scenario's DEFAULT_MAX_BATCH
+    draft: int = 0                   # tokens drafted per row and decode step (reference.engine)
     verifier_workers: int = 2
     performance_sample_count: int | None = None   # None: every task
     rules: str | None = None         # a rules.yaml other than the suite's (tests)

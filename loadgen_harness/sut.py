@@ -60,6 +60,7 @@ class WorkerPool:
                  make_env: Callable, n_workers: int = 1, max_batch: int = 32, draft: int = 0):
         self.model, self.tasks, self.on_done = model, tasks, on_done
         self.draft = draft  # tokens drafted per row and decode step (reference.engine)
+        self.table: dict = {}  # the engines' draft table, shared: what one learns all draft
         self.make_env = make_env
         self.max_batch = max_batch
         self.queue: queue.Queue = queue.Queue()
@@ -100,7 +101,8 @@ class WorkerPool:
             return items
 
     def _work(self) -> None:
-        engine = Engine(self.model, self.make_env, max_batch=self.max_batch, draft=self.draft)
+        engine = Engine(self.model, self.make_env, max_batch=self.max_batch, draft=self.draft,
+                        table=self.table)
         self.engines.append(engine)  # their time breakdowns, for bench
 
         def pull(n_free, idle):
@@ -124,10 +126,10 @@ class AgentSUT:
 
     def __init__(self, model, tasks, make_env: Callable, n_workers: int = 1,
                  on_episode: Callable[[int, EpisodeResult], None] | None = None,
-                 max_batch: int | None = None):
+                 max_batch: int | None = None, draft: int = 0):
         self.on_episode = on_episode
         self.pool = WorkerPool(model, tasks, self._complete, make_env, n_workers,
-                               max_batch or self.max_batch)
+                               max_batch or self.max_batch, draft)
         self.completed = 0
         self._lock = threading.Lock()
         self.sut = lg.ConstructSUT(self.issue_queries, self.flush_queries)

@@ -90,11 +90,14 @@ class Engine:
     reference/workloads.py)."""
 
     def __init__(self, model: GPT, make_env: Callable[[Any], Any], max_batch: int = 32,
-                 draft: int = 0):
+                 draft: int = 0, table: dict | None = None):
         self.model = model.eval()
         self.max_batch = max_batch
         self.draft = draft               # tokens proposed per row and decode step (0: none)
-        self.table: dict[tuple, list[int]] = {}  # GRAM tokens -> what the agent wrote next
+        # GRAM tokens -> what the agent wrote next. Engines of one process may share one
+        # (WorkerPool does): entries are only added or the table cleared, each one dict
+        # operation, and a value is never changed after it is stored.
+        self.table: dict[tuple, list[int]] = {} if table is None else table
         self.make_env = make_env
         self.block = model.config.block_size
         self.device = next(model.parameters()).device

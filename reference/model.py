@@ -102,6 +102,8 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, cache: KVCache | None, layer: int, rows=None, starts=None, rot=None,
                 batch=None):
+        if x.dim() == 2:  # a ragged batch's real tokens only (_PrefillBatch.keep)
+            return self._ragged(x, cache, layer, rot, batch)
         B, T, C = x.size()
         nh, hs = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(C, dim=2)
@@ -157,6 +159,32 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.c_proj(y)
 
+    def _ragged(self, x, cache: KVCache, layer: int, rot, b) -> torch.Tensor:
+        """A batched prefill or drafted decode step of rows with different numbers of new
+        tokens, as the N real tokens x (N, C): the projections see only real tokens, and only
+        attention pads them, to (B, nh, T, hs) queries (a padding query is zero)."""
+        N, C = x.size()
+        nh, hs = self.n_head, C // self.n_head
+        B, T = b.pos.shape
+        q, k, v = self.c_attn(x).split(C, dim=1)
+        q, k, v = q.view(N, nh, hs), k.view(N, nh, hs), v.view(N, nh, hs)
+        if rot is not None:
+            q, k = _rotate(q, *rot), _rotate(k, *rot)
+        cache.k[layer, b.ridx_real, :, b.pos_real] = k  # (N, nh, hs)
+        cache.v[layer, b.ridx_real, :, b.pos_real] = v
+        qq = q.new_zeros(B * T, nh, hs)
+        qq[b.keep] = q
+        qq = qq.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        if b.r0 is not None:  # contiguous rows: a view, no gather copy
+            kk = cache.k[layer, b.r0:b.r0 + B, :, :b.n]  # (B, nh, n, hs)
+            vv = cache.v[layer, b.r0:b.r0 + B, :, :b.n]
+        else:
+            kk = cache.k[layer, b.ridx, :, :b.n]  # (B, nh, n, hs), gathered
+            vv = cache.v[layer, b.ridx, :, :b.n]
+        y = F.scaled_dot_product_attention(qq, kk, vv, attn_mask=b.mask)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B * T, C)[b.keep]  # (N, C)
+        return self.c_proj(y)
+
 
 class _DecodeBatch:
     """What every layer of one batched decode step shares: the rows as a tensor, each row's
@@ -177,17 +205,27 @@ class _DecodeBatch:
 class _PrefillBatch:
     """What every layer of one batched prefill shares: the rows, each new token's position
     (B, T), the longest context n after it, and the (B, 1, T, n) causal mask (query i of row b
-    sits at starts[b] + i and sees keys 0..starts[b] + i)."""
+    sits at starts[b] + i and sees keys 0..starts[b] + i). Rows with fewer than T new tokens
+    make the batch ragged: `keep` indexes the real tokens of the flattened (B * T) positions,
+    with their rows and positions (ridx_real, pos_real); None when no row is padded."""
 
-    __slots__ = ("ridx", "pos", "n", "r0", "mask")
+    __slots__ = ("ridx", "pos", "n", "r0", "mask", "keep", "ridx_real", "pos_real")
 
-    def __init__(self, rows: list[int], pos: torch.Tensor):
+    def __init__(self, rows: list[int], pos: torch.Tensor, n_new: list[int] | None = None):
         self.ridx = torch.tensor(rows, device=pos.device)
         self.pos = pos
         self.n = int(pos[:, -1].max()) + 1
         self.r0 = _first_if_contiguous(rows)
         self.mask = (torch.arange(self.n, device=pos.device)[None, None, :]
                      <= pos[:, :, None])[:, None]
+        B, T = pos.shape
+        self.keep = self.ridx_real = self.pos_real = None
+        if n_new is not None and sum(n_new) < B * T:
+            real = (torch.arange(T, device=pos.device)[None, :]
+                    < torch.tensor(n_new, device=pos.device)[:, None]).view(-1)
+            self.keep = real.nonzero().squeeze(1)  # (N,)
+            self.ridx_real = self.ridx.repeat_interleave(torch.tensor(n_new, device=pos.device))
+            self.pos_real = pos.reshape(-1)[self.keep]
 
 
 def _first_if_contiguous(rows: list[int]) -> int | None:
@@ -291,19 +329,33 @@ class GPT(nn.Module):
                                  f"{self.config.block_size}")
             pos = (torch.tensor(starts, device=idx.device)[:, None]
                    + torch.arange(T, device=idx.device)[None, :])  # (B, T)
-        if self.config.rope:
-            x, rot = self.wte(idx), _rotary_tables(pos, self.config.n_embd // self.config.n_head)
-        else:
-            x, rot = self.wte(idx) + self.wpe(pos), None  # (B, T, C)
         batch = None
         if cache is not None and B > 1:
-            batch = _DecodeBatch(rows, starts, idx.device) if T == 1 else _PrefillBatch(rows, pos)
+            batch = _DecodeBatch(rows, starts, idx.device) if T == 1 else \
+                _PrefillBatch(rows, pos, n_new)
+        ragged = batch is not None and getattr(batch, "keep", None) is not None
+        if ragged:  # only the real tokens go through the model; attention pads them
+            idx, pos = idx.reshape(-1)[batch.keep], batch.pos_real  # (N,)
+        if self.config.rope:
+            x, rot = self.wte(idx), _rotary_tables(pos, self.config.n_embd // self.config.n_head)
+            if ragged:
+                rot = (rot[0][:, None], rot[1][:, None])  # (N, 1, hs/2): over the heads
+        else:
+            x, rot = self.wte(idx) + self.wpe(pos), None  # (B, T, C), ragged: (N, C)
         for layer, block in enumerate(self.h):
             x = block(x, cache, layer, rows, starts, rot, batch)
         counts = n_new if n_new is not None else [T] * B
         if cache is not None:
             for r, n in zip(rows, counts):
                 cache.lengths[r] += n
+        if ragged:
+            if last_only:  # each row's last real token
+                last = torch.tensor(counts, device=x.device).cumsum(0) - 1
+                return self.lm_head(self.ln_f(x[last]))[:, None]  # (B, 1, vocab)
+            logits = self.lm_head(self.ln_f(x))  # (N, vocab)
+            out = logits.new_zeros(B * T, logits.shape[-1])
+            out[batch.keep] = logits
+            return out.view(B, T, -1)  # a padding position's logits are zero
         if last_only:
             x = x[torch.arange(B, device=x.device), torch.tensor(counts, device=x.device) - 1][:, None] \
                 if n_new is not None else x[:, -1:]

@@ -104,6 +104,28 @@ def test_batched_prefill_of_ragged_rows_matches_row_by_row_prefill(rope):
                           m(toks, cache=one, last_only=True, rows=list(new)), atol=1e-5)
 
 
+@pytest.mark.parametrize("rope", [False, True], ids=["learned-positions", "rope"])
+@torch.no_grad()
+def test_ragged_rows_give_every_real_position_its_row_by_row_logits(rope):
+    """A drafted decode step: every position's logits, not only the last. Only the rows' real
+    tokens go through the projections; a padding position's logits are zero."""
+    torch.manual_seed(6)
+    m = GPT(GPTConfig(block_size=48, n_layer=2, n_head=2, n_embd=32, rope=rope)).eval()
+    one, many = m.new_cache(3), m.new_cache(3)
+    for r, n in ((0, 4), (1, 11), (2, 2)):
+        t = torch.randint(0, 256, (1, n))
+        m(t, cache=one, rows=[r])
+        m(t, cache=many, rows=[r])
+    new = [[3], [9, 8, 7, 6, 5], [1, 2]]
+    want = [m(torch.tensor([t]), cache=one, rows=[r])[0] for r, t in enumerate(new)]
+    idx = torch.tensor([t + [0] * (5 - len(t)) for t in new])
+    got = m(idx, cache=many, n_new=[len(t) for t in new])  # (3, 5, vocab)
+    for r, t in enumerate(new):
+        assert torch.allclose(got[r, :len(t)], want[r], atol=1e-5)
+        assert not got[r, len(t):].any()
+    assert many.lengths == one.lengths == [5, 16, 4]
+
+
 def test_batched_prefill_counts_are_checked():
     m = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
     cache = m.new_cache(2)

@@ -10,7 +10,7 @@ from loadgen_harness.trace import trace_validator
 from reference.codegen.agent import CodegenEnv
 from reference.codegen.sandbox import Verifier
 from reference.codegen.tasks import load_eval_set
-from reference.engine import Engine
+from reference.engine import DRAFT, Engine
 from reference.checkpoint import load_model
 from reference.grading import Grader
 from reference.episode import run_env
@@ -119,7 +119,8 @@ class _BrokenVerifier:
         raise RuntimeError("the sandbox could not start")
 
 
-def test_one_hostile_episode_does_not_change_the_others_in_a_batch_of_64(model, verifier):
+@pytest.mark.parametrize("draft", [0, DRAFT])
+def test_one_hostile_episode_does_not_change_the_others_in_a_batch_of_64(model, verifier, draft):
     tasks = load_eval_set()[:64]
     clean = Engine(model, lambda t: CodegenEnv(t, verifier), max_batch=64).run_all(tasks)
     hostile = {
@@ -129,13 +130,14 @@ def test_one_hostile_episode_does_not_change_the_others_in_a_batch_of_64(model, 
         40: lambda t: CodegenEnv(t, _BrokenVerifier()),  # the environment itself raises
     }
     items = [(i, t) for i, t in enumerate(tasks)]
-    engine = Engine(model, max_batch=64,
+    engine = Engine(model, max_batch=64, draft=draft,
                     make_env=lambda it: hostile.get(it[0], lambda t: CodegenEnv(t, verifier))(it[1]))
     mixed = engine.run_all(items)
     for i, (a, b) in enumerate(zip(clean, mixed)):
         if i not in hostile:
             # the message names the episode and how its last step ended (an exception's name)
-            assert _summary(a) == _summary(b), (i, b.steps[-1].observation if b.steps else None)
+            assert _summary(a) == _summary(b), (i, b.steps[-1].observation if b.steps else None,
+                                                verifier.replaced)
     assert mixed[5].attempts[0].result.kind == "wrong_output"
     assert "\\ud800" in mixed[5].steps[0].observation
     assert mixed[20].attempts[0].result.kind == "runtime"

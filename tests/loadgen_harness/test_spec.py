@@ -22,11 +22,13 @@ def test_a_misspelt_or_missing_field_is_an_error(doc):
         RunSpec.from_dict(doc)
 
 
-def test_tuning_reads_the_system_file_with_one_default():
+def test_tuning_reads_the_system_file_with_its_defaults():
     tuning = load_system("cpu")["tuning"]
     t = Tuning.of(tuning, "nano-react", "Offline")
     assert t.max_batch == 64 and t.loadgen["offline_expected_qps"] > 0
     bare = {"device": "cpu", "benchmarks": {"nano-react": {"Server": {"server_target_qps": 3}}}}
     assert Tuning.of(bare, "nano-react", "Server").max_batch == DEFAULT_MAX_BATCH["Server"]
+    assert Tuning.of(bare, "nano-react", "Server").draft == 0  # no drafts unless asked for
+    assert Tuning.of({**bare, "draft": 5}, "nano-react", "Server").run_fields()["draft"] == 5
     with pytest.raises(SpecError, match="no tuning for nano-react Offline"):
         Tuning.of(bare, "nano-react", "Offline")

@@ -40,6 +40,22 @@ def test_accuracy_run_logs_every_sample_once_with_its_answer(tmp_path, tiny_chec
     assert acc["n_unique"] == 12 and acc["duplicated"] == 0
 
 
+def test_drafts_through_loadgen_give_the_same_episodes(tmp_path, tiny_checkpoint, small_eval_set):
+    """The run spec's draft reaches the workers' engines (one draft table shared by both) and
+    changes no token of any episode."""
+    traces = []
+    for draft in (0, 8):
+        s = spec(tmp_path / str(draft), tiny_checkpoint, small_eval_set, "Offline",
+                 "AccuracyOnly", draft=draft)
+        status = run_test(s, timeout_s=120)
+        assert status["completed"] == 12 and status["tokens_decoded"] > 0
+        assert (status["tokens_drafted"] > 0) == (draft > 0)
+        recs = [json.loads(l) for l in (Path(s["out_dir"]) / "agent_trace.jsonl").read_text().splitlines()]
+        traces.append(sorted((r["qsl_idx"], r["answer"], r["stop_reason"],
+                              [st["text"] for st in r["steps"]]) for r in recs))
+    assert traces[0] == traces[1]
+
+
 def test_offline_performance_run_reports_throughput(tmp_path, tiny_checkpoint, small_eval_set):
     s = spec(tmp_path, tiny_checkpoint, small_eval_set, "Offline", "PerformanceOnly",
              {"min_duration_ms": 500, "min_query_count": 24, "offline_expected_qps": 20.0})

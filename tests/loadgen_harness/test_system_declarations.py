@@ -42,6 +42,8 @@ def test_wrong_gpu_model_and_memory_are_mismatches():
     (("declaration", "framework"), "tensorflow 2", "does not match"),
     (("declaration", "accelerator_model_name"), "A100", "was expected"),
     (("tuning", "device"), "tpu", "is not one of"),
+    (("tuning", "draft"), -1, "less than the minimum"),
+    (("tuning", "draft"), "8", "is not of type 'integer'"),
     (("declaration", "extra_field"), 1, "Additional properties"),
 ])
 def test_schema_checks_types_enums_and_units(path, value, fragment):
