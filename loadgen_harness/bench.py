@@ -5,8 +5,8 @@
     python -m loadgen_harness.bench --benchmark nano-codegen --server-qps 10,20
 
 All three run in one invocation on the same machine, so their ratios are comparable even on a
-shared, noisy machine. The engine and the LoadGen SUT use the same worker setup (workers x
-threads from systems/<system>.yaml); LoadGen runs in its child process as in a submission,
+shared, noisy machine. The engine and the LoadGen SUT use the same engine setup (workers x
+threads and tuning.draft from systems/<system>.yaml, or --draft); LoadGen runs in its child process as in a submission,
 on exactly the direct run's episodes (the first --tasks tasks, each issued once), and its rate
 is LoadGen's own `result_samples_per_second`. The roofline (loadgen_harness/
 roofline.py) measures the machine's matmul rate and memory bandwidth in the same run, counts
@@ -122,11 +122,11 @@ def constraint_cost(model, tasks, max_batch: int, make_env, rounds: int = 2) -> 
     generated token with the constraint and without it (the same tasks, the same engine, the
     rows' bytes left free; runs alternated `rounds` times, the fastest of each kept), the
     constraint's own time (masks and matcher) per token, and the schema violations of each run
-    (with the constraint there can be none). Both run without drafts (rows under a constraint
-    draft nothing, free rows would), so the difference is the constraint's alone. None for a
-    benchmark without a constraint."""
+    (with the constraint there can be none). Both run without drafts (drafts differ with and
+    without the constraint), so the difference is the constraint's alone. None for a benchmark
+    without a constraint, or with no tasks to run."""
     from reference.engine import Engine
-    if getattr(make_env(tasks[0]), "constraint", None) is None:
+    if not tasks or getattr(make_env(tasks[0]), "constraint", None) is None:
         return None
     from reference.planner.schema import parse_step
 
@@ -159,9 +159,10 @@ def executor_cost(model, tasks, max_batch: int, make_env) -> dict | None:
     """For a benchmark with a choice of executor (nano-planner): the same episodes through the
     engine with the deterministic translator and with the function-caller model writing each
     step's call: episodes/s of each, the executor's mean time per tool step, and how many
-    episodes end with the same answer. None for a benchmark without that choice."""
+    episodes end with the same answer. None for a benchmark without that choice, or with no
+    tasks to run."""
     from reference.engine import Engine
-    if not hasattr(make_env(tasks[0]), "caller"):
+    if not tasks or not hasattr(make_env(tasks[0]), "caller"):
         return None
     from reference.planner.caller import load_caller
     caller = load_caller()
@@ -294,6 +295,9 @@ def main(argv=None) -> int:
         model = load_model(checkpoint, tuning["device"])
     except (RulesError, DeclarationError, SpecError, CheckpointError) as e:
         ap.error(str(e))
+    for flag, least in (("tasks", 1), ("naive_tasks", 1), ("constraint_tasks", 0)):
+        if getattr(args, flag) < least:
+            ap.error(f"--{flag.replace('_', '-')}: a number of episodes, {least} or more")
     if args.draft is not None:
         if args.draft < 0:
             ap.error("--draft: a number of tokens, 0 or more")
