@@ -8,7 +8,8 @@ All three run in one invocation on the same machine, so their ratios are compara
 shared, noisy machine. The engine and the LoadGen SUT use the same engine setup (workers x
 threads and tuning.draft from systems/<system>.yaml, or --draft); LoadGen runs in its child process as in a submission,
 on exactly the direct run's episodes (the first --tasks tasks, each issued once), and its rate
-is LoadGen's own `result_samples_per_second`. The roofline (loadgen_harness/
+is LoadGen's own `result_samples_per_second`; the two alternate for --rounds rounds and the
+fastest of each is compared (the machine's speed drifts between runs). The roofline (loadgen_harness/
 roofline.py) measures the machine's matmul rate and memory bandwidth in the same run, counts
 each episode's FLOPs and bytes from the model's shapes and the engine's step records, and
 prints the bound in episodes/s with the engine's fraction of it, and where the engine's time
@@ -267,6 +268,9 @@ def main(argv=None) -> int:
                     help="the engine, direct and through LoadGen, drafts N tokens per row and "
                          "decode step (speculative decoding, reference/engine.py); default: "
                          "the system file's tuning.draft, as in submissions")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="alternated rounds of the engine called directly and through LoadGen; "
+                         "the fastest of each is compared (default 2)")
     ap.add_argument("--agreement", action="store_true",
                     help="also compare engine answers with naive answers on the naive subset")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the reference one")
@@ -295,9 +299,9 @@ def main(argv=None) -> int:
         model = load_model(checkpoint, tuning["device"])
     except (RulesError, DeclarationError, SpecError, CheckpointError) as e:
         ap.error(str(e))
-    for flag, least in (("tasks", 1), ("naive_tasks", 1), ("constraint_tasks", 0)):
+    for flag, least in (("tasks", 1), ("naive_tasks", 1), ("constraint_tasks", 0), ("rounds", 1)):
         if getattr(args, flag) < least:
-            ap.error(f"--{flag.replace('_', '-')}: a number of episodes, {least} or more")
+            ap.error(f"--{flag.replace('_', '-')}: a count, {least} or more")
     if args.draft is not None:
         if args.draft < 0:
             ap.error("--draft: a number of tokens, 0 or more")
@@ -315,10 +319,23 @@ def main(argv=None) -> int:
     naive, naive_results = naive_rate(model, tasks[: args.naive_tasks], make_env)
     print(f"naive baseline     {naive:8.2f} episodes/s  ({args.naive_tasks} episodes)", flush=True)
     torch.set_num_threads(threads)
-    breakdown: dict = {}
-    engine, engine_results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown,
-                                         draft)
-    print(f"engine, direct     {engine:8.2f} episodes/s", flush=True)
+    # The engine called directly and through LoadGen, alternated: on a shared machine whose
+    # speed drifts by tens of percent within minutes, one run of each compares two moments,
+    # so the overhead is taken from the fastest round of each.
+    best = None
+    rates = []
+    for r in range(args.rounds):
+        breakdown: dict = {}
+        eng, results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown, draft)
+        print(f"engine, direct     {eng:8.2f} episodes/s", flush=True)
+        lg_eps = loadgen_rate(rules, bench, checkpoint, len(tasks), eng, tuning, max_batch)
+        print(f"engine, LoadGen    {lg_eps:8.2f} episodes/s", flush=True)
+        rates.append({"engine_eps": round(eng, 3), "loadgen_eps": round(lg_eps, 3)})
+        if best is None or eng > best[0]:
+            best = (eng, results, breakdown)
+    engine, engine_results, breakdown = best
+    through = max(r["loadgen_eps"] for r in rates)
+    torch.set_num_threads(threads)
     limits = machine_limits(workers * threads)
     done = [r for r in engine_results if r is not None]
     roof = report(limits, episode_work(model.config, done, batch=max_batch), engine)
@@ -345,22 +362,21 @@ def main(argv=None) -> int:
               f" ms per call), function caller {c['eps']:.2f} episodes/s "
               f"({c['executor_ms_per_step']} ms per call); same answers "
               f"{execs['same_answers']}/{execs['tasks']}", flush=True)
-    through = loadgen_rate(rules, bench, checkpoint, len(tasks), engine,
-                           tuning, max_batch)
-    print(f"engine, LoadGen    {through:8.2f} episodes/s", flush=True)
     figures = {"tasks": len(tasks), "naive_tasks": args.naive_tasks, "workers": workers,
                "threads": threads, "max_batch": max_batch, "draft": draft,
                "naive_eps": round(naive, 3), "engine_eps": round(engine, 3),
                "loadgen_eps": round(through, 3),
                "engine_over_naive": round(engine / naive, 2),
                "loadgen_overhead_pct": round(100 * (1 - through / engine), 2),
+               "rounds": rates,
                "roofline": roof, "engine_time_breakdown": breakdown}
     if cost:
         figures["constraint"] = cost
     if execs:
         figures["executors"] = execs
     print(f"engine / naive     {figures['engine_over_naive']:8.2f}x")
-    print(f"LoadGen overhead   {figures['loadgen_overhead_pct']:8.2f}% against the engine called directly")
+    print(f"LoadGen overhead   {figures['loadgen_overhead_pct']:8.2f}% against the engine called directly"
+          + (f" (fastest of {args.rounds} alternated rounds each)" if args.rounds > 1 else ""))
     if args.agreement:
         same = sum(a.answer == b.answer for a, b in zip(naive_results, engine_results))
         figures["agreement_naive_engine"] = round(same / len(naive_results), 4)

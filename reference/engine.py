@@ -11,7 +11,8 @@ row at once, each row at its own position (continuous batching): when an episode
 actionable, its tool runs and the observation is prefilled into its row (new tokens only);
 when an episode ends its row is freed and the next waiting episode is admitted at once. The
 prompts and observations waiting at the start of a decode step are prefilled together, in one
-forward (rows right-padded to the longest).
+forward (rows right-padded to the longest; only the real tokens go through the projections,
+reference/model.py `_PrefillBatch`).
 Under greedy decoding the engine gives the same answers as `run_episode` (the one-episode loop)
 and as the naive baseline, up to float rounding ties; the harness benchmark reports agreement.
 
@@ -24,13 +25,13 @@ same GRAM tokens in earlier steps of this engine's episodes (its table), else fr
 followed them earlier in the row's own context (copying a word from the question or an
 observation). Rows under a constraint draft only bytes their automaton allows, up to where it
 accepts the step, and a guess is checked against the constrained choice (the argmax among the
-allowed bytes). Measured (one thread, batch 64, draft=DRAFT against draft=0, the whole frozen
-set and generalisation split of each benchmark): 3,700 of 3,700 transcripts identical;
-nano-react 1.68x / 1.60x the episodes/s, nano-planner 1.64x / 1.74x, nano-codegen 1.23x / 1.33x;
-about 4 tokens per row and forward on nano-react and nano-planner.
-Off by default (draft=0) for now: in about 100 runs of nano-codegen's hostile-batch test with
-drafts, under load, two ended one ordinary episode as env_error before its first attempt (its
-verification raised instead of giving a verdict); not yet explained.
+allowed bytes). The engines of one WorkerPool share one table. Measured (one thread, batch
+64, draft=DRAFT with ragged batches against draft=0 without them, the whole frozen set and
+generalisation split of each benchmark): 3,700 of 3,700 transcripts identical; nano-react
+1.95x / 1.83x the episodes/s, nano-planner 1.79x / 1.78x, nano-codegen 1.43x / 1.56x; about 4
+tokens per row and forward on nano-react and nano-planner.
+`Engine`'s own default is draft=0 (the plain loop); a system file asks for drafts
+(`tuning.draft`, systems/cpu.yaml: DRAFT), and the checker's replay runs without them.
 
 nano-codegen's verifier runs off the engine's thread (env.submit_step): the row whose program
 is being verified is parked (it rides along in decode steps as a filler whose output is thrown

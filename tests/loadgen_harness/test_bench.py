@@ -12,7 +12,8 @@ def test_bench_reports_rates_agreement_and_server_latency(tmp_path, capsys):
                        "--agreement", "--server-qps", "20", "--server-seconds", "1", "--draft", "8",
                        "--json", str(out)]) == 0
     fig = json.loads(out.read_text())
-    assert fig["draft"] == 8
+    assert fig["draft"] == 8 and len(fig["rounds"]) == 2  # direct and LoadGen, alternated
+    assert fig["engine_eps"] == max(r["engine_eps"] for r in fig["rounds"])
     assert fig["naive_eps"] > 0 and fig["engine_eps"] > 0 and fig["loadgen_eps"] > 0
     roof = fig["roofline"]
     assert roof["bound_eps"] > 0 and 0 < roof["engine_fraction_of_bound"]
@@ -31,7 +32,7 @@ def test_bad_server_rates_are_a_usage_error(capsys):
         bench.main(["--server-qps", "fast"])
     assert e.value.code == 2 and "expected numbers" in capsys.readouterr().err
     for bad in (["--draft", "-1"], ["--tasks", "0"], ["--naive-tasks", "0"],
-                ["--constraint-tasks", "-1"]):
+                ["--constraint-tasks", "-1"], ["--rounds", "0"]):
         with pytest.raises(SystemExit) as e:
             bench.main(bad)
         assert e.value.code == 2 and bad[0] in capsys.readouterr().err
