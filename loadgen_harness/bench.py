@@ -8,8 +8,9 @@ All three run in one invocation on the same machine, so their ratios are compara
 shared, noisy machine. The engine and the LoadGen SUT use the same engine setup (workers x
 threads and tuning.draft from systems/<system>.yaml, or --draft); LoadGen runs in its child process as in a submission,
 on exactly the direct run's episodes (the first --tasks tasks, each issued once), and its rate
-is LoadGen's own `result_samples_per_second`; the two alternate for --rounds rounds and the
-fastest of each is compared (the machine's speed drifts between runs). The roofline (loadgen_harness/
+is LoadGen's own `result_samples_per_second`; the two run --rounds times each in ABBA order
+and their means are compared (the machine's speed drifts between runs; ABBA cancels a steady
+drift). The roofline and breakdown use the fastest direct run. The roofline (loadgen_harness/
 roofline.py) measures the machine's matmul rate and memory bandwidth in the same run, counts
 each episode's FLOPs and bytes from the model's shapes and the engine's step records, and
 prints the bound in episodes/s with the engine's fraction of it, and where the engine's time
@@ -269,8 +270,8 @@ def main(argv=None) -> int:
                          "decode step (speculative decoding, reference/engine.py); default: "
                          "the system file's tuning.draft, as in submissions")
     ap.add_argument("--rounds", type=int, default=2,
-                    help="alternated rounds of the engine called directly and through LoadGen; "
-                         "the fastest of each is compared (default 2)")
+                    help="runs of the engine called directly and through LoadGen, each, in "
+                         "ABBA order; their means are compared (default 2)")
     ap.add_argument("--agreement", action="store_true",
                     help="also compare engine answers with naive answers on the naive subset")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the reference one")
@@ -319,22 +320,27 @@ def main(argv=None) -> int:
     naive, naive_results = naive_rate(model, tasks[: args.naive_tasks], make_env)
     print(f"naive baseline     {naive:8.2f} episodes/s  ({args.naive_tasks} episodes)", flush=True)
     torch.set_num_threads(threads)
-    # The engine called directly and through LoadGen, alternated: on a shared machine whose
-    # speed drifts by tens of percent within minutes, one run of each compares two moments,
-    # so the overhead is taken from the fastest round of each.
-    best = None
-    rates = []
+    # The engine called directly and through LoadGen, in ABBA order (direct first in even
+    # rounds, LoadGen first in odd ones): on a shared machine whose speed drifts by tens of
+    # percent within minutes, one run of each compares two moments; the means of an ABBA
+    # sequence cancel a steady drift.
+    rates, runs = [], []
     for r in range(args.rounds):
-        breakdown: dict = {}
-        eng, results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown, draft)
-        print(f"engine, direct     {eng:8.2f} episodes/s", flush=True)
-        lg_eps = loadgen_rate(rules, bench, checkpoint, len(tasks), eng, tuning, max_batch)
-        print(f"engine, LoadGen    {lg_eps:8.2f} episodes/s", flush=True)
+        for kind in (("direct", "loadgen") if r % 2 == 0 else ("loadgen", "direct")):
+            if kind == "direct":
+                breakdown: dict = {}
+                eng, results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown,
+                                           draft)
+                runs.append((eng, results, breakdown))
+                print(f"engine, direct     {eng:8.2f} episodes/s", flush=True)
+            else:
+                lg_eps = loadgen_rate(rules, bench, checkpoint, len(tasks), runs[-1][0],
+                                      tuning, max_batch)  # round 0 runs direct first
+                print(f"engine, LoadGen    {lg_eps:8.2f} episodes/s", flush=True)
         rates.append({"engine_eps": round(eng, 3), "loadgen_eps": round(lg_eps, 3)})
-        if best is None or eng > best[0]:
-            best = (eng, results, breakdown)
-    engine, engine_results, breakdown = best
-    through = max(r["loadgen_eps"] for r in rates)
+    engine = sum(r["engine_eps"] for r in rates) / len(rates)
+    through = sum(r["loadgen_eps"] for r in rates) / len(rates)
+    _, engine_results, breakdown = max(runs, key=lambda run: run[0])
     torch.set_num_threads(threads)
     limits = machine_limits(workers * threads)
     done = [r for r in engine_results if r is not None]
@@ -376,7 +382,7 @@ def main(argv=None) -> int:
         figures["executors"] = execs
     print(f"engine / naive     {figures['engine_over_naive']:8.2f}x")
     print(f"LoadGen overhead   {figures['loadgen_overhead_pct']:8.2f}% against the engine called directly"
-          + (f" (fastest of {args.rounds} alternated rounds each)" if args.rounds > 1 else ""))
+          + (f" (means of {args.rounds} rounds each, ABBA order)" if args.rounds > 1 else ""))
     if args.agreement:
         same = sum(a.answer == b.answer for a, b in zip(naive_results, engine_results))
         figures["agreement_naive_engine"] = round(same / len(naive_results), 4)
