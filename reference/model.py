@@ -135,27 +135,14 @@ class CausalSelfAttention(nn.Module):
             b = batch
             cache.k[layer, b.ridx[:, None], :, b.pos] = k.transpose(1, 2)  # (B, T, nh, hs)
             cache.v[layer, b.ridx[:, None], :, b.pos] = v.transpose(1, 2)
-            if b.r0 is not None:  # contiguous rows: a view, no gather copy
-                kk = cache.k[layer, b.r0:b.r0 + B, :, :b.n]  # (B, nh, n, hs)
-                vv = cache.v[layer, b.r0:b.r0 + B, :, :b.n]
-            else:
-                kk = cache.k[layer, b.ridx, :, :b.n]  # (B, nh, n, hs), gathered
-                vv = cache.v[layer, b.ridx, :, :b.n]
-            y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=b.mask)
+            y = F.scaled_dot_product_attention(q, *_cached(cache, layer, b, B), attn_mask=b.mask)
         else:
             # batched decode, one new token per row, rows at different positions; the rows'
             # indices, positions and mask are the same in every layer (_DecodeBatch)
             b = batch or _DecodeBatch(rows, starts, x.device)
             cache.k[layer, b.ridx, :, b.pos] = k[:, :, 0]  # (B, nh, hs)
             cache.v[layer, b.ridx, :, b.pos] = v[:, :, 0]
-            n = b.n
-            if b.r0 is not None:  # contiguous rows: a view, no gather copy
-                kk = cache.k[layer, b.r0:b.r0 + B, :, :n]  # (B, nh, n, hs)
-                vv = cache.v[layer, b.r0:b.r0 + B, :, :n]
-            else:
-                kk = cache.k[layer, b.ridx, :, :n]  # (B, nh, n, hs), gathered
-                vv = cache.v[layer, b.ridx, :, :n]
-            y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=b.mask)
+            y = F.scaled_dot_product_attention(q, *_cached(cache, layer, b, B), attn_mask=b.mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.c_proj(y)
 
@@ -175,15 +162,18 @@ class CausalSelfAttention(nn.Module):
         qq = q.new_zeros(B * T, nh, hs)
         qq[b.keep] = q
         qq = qq.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        if b.r0 is not None:  # contiguous rows: a view, no gather copy
-            kk = cache.k[layer, b.r0:b.r0 + B, :, :b.n]  # (B, nh, n, hs)
-            vv = cache.v[layer, b.r0:b.r0 + B, :, :b.n]
-        else:
-            kk = cache.k[layer, b.ridx, :, :b.n]  # (B, nh, n, hs), gathered
-            vv = cache.v[layer, b.ridx, :, :b.n]
-        y = F.scaled_dot_product_attention(qq, kk, vv, attn_mask=b.mask)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(qq, *_cached(cache, layer, b, B),
+                                           attn_mask=b.mask)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B * T, C)[b.keep]  # (N, C)
         return self.c_proj(y)
+
+
+def _cached(cache: KVCache, layer: int, b, B: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's cached keys and values of one layer up to its longest row, (B, nh, n, hs)
+    each: a view of the cache when the rows are contiguous, else a gather copy."""
+    if b.r0 is not None:
+        return cache.k[layer, b.r0:b.r0 + B, :, :b.n], cache.v[layer, b.r0:b.r0 + B, :, :b.n]
+    return cache.k[layer, b.ridx, :, :b.n], cache.v[layer, b.ridx, :, :b.n]
 
 
 class _DecodeBatch:
