@@ -6,8 +6,8 @@
 
 All three run in one invocation on the same machine, so their ratios are comparable even on a
 shared, noisy machine. The engine and the LoadGen SUT use the same engine setup (workers x
-threads and tuning.draft from systems/<system>.yaml, or --draft); LoadGen runs in its child process as in a submission,
-on exactly the direct run's episodes (the first --tasks tasks, each issued once), and its rate
+threads and tuning.draft from systems/<system>.yaml, or --draft); LoadGen runs in its child
+process as in a submission, on exactly the direct run's episodes (the first --tasks tasks, each issued once), and its rate
 is LoadGen's own `result_samples_per_second`; the two run --rounds times each in ABBA order
 and their means are compared (the machine's speed drifts between runs; ABBA cancels a steady
 drift). The roofline and breakdown use the fastest direct run. The roofline (loadgen_harness/
@@ -300,12 +300,11 @@ def main(argv=None) -> int:
         model = load_model(checkpoint, tuning["device"])
     except (RulesError, DeclarationError, SpecError, CheckpointError) as e:
         ap.error(str(e))
-    for flag, least in (("tasks", 1), ("naive_tasks", 1), ("constraint_tasks", 0), ("rounds", 1)):
-        if getattr(args, flag) < least:
+    for flag, least in (("tasks", 1), ("naive_tasks", 1), ("constraint_tasks", 0),
+                        ("rounds", 1), ("draft", 0)):
+        if getattr(args, flag) is not None and getattr(args, flag) < least:
             ap.error(f"--{flag.replace('_', '-')}: a count, {least} or more")
     if args.draft is not None:
-        if args.draft < 0:
-            ap.error("--draft: a number of tokens, 0 or more")
         tuning = {**tuning, "draft": args.draft}
     draft = int(tuning.get("draft", 0))
     workers, threads = tuning.get("workers", 1), tuning.get("threads", 1)
@@ -341,7 +340,6 @@ def main(argv=None) -> int:
     engine = sum(r["engine_eps"] for r in rates) / len(rates)
     through = sum(r["loadgen_eps"] for r in rates) / len(rates)
     _, engine_results, breakdown = max(runs, key=lambda run: run[0])
-    torch.set_num_threads(threads)
     limits = machine_limits(workers * threads)
     done = [r for r in engine_results if r is not None]
     roof = report(limits, episode_work(model.config, done, batch=max_batch), engine)
@@ -381,8 +379,9 @@ def main(argv=None) -> int:
     if execs:
         figures["executors"] = execs
     print(f"engine / naive     {figures['engine_over_naive']:8.2f}x")
-    print(f"LoadGen overhead   {figures['loadgen_overhead_pct']:8.2f}% against the engine called directly"
-          + (f" (means of {args.rounds} rounds each, ABBA order)" if args.rounds > 1 else ""))
+    print(f"LoadGen overhead   {figures['loadgen_overhead_pct']:8.2f}% against the engine "
+          "called directly" + (f" (means of {args.rounds} rounds each, ABBA order)"
+                               if args.rounds > 1 else ""))
     if args.agreement:
         same = sum(a.answer == b.answer for a, b in zip(naive_results, engine_results))
         figures["agreement_naive_engine"] = round(same / len(naive_results), 4)

@@ -13,7 +13,8 @@ def test_bench_reports_rates_agreement_and_server_latency(tmp_path, capsys):
                        "--json", str(out)]) == 0
     fig = json.loads(out.read_text())
     assert fig["draft"] == 8 and len(fig["rounds"]) == 2  # direct and LoadGen, ABBA
-    assert fig["engine_eps"] == pytest.approx(sum(r["engine_eps"] for r in fig["rounds"]) / 2, abs=1e-3)
+    mean = sum(r["engine_eps"] for r in fig["rounds"]) / 2
+    assert fig["engine_eps"] == pytest.approx(mean, abs=1e-3)
     assert fig["naive_eps"] > 0 and fig["engine_eps"] > 0 and fig["loadgen_eps"] > 0
     roof = fig["roofline"]
     assert roof["bound_eps"] > 0 and 0 < roof["engine_fraction_of_bound"]

@@ -50,7 +50,8 @@ def test_drafts_through_loadgen_give_the_same_episodes(tmp_path, tiny_checkpoint
         status = run_test(s, timeout_s=120)
         assert status["completed"] == 12 and status["tokens_decoded"] > 0
         assert (status["tokens_drafted"] > 0) == (draft > 0)
-        recs = [json.loads(l) for l in (Path(s["out_dir"]) / "agent_trace.jsonl").read_text().splitlines()]
+        lines = (Path(s["out_dir"]) / "agent_trace.jsonl").read_text().splitlines()
+        recs = [json.loads(line) for line in lines]
         traces.append(sorted((r["qsl_idx"], r["answer"], r["stop_reason"],
                               [st["text"] for st in r["steps"]]) for r in recs))
     assert traces[0] == traces[1]
