@@ -26,6 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Rows per attention call in a batched forward (_Batch): keys are read, and queries padded, only
+# up to the longest and widest row of each group of this many consecutive rows.
+GROUP_ROWS = 8
+
 
 def encode(text: str) -> list[int]:
     """Byte-level tokenizer: one token per UTF-8 byte. Total: text that is not valid Unicode
@@ -78,12 +82,19 @@ class KVCache:
     def reset(self, row: int) -> None:
         self.lengths[row] = 0
 
-    def move_row(self, src: int, dst: int) -> None:
-        """Move a row's cached tokens to another row (the engine keeps active rows contiguous)."""
-        n = self.lengths[src]
-        self.k[:, dst, :, :n] = self.k[:, src, :, :n]
-        self.v[:, dst, :, :n] = self.v[:, src, :, :n]
-        self.lengths[dst], self.lengths[src] = n, 0
+    def move_rows(self, src: list[int], dst: list[int]) -> None:
+        """Move rows' cached tokens to other rows, all at once (src and dst may overlap, as in
+        a permutation: the engine keeps active rows contiguous and grouped by length). Each
+        row's live part is copied out, then in (3x faster than one indexed copy, measured)."""
+        parts = [(self.k[:, r, :, :self.lengths[r]].clone(),
+                  self.v[:, r, :, :self.lengths[r]].clone()) for r in src]
+        moved = [self.lengths[r] for r in src]
+        for r in src:
+            self.lengths[r] = 0
+        for r, n, (k, v) in zip(dst, moved, parts):
+            self.k[:, r, :, :n] = k
+            self.v[:, r, :, :n] = v
+            self.lengths[r] = n
 
     def bytes_per_token(self) -> int:
         n_layer, _, nh, _, hs = self.k.shape
@@ -102,8 +113,8 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, cache: KVCache | None, layer: int, rows=None, starts=None, rot=None,
                 batch=None):
-        if x.dim() == 2:  # a ragged batch's real tokens only (_PrefillBatch.keep)
-            return self._ragged(x, cache, layer, rot, batch)
+        if batch is not None:  # several cached rows: their real tokens only, x is (N, C)
+            return self._batched(x, cache, layer, rot, batch)
         B, T, C = x.size()
         nh, hs = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(C, dim=2)
@@ -117,7 +128,7 @@ class CausalSelfAttention(nn.Module):
             # fp32 (measured 140 ms against 203 ms fwd+bwd at B=32, T=512, nh=4, hs=32).
             y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(),
                                                is_causal=True).to(q.dtype)
-        elif B == 1:
+        else:  # one row
             r, start = rows[0], starts[0]
             cache.k[layer, r, :, start:start + T] = k[0]
             cache.v[layer, r, :, start:start + T] = v[0]
@@ -129,93 +140,100 @@ class CausalSelfAttention(nn.Module):
                 # query j sits at absolute position start+j and may see keys 0..start+j
                 mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(start)
                 y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
-        elif T > 1:
-            # batched prefill: row b's new tokens are x[b, :n_new[b]], right-padded to T; a
-            # padding key lands beyond the row's length (never read, later overwritten)
-            b = batch
-            cache.k[layer, b.ridx[:, None], :, b.pos] = k.transpose(1, 2)  # (B, T, nh, hs)
-            cache.v[layer, b.ridx[:, None], :, b.pos] = v.transpose(1, 2)
-            y = F.scaled_dot_product_attention(q, *_cached(cache, layer, b, B), attn_mask=b.mask)
-        else:
-            # batched decode, one new token per row, rows at different positions; the rows'
-            # indices, positions and mask are the same in every layer (_DecodeBatch)
-            b = batch or _DecodeBatch(rows, starts, x.device)
-            cache.k[layer, b.ridx, :, b.pos] = k[:, :, 0]  # (B, nh, hs)
-            cache.v[layer, b.ridx, :, b.pos] = v[:, :, 0]
-            y = F.scaled_dot_product_attention(q, *_cached(cache, layer, b, B), attn_mask=b.mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.c_proj(y)
 
-    def _ragged(self, x, cache: KVCache, layer: int, rot, b) -> torch.Tensor:
-        """A batched prefill or drafted decode step of rows with different numbers of new
-        tokens, as the N real tokens x (N, C): the projections see only real tokens, and only
-        attention pads them, to (B, nh, T, hs) queries (a padding query is zero)."""
+    def _batched(self, x, cache: KVCache, layer: int, rot, b: "_Batch") -> torch.Tensor:
+        """A decode step (drafted or not) or a prefill of several rows, as their N real tokens
+        x (N, C): the projections see only real tokens; attention runs per group of rows
+        (_Batch), each group's queries right-padded to its widest row (a padding query is
+        zero) and its keys read up to its longest row."""
         N, C = x.size()
         nh, hs = self.n_head, C // self.n_head
-        B, T = b.pos.shape
         q, k, v = self.c_attn(x).split(C, dim=1)
         q, k, v = q.view(N, nh, hs), k.view(N, nh, hs), v.view(N, nh, hs)
         if rot is not None:
             q, k = _rotate(q, *rot), _rotate(k, *rot)
         cache.k[layer, b.ridx_real, :, b.pos_real] = k  # (N, nh, hs)
         cache.v[layer, b.ridx_real, :, b.pos_real] = v
-        qq = q.new_zeros(B * T, nh, hs)
-        qq[b.keep] = q
-        qq = qq.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(qq, *_cached(cache, layer, b, B),
-                                           attn_mask=b.mask)  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B * T, C)[b.keep]  # (N, C)
-        return self.c_proj(y)
+        ys = []
+        for g in b.groups:
+            qg = q[g.lo:g.hi]
+            if g.keep is not None:
+                qq = qg.new_zeros(g.rows * g.width, nh, hs)
+                qq[g.keep] = qg
+                qg = qq
+            qg = qg.view(g.rows, g.width, nh, hs).transpose(1, 2)  # (rows, nh, width, hs)
+            y = F.scaled_dot_product_attention(qg, *g.cached(cache, layer), attn_mask=g.mask)
+            y = y.transpose(1, 2).reshape(g.rows * g.width, C)
+            ys.append(y if g.keep is None else y[g.keep])
+        return self.c_proj(ys[0] if len(ys) == 1 else torch.cat(ys))
 
 
-def _cached(cache: KVCache, layer: int, b, B: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's cached keys and values of one layer up to its longest row, (B, nh, n, hs)
-    each: a view of the cache when the rows are contiguous, else a gather copy."""
-    if b.r0 is not None:
-        return cache.k[layer, b.r0:b.r0 + B, :, :b.n], cache.v[layer, b.r0:b.r0 + B, :, :b.n]
-    return cache.k[layer, b.ridx, :, :b.n], cache.v[layer, b.ridx, :, :b.n]
+class _Group:
+    """Consecutive rows of a batch whose attention runs as one SDPA call: their tokens are
+    lo:hi of the batch's real tokens; `width` is the widest row's token count and `keep`
+    indexes the real ones among the (rows * width) padded positions (None: none padded); keys
+    are read up to the longest row (n), as a view of the cache when the rows are contiguous
+    (r0), else gathered (ridx); `mask` is the additive (rows, 1, width, n) mask (query j of
+    row b sits at starts[b] + j and sees keys 0..starts[b] + j), None when every query sees
+    every key."""
 
+    __slots__ = ("lo", "hi", "rows", "width", "keep", "n", "r0", "ridx", "mask")
 
-class _DecodeBatch:
-    """What every layer of one batched decode step shares: the rows as a tensor, each row's
-    position, the longest context n, the first row when the rows are contiguous (the cache is
-    then read as a view), and the (B, 1, 1, n) mask of each row's live positions."""
-
-    __slots__ = ("ridx", "pos", "n", "r0", "mask")
-
-    def __init__(self, rows: list[int], starts: list[int], device):
-        self.ridx = torch.tensor(rows, device=device)
-        self.pos = torch.tensor(starts, device=device)
-        self.n = max(starts) + 1
+    def __init__(self, rows: list[int], starts: list[int], n_new: list[int], lo: int, device):
+        self.lo, self.hi = lo, lo + sum(n_new)
+        self.rows, self.width = len(rows), max(n_new)
+        self.n = max(s + w for s, w in zip(starts, n_new))
         self.r0 = _first_if_contiguous(rows)
-        self.mask = (torch.arange(self.n, device=device)[None, :]
-                     <= self.pos[:, None])[:, None, None, :]
+        self.ridx = None if self.r0 is not None else torch.tensor(rows, device=device)
+        self.keep = None
+        if min(n_new) < self.width:
+            real = (torch.arange(self.width, device=device)[None, :]
+                    < torch.tensor(n_new, device=device)[:, None]).view(-1)
+            self.keep = real.nonzero().squeeze(1)
+        self.mask = None
+        if self.width > 1 or min(starts) + 1 < self.n:
+            pos = (torch.tensor(starts, device=device)[:, None]
+                   + torch.arange(self.width, device=device)[None, :])  # (rows, width)
+            seen = torch.arange(self.n, device=device)[None, None, :] <= pos[:, :, None]
+            self.mask = torch.zeros(seen.shape, device=device).masked_fill_(
+                ~seen, float("-inf"))[:, None]  # (rows, 1, width, n)
+
+    def cached(self, cache: KVCache, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The group's cached keys and values of one layer, (rows, nh, n, hs) each."""
+        if self.r0 is not None:
+            rs = slice(self.r0, self.r0 + self.rows)
+            return cache.k[layer, rs, :, :self.n], cache.v[layer, rs, :, :self.n]
+        return cache.k[layer, self.ridx, :, :self.n], cache.v[layer, self.ridx, :, :self.n]
 
 
-class _PrefillBatch:
-    """What every layer of one batched prefill shares: the rows, each new token's position
-    (B, T), the longest context n after it, and the (B, 1, T, n) causal mask (query i of row b
-    sits at starts[b] + i and sees keys 0..starts[b] + i). Rows with fewer than T new tokens
-    make the batch ragged: `keep` indexes the real tokens of the flattened (B * T) positions,
-    with their rows and positions (ridx_real, pos_real); None when no row is padded."""
+class _Batch:
+    """What every layer of one forward of several cached rows shares: each real token's row
+    and position (ridx_real, pos_real, (N,)), `keep` indexing the real tokens among the
+    (B * T) positions of the padded input (None when no row is padded), and the attention
+    groups: runs of up to GROUP_ROWS consecutive rows, so that a short row is not padded to
+    the batch's longest (the engine orders rows by length)."""
 
-    __slots__ = ("ridx", "pos", "n", "r0", "mask", "keep", "ridx_real", "pos_real")
+    __slots__ = ("ridx_real", "pos_real", "keep", "groups")
 
-    def __init__(self, rows: list[int], pos: torch.Tensor, n_new: list[int] | None = None):
-        self.ridx = torch.tensor(rows, device=pos.device)
-        self.pos = pos
-        self.n = int(pos[:, -1].max()) + 1
-        self.r0 = _first_if_contiguous(rows)
-        self.mask = (torch.arange(self.n, device=pos.device)[None, None, :]
-                     <= pos[:, :, None])[:, None]
-        B, T = pos.shape
-        self.keep = self.ridx_real = self.pos_real = None
-        if n_new is not None and sum(n_new) < B * T:
-            real = (torch.arange(T, device=pos.device)[None, :]
-                    < torch.tensor(n_new, device=pos.device)[:, None]).view(-1)
-            self.keep = real.nonzero().squeeze(1)  # (N,)
-            self.ridx_real = self.ridx.repeat_interleave(torch.tensor(n_new, device=pos.device))
-            self.pos_real = pos.reshape(-1)[self.keep]
+    def __init__(self, rows: list[int], starts: list[int], n_new: list[int], T: int, device):
+        counts = torch.tensor(n_new, device=device)
+        self.ridx_real = torch.tensor(rows, device=device).repeat_interleave(counts)
+        self.keep = None
+        pos = (torch.tensor(starts, device=device)[:, None]
+               + torch.arange(T, device=device)[None, :]).view(-1)  # (B * T)
+        if sum(n_new) < len(rows) * T:
+            self.keep = (torch.arange(T, device=device)[None, :] < counts[:, None]) \
+                .view(-1).nonzero().squeeze(1)  # (N,)
+            pos = pos[self.keep]
+        self.pos_real = pos
+        self.groups, lo = [], 0
+        for i in range(0, len(rows), GROUP_ROWS):
+            g = _Group(rows[i:i + GROUP_ROWS], starts[i:i + GROUP_ROWS],
+                       n_new[i:i + GROUP_ROWS], lo, device)
+            self.groups.append(g)
+            lo = g.hi
 
 
 def _first_if_contiguous(rows: list[int]) -> int | None:
@@ -317,32 +335,32 @@ class GPT(nn.Module):
             if max(starts) + T > self.config.block_size:
                 raise ValueError(f"context of {max(starts) + T} tokens exceeds block_size "
                                  f"{self.config.block_size}")
-            pos = (torch.tensor(starts, device=idx.device)[:, None]
-                   + torch.arange(T, device=idx.device)[None, :])  # (B, T)
         batch = None
-        if cache is not None and B > 1:
-            batch = _DecodeBatch(rows, starts, idx.device) if T == 1 else \
-                _PrefillBatch(rows, pos, n_new)
-        ragged = batch is not None and getattr(batch, "keep", None) is not None
-        if ragged:  # only the real tokens go through the model; attention pads them
-            idx, pos = idx.reshape(-1)[batch.keep], batch.pos_real  # (N,)
+        if cache is not None and B > 1:  # only the real tokens go through the model
+            batch = _Batch(rows, starts, n_new or [T] * B, T, idx.device)
+            idx = idx.reshape(-1) if batch.keep is None else idx.reshape(-1)[batch.keep]
+            pos = batch.pos_real  # (N,)
+        elif cache is not None:
+            pos = torch.arange(starts[0], starts[0] + T, device=idx.device)[None, :]  # (1, T)
         if self.config.rope:
             x, rot = self.wte(idx), _rotary_tables(pos, self.config.n_embd // self.config.n_head)
-            if ragged:
+            if batch is not None:
                 rot = (rot[0][:, None], rot[1][:, None])  # (N, 1, hs/2): over the heads
         else:
-            x, rot = self.wte(idx) + self.wpe(pos), None  # (B, T, C), ragged: (N, C)
+            x, rot = self.wte(idx) + self.wpe(pos), None  # (B, T, C); batched: (N, C)
         for layer, block in enumerate(self.h):
             x = block(x, cache, layer, rows, starts, rot, batch)
         counts = n_new if n_new is not None else [T] * B
         if cache is not None:
             for r, n in zip(rows, counts):
                 cache.lengths[r] += n
-        if ragged:
+        if batch is not None:
             if last_only:  # each row's last real token
                 last = torch.tensor(counts, device=x.device).cumsum(0) - 1
                 return self.lm_head(self.ln_f(x[last]))[:, None]  # (B, 1, vocab)
             logits = self.lm_head(self.ln_f(x))  # (N, vocab)
+            if batch.keep is None:
+                return logits.view(B, T, -1)
             out = logits.new_zeros(B * T, logits.shape[-1])
             out[batch.keep] = logits
             return out.view(B, T, -1)  # a padding position's logits are zero

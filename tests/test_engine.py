@@ -82,6 +82,20 @@ def test_drafts_never_change_an_episode(model, reference_episodes, drafter):
         assert engine.stats["tokens_decoded"] > 2 * engine.stats["rows_decoded"]
 
 
+def test_rows_regrouped_by_length_never_change_an_episode(model, reference_episodes,
+                                                         monkeypatch):
+    """With attention groups of 2 rows, the engine moves episodes between rows to group them
+    by length; each row's tokens move with it, and the episodes stay the one-episode loop's."""
+    import reference.model as gpt
+    monkeypatch.setattr(gpt, "GROUP_ROWS", 2)
+    tasks = load_eval_set()[40:64]
+    engine = _Checked(model, lambda t: ReactEnv(t.question), max_batch=6, draft=DRAFT)
+    got = engine.run_all(tasks)
+    assert [r.transcript for r in got] == [reference_episodes[t.question].transcript
+                                          for t in tasks]
+    assert engine.stats["rows_moved"] > 0
+
+
 def test_no_drafts_is_one_token_per_row_and_step(model):
     tasks = load_eval_set()[:12]
     plain = Engine(model, lambda t: ReactEnv(t.question), max_batch=4)  # the default

@@ -136,3 +136,46 @@ def test_batched_prefill_counts_are_checked():
     with pytest.raises(ValueError, match="n_new"):
         m(idx, n_new=[3, 3])
     assert cache.lengths == [0, 0]
+
+
+@pytest.mark.parametrize("rope", [False, True], ids=["learned-positions", "rope"])
+@torch.no_grad()
+def test_attention_groups_give_every_row_its_row_by_row_logits(rope, monkeypatch):
+    """A batch of more rows than GROUP_ROWS runs attention per group, each reading keys up to
+    its own longest row: contiguous and scattered rows, out of order, ragged and plain."""
+    import reference.model as gpt
+    monkeypatch.setattr(gpt, "GROUP_ROWS", 3)
+    torch.manual_seed(7)
+    m = GPT(GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=32, rope=rope)).eval()
+    one, many = m.new_cache(9), m.new_cache(9)
+    rows = [4, 5, 6, 0, 8, 2, 1]  # a contiguous run, then scattered rows
+    for r, n in zip(rows, (30, 2, 17, 9, 1, 25, 5)):
+        t = torch.randint(0, 256, (1, n))
+        m(t, cache=one, rows=[r])
+        m(t, cache=many, rows=[r])
+    new = [[3, 1], [9, 8, 7, 6], [1], [2, 2, 2], [5, 4, 3, 2], [7], [6, 6]]
+    want = [m(torch.tensor([t]), cache=one, rows=[r])[0] for r, t in zip(rows, new)]
+    idx = torch.tensor([t + [0] * (4 - len(t)) for t in new])
+    got = m(idx, cache=many, rows=rows, n_new=[len(t) for t in new])  # (7, 4, vocab)
+    for i, t in enumerate(new):
+        assert torch.allclose(got[i, :len(t)], want[i], atol=1e-5)
+        assert not got[i, len(t):].any()
+    assert many.lengths == one.lengths
+    toks = got[torch.arange(7), torch.tensor([len(t) - 1 for t in new])].argmax(-1)[:, None]
+    plain = m(toks, cache=many, last_only=True, rows=rows)  # one token per row
+    for i, r in enumerate(rows):
+        assert torch.allclose(plain[i, 0], m(toks[i:i + 1], cache=one, rows=[r])[0, -1],
+                              atol=1e-5)
+
+
+def test_move_rows_permutes_rows_and_their_lengths():
+    m = GPT(GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+    cache = m.new_cache(4)
+    for r, n in ((0, 3), (1, 5), (2, 2)):
+        m(torch.randint(0, 256, (1, n)), cache=cache, rows=[r])
+    before = {r: (cache.k[:, r, :, :cache.lengths[r]].clone(), cache.lengths[r]) for r in range(3)}
+    cache.move_rows([0, 1, 2], [1, 3, 0])  # a cycle through an overlapping row, and a free one
+    assert cache.lengths == [2, 3, 0, 5]
+    for src, dst in ((0, 1), (1, 3), (2, 0)):
+        k, n = before[src]
+        assert torch.equal(cache.k[:, dst, :, :n], k)
