@@ -11,8 +11,13 @@ row at once, each row at its own position (continuous batching): when an episode
 actionable, its tool runs and the observation is prefilled into its row (new tokens only);
 when an episode ends its row is freed and the next waiting episode is admitted at once. The
 prompts and observations waiting at the start of a decode step are prefilled together, in one
-forward (rows right-padded to the longest; only the real tokens go through the projections,
-reference/model.py `_PrefillBatch`).
+forward (only the real tokens go through the projections; attention runs per group of rows,
+each padded to its own longest and widest row, reference/model.py `_Batch`). Active episodes
+are kept in rows 0..n-1, grouped by context length (`_arrange`: an episode moves only when it
+changes group), so that each group's attention reads a view of the cache up to its own
+longest row. Measured against one attention call over the whole batch (one thread, batch 64,
+drafts on, the whole frozen set and generalisation split of each benchmark): 3,700 of 3,700
+transcripts identical; nano-react 1.23x the episodes/s, nano-planner 1.22x, nano-codegen 1.07x.
 Under greedy decoding the engine gives the same answers as `run_episode` (the one-episode loop)
 and as the naive baseline, up to float rounding ties; the harness benchmark reports agreement.
 

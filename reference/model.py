@@ -29,6 +29,9 @@ import torch.nn.functional as F
 # Rows per attention call in a batched forward (_Batch): keys are read, and queries padded, only
 # up to the longest and widest row of each group of this many consecutive rows.
 GROUP_ROWS = 8
+# What one SDPA call of a group costs, measured on the 2-core reference machine (nh=4, hs=32):
+# rows x keys x (KEY_COST + QUERY_COST x width), plus CALL_COST for the call itself.
+KEY_COST, QUERY_COST, CALL_COST = 1.34, 0.52, 2000.0
 
 
 def encode(text: str) -> list[int]:
@@ -212,8 +215,8 @@ class _Batch:
     """What every layer of one forward of several cached rows shares: each real token's row
     and position (ridx_real, pos_real, (N,)), `keep` indexing the real tokens among the
     (B * T) positions of the padded input (None when no row is padded), and the attention
-    groups: runs of up to GROUP_ROWS consecutive rows, so that a short row is not padded to
-    the batch's longest (the engine orders rows by length)."""
+    groups: runs of consecutive rows (_partition), so that a short row is not padded to the
+    batch's longest, nor a narrow one to its widest (the engine orders rows by length)."""
 
     __slots__ = ("ridx_real", "pos_real", "keep", "groups")
 
@@ -229,11 +232,37 @@ class _Batch:
             pos = pos[self.keep]
         self.pos_real = pos
         self.groups, lo = [], 0
-        for i in range(0, len(rows), GROUP_ROWS):
-            g = _Group(rows[i:i + GROUP_ROWS], starts[i:i + GROUP_ROWS],
-                       n_new[i:i + GROUP_ROWS], lo, device)
+        for i, j in _partition(starts, n_new):
+            g = _Group(rows[i:j], starts[i:j], n_new[i:j], lo, device)
             self.groups.append(g)
             lo = g.hi
+
+
+def _partition(starts: list[int], n_new: list[int]) -> list[tuple[int, int]]:
+    """Cut the rows, in their order, into attention groups: runs of GROUP_ROWS, or the runs
+    a greedy pass forms (a row joins the current group when that costs less than a group of
+    its own), whichever costs less. The first suits decode steps (widths alike, GROUP_ROWS
+    measured best); the second prefills, whose prompts and observations differ 10x in width."""
+    def cost(rows: int, n: int, width: int) -> float:
+        return rows * n * (KEY_COST + QUERY_COST * width) + CALL_COST
+
+    ends = [s + w for s, w in zip(starts, n_new)]
+    B = len(ends)
+    fixed = [(i, min(i + GROUP_ROWS, B)) for i in range(0, B, GROUP_ROWS)]
+    fixed_cost = sum(cost(j - i, max(ends[i:j]), max(n_new[i:j])) for i, j in fixed)
+    greedy, greedy_cost = [], 0.0
+    i, n, width = 0, ends[0], n_new[0]  # the current group: rows i.., longest n, widest width
+    for j in range(1, B):
+        n2, width2 = max(n, ends[j]), max(width, n_new[j])
+        if cost(j + 1 - i, n2, width2) - cost(j - i, n, width) > cost(1, ends[j], n_new[j]):
+            greedy.append((i, j))
+            greedy_cost += cost(j - i, n, width)
+            i, n, width = j, ends[j], n_new[j]
+        else:
+            n, width = n2, width2
+    greedy.append((i, B))
+    greedy_cost += cost(B - i, n, width)
+    return fixed if fixed_cost <= greedy_cost else greedy
 
 
 def _first_if_contiguous(rows: list[int]) -> int | None:

@@ -141,10 +141,10 @@ def test_batched_prefill_counts_are_checked():
 @pytest.mark.parametrize("rope", [False, True], ids=["learned-positions", "rope"])
 @torch.no_grad()
 def test_attention_groups_give_every_row_its_row_by_row_logits(rope, monkeypatch):
-    """A batch of more rows than GROUP_ROWS runs attention per group, each reading keys up to
-    its own longest row: contiguous and scattered rows, out of order, ragged and plain."""
+    """A batched forward runs attention per group of rows, each reading keys up to its own
+    longest row: contiguous and scattered rows, out of order, ragged and plain."""
     import reference.model as gpt
-    monkeypatch.setattr(gpt, "GROUP_ROWS", 3)
+    monkeypatch.setattr(gpt, "_partition", lambda starts, n_new: [(0, 3), (3, 5), (5, 7)])
     torch.manual_seed(7)
     m = GPT(GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=32, rope=rope)).eval()
     one, many = m.new_cache(9), m.new_cache(9)
@@ -179,3 +179,26 @@ def test_move_rows_permutes_rows_and_their_lengths():
     for src, dst in ((0, 1), (1, 3), (2, 0)):
         k, n = before[src]
         assert torch.equal(cache.k[:, dst, :, :n], k)
+
+
+def test_partition_covers_rows_in_order_and_separates_wide_prefills():
+    import random
+    from reference import model as gpt
+
+    def cost(starts, widths, cuts):
+        return sum((j - i) * max(s + w for s, w in zip(starts[i:j], widths[i:j]))
+                   * (gpt.KEY_COST + gpt.QUERY_COST * max(widths[i:j])) + gpt.CALL_COST
+                   for i, j in cuts)
+
+    rng = random.Random(0)
+    for _ in range(200):
+        B = rng.randint(1, 64)
+        starts = sorted((rng.randint(0, 900) for _ in range(B)), reverse=True)
+        widths = [rng.randint(1, 9) for _ in range(B)]
+        cuts = gpt._partition(starts, widths)
+        assert [r for i, j in cuts for r in range(i, j)] == list(range(B))  # each row once
+        runs = [(i, min(i + gpt.GROUP_ROWS, B)) for i in range(0, B, gpt.GROUP_ROWS)]
+        assert cost(starts, widths, cuts) <= cost(starts, widths, runs) + 1e-6
+    # a prefill: observations of long rows, then prompts 10x wider at the start of their rows
+    cuts = gpt._partition([400, 390, 380, 370, 0, 0, 0], [30, 20, 30, 25, 200, 210, 190])
+    assert all(j <= 4 or i >= 4 for i, j in cuts)  # no observation padded to a prompt's width
