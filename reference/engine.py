@@ -68,7 +68,10 @@ from reference.episode import NEWLINE, EpisodeResult, finish_step
 DRAFT = 8                # tokens drafted per row and decode step, where drafts are asked for
 GRAM = 4                 # a draft follows the last GRAM tokens
 TABLE_LIMIT = 200_000    # drafts remembered per engine before the table starts over
-REARRANGE = 1.1          # rows are reordered when that cuts the keys attention reads by this
+# Rows are regrouped by length when the keys attention would no longer read in this many decode
+# steps outnumber the keys the move copies (a key read by attention and a key copied cost about
+# the same, measured).
+REGROUP_STEPS = 4
 
 
 def _keys_read(slots: list, lengths: list[int]) -> int:
@@ -461,24 +464,26 @@ class Engine:
             return
         lengths = self.cache.lengths
         current = sorted(self.active, key=lambda s: s.row)
+        where: dict[int, int] = {}  # row -> its new row
+        if current[-1].row >= n:  # holes below n: the rows beyond n fill them (fewest moves)
+            holes = sorted(set(range(n)) - {s.row for s in current})
+            where = dict(zip((s.row for s in current if s.row >= n), holes))
+            current = sorted(current, key=lambda s: where.get(s.row, s.row))
         best = sorted(current, key=lambda s: -lengths[s.row])  # stable: fewer moves
-        if current[-1].row < n and \
-                _keys_read(current, lengths) <= REARRANGE * _keys_read(best, lengths):
-            return
-        src, dst = [], []
-        for lo in range(0, n, gpt.GROUP_ROWS):
-            hi = min(lo + gpt.GROUP_ROWS, n)
-            group = best[lo:hi]
-            taken = {s.row for s in group if lo <= s.row < hi}
-            spare = iter(r for r in range(lo, hi) if r not in taken)
-            for slot in group:
-                if not lo <= slot.row < hi:
-                    src.append(slot.row)
-                    dst.append(next(spare))
-        if src:
-            self.cache.move_rows(src, dst)
-            self.stats["rows_moved"] += len(src)
-            where = dict(zip(src, dst))
+        saved = _keys_read(current, lengths) - _keys_read(best, lengths)
+        if saved > 0:  # regroup: the episodes that are not in their group move into it
+            regroup = {}
+            for lo in range(0, n, gpt.GROUP_ROWS):
+                hi = min(lo + gpt.GROUP_ROWS, n)
+                group = best[lo:hi]
+                taken = {s.row for s in group if lo <= s.row < hi}
+                spare = iter(r for r in range(lo, hi) if r not in taken)
+                regroup.update((s.row, next(spare)) for s in group if not lo <= s.row < hi)
+            if saved * REGROUP_STEPS > sum(lengths[r] for r in regroup):
+                where = regroup
+        if where:
+            self.cache.move_rows(list(where), list(where.values()))
+            self.stats["rows_moved"] += len(where)
             for slot in current:
                 slot.row = where.get(slot.row, slot.row)
         self.free = list(range(self.max_batch - 1, n - 1, -1))  # pop(): lowest first
