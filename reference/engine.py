@@ -16,8 +16,9 @@ each padded to its own longest and widest row, reference/model.py `_Batch`). Act
 are kept in rows 0..n-1, grouped by context length (`_arrange`: an episode moves only when it
 changes group), so that each group's attention reads a view of the cache up to its own
 longest row. Measured against one attention call over the whole batch (one thread, batch 64,
-drafts on, the whole frozen set and generalisation split of each benchmark): 3,700 of 3,700
-transcripts identical; nano-react 1.23x the episodes/s, nano-planner 1.22x, nano-codegen 1.07x.
+drafts on): on the whole frozen set and generalisation split of each benchmark 3,700 of 3,700
+transcripts identical, nano-react 1.30x the episodes/s on both; on subsets in ABAB order
+nano-react 1.24x, nano-planner 1.21x, nano-codegen unchanged within this machine's noise.
 Under greedy decoding the engine gives the same answers as `run_episode` (the one-episode loop)
 and as the naive baseline, up to float rounding ties; the harness benchmark reports agreement.
 

@@ -14,6 +14,13 @@ Positions are learned absolute embeddings, or rotary ones (`GPTConfig(rope=True)
 positions, which make copying a string from anywhere in the context far easier to learn; the
 nano-react reference uses them). Cached keys are stored already rotated.
 
+A forward of several cached rows (the engine's decode steps, drafted or not, and its prefills)
+runs only the rows' real tokens through the embedding, projections and MLP, (N, C); attention
+runs per group of consecutive rows (`_Batch`, cut by `_partition`), each group's keys read up to
+its own longest row and its queries padded to its own widest (SDPA on CPU at these shapes
+costs about rows x keys x (1.34 + 0.52 x width), so a short or narrow row in a long or wide
+group is the waste this cuts).
+
 Limits: a context never exceeds `block_size`; the cache's rows advance independently (the
 batched engine keeps its own per-row bookkeeping on top).
 """
