@@ -173,12 +173,13 @@ def test_move_rows_permutes_rows_and_their_lengths():
     cache = m.new_cache(4)
     for r, n in ((0, 3), (1, 5), (2, 2)):
         m(torch.randint(0, 256, (1, n)), cache=cache, rows=[r])
-    before = {r: (cache.k[:, r, :, :cache.lengths[r]].clone(), cache.lengths[r]) for r in range(3)}
+    before = {r: (cache.k[:, r, :, :cache.lengths[r]].clone(),
+                  cache.v[:, r, :, :cache.lengths[r]].clone(), cache.lengths[r]) for r in range(3)}
     cache.move_rows([0, 1, 2], [1, 3, 0])  # a cycle through an overlapping row, and a free one
     assert cache.lengths == [2, 3, 0, 5]
     for src, dst in ((0, 1), (1, 3), (2, 0)):
-        k, n = before[src]
-        assert torch.equal(cache.k[:, dst, :, :n], k)
+        k, v, n = before[src]
+        assert torch.equal(cache.k[:, dst, :, :n], k) and torch.equal(cache.v[:, dst, :, :n], v)
 
 
 def test_partition_covers_rows_in_order_and_separates_wide_prefills():
