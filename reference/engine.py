@@ -148,8 +148,8 @@ class Engine:
         alone = [(s, t) for s, t in queued if self.cache.lengths[s.row] + longest > self.block]
         if len(together) == 1:
             alone, together = together + alone, []
-        # longest context first: the forward's attention groups (GROUP_ROWS) read keys up to
-        # their own longest row
+        # longest context first: the forward's attention groups (reference/model.py
+        # _partition) read keys up to their own longest row
         together.sort(key=lambda st: -(self.cache.lengths[st[0].row] + len(st[1])))
         if together:
             idx = torch.zeros(len(together), longest, dtype=torch.long, device=self.device)

@@ -191,21 +191,22 @@ class _Group:
 
     __slots__ = ("lo", "hi", "rows", "width", "keep", "n", "r0", "ridx", "mask")
 
-    def __init__(self, rows: list[int], starts: list[int], n_new: list[int], lo: int, device):
+    def __init__(self, rows: list[int], starts: list[int], n_new: list[int], lo: int,
+                 ridx: torch.Tensor, starts_t: torch.Tensor, counts: torch.Tensor):
+        """ridx, starts_t, counts: the group's slices of the batch's tensors of its lists."""
+        device = ridx.device
         self.lo, self.hi = lo, lo + sum(n_new)
         self.rows, self.width = len(rows), max(n_new)
         self.n = max(s + w for s, w in zip(starts, n_new))
         self.r0 = _first_if_contiguous(rows)
-        self.ridx = None if self.r0 is not None else torch.tensor(rows, device=device)
+        self.ridx = None if self.r0 is not None else ridx
         self.keep = None
         if min(n_new) < self.width:
-            real = (torch.arange(self.width, device=device)[None, :]
-                    < torch.tensor(n_new, device=device)[:, None]).view(-1)
+            real = (torch.arange(self.width, device=device)[None, :] < counts[:, None]).view(-1)
             self.keep = real.nonzero().squeeze(1)
         self.mask = None
         if self.width > 1 or min(starts) + 1 < self.n:
-            pos = (torch.tensor(starts, device=device)[:, None]
-                   + torch.arange(self.width, device=device)[None, :])  # (rows, width)
+            pos = starts_t[:, None] + torch.arange(self.width, device=device)[None, :]
             seen = torch.arange(self.n, device=device)[None, None, :] <= pos[:, :, None]
             self.mask = torch.zeros(seen.shape, device=device).masked_fill_(
                 ~seen, float("-inf"))[:, None]  # (rows, 1, width, n)
@@ -229,10 +230,10 @@ class _Batch:
 
     def __init__(self, rows: list[int], starts: list[int], n_new: list[int], T: int, device):
         counts = torch.tensor(n_new, device=device)
-        self.ridx_real = torch.tensor(rows, device=device).repeat_interleave(counts)
+        ridx, starts_t = torch.tensor(rows, device=device), torch.tensor(starts, device=device)
+        self.ridx_real = ridx.repeat_interleave(counts)
         self.keep = None
-        pos = (torch.tensor(starts, device=device)[:, None]
-               + torch.arange(T, device=device)[None, :]).view(-1)  # (B * T)
+        pos = (starts_t[:, None] + torch.arange(T, device=device)[None, :]).view(-1)  # (B * T)
         if sum(n_new) < len(rows) * T:
             self.keep = (torch.arange(T, device=device)[None, :] < counts[:, None]) \
                 .view(-1).nonzero().squeeze(1)  # (N,)
@@ -240,7 +241,8 @@ class _Batch:
         self.pos_real = pos
         self.groups, lo = [], 0
         for i, j in _partition(starts, n_new):
-            g = _Group(rows[i:j], starts[i:j], n_new[i:j], lo, device)
+            g = _Group(rows[i:j], starts[i:j], n_new[i:j], lo, ridx[i:j], starts_t[i:j],
+                       counts[i:j])
             self.groups.append(g)
             lo = g.hi
 
@@ -371,9 +373,10 @@ class GPT(nn.Module):
             if max(starts) + T > self.config.block_size:
                 raise ValueError(f"context of {max(starts) + T} tokens exceeds block_size "
                                  f"{self.config.block_size}")
+        counts = n_new if n_new is not None else [T] * B
         batch = None
         if cache is not None and B > 1:  # only the real tokens go through the model
-            batch = _Batch(rows, starts, n_new or [T] * B, T, idx.device)
+            batch = _Batch(rows, starts, counts, T, idx.device)
             idx = idx.reshape(-1) if batch.keep is None else idx.reshape(-1)[batch.keep]
             pos = batch.pos_real  # (N,)
         elif cache is not None:
@@ -386,7 +389,6 @@ class GPT(nn.Module):
             x, rot = self.wte(idx) + self.wpe(pos), None  # (B, T, C); batched: (N, C)
         for layer, block in enumerate(self.h):
             x = block(x, cache, layer, rows, starts, rot, batch)
-        counts = n_new if n_new is not None else [T] * B
         if cache is not None:
             for r, n in zip(rows, counts):
                 cache.lengths[r] += n
