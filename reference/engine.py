@@ -122,6 +122,8 @@ class Engine:
         self.block = model.config.block_size
         self.device = next(model.parameters()).device
         self.cache = model.new_cache(max_batch)
+        # the ragged attention kernel reads any rows in any order: no arranging, no fillers
+        self.ragged = model.ragged(self.cache)
         self.free = list(range(max_batch - 1, -1, -1))
         self.active: list[_Slot] = []
         # Where the time goes (seconds, summed): forward passes that decode one token per row,
@@ -243,7 +245,8 @@ class Engine:
     def step(self) -> list[tuple[Any, EpisodeResult]]:
         """One decode step for every active episode; returns the episodes that ended."""
         self._flush_prefills()
-        self._arrange()
+        if not self.ragged:
+            self._arrange()
         finished: list[_Slot] = []
         decoding: list[_Slot] = []
         parked = [s for s in self.active if s.pending is not None]
@@ -260,10 +263,11 @@ class Engine:
             else:
                 decoding.append(slot)
         if decoding:
-            # Parked rows ride along as fillers so the rows stay contiguous (attention then
-            # reads a view, not a gather); their token and cache entry are thrown away.
-            fillers = [s for s in self.active if s.pending is not None
-                       and self.cache.lengths[s.row] < self.block - 1]
+            # Parked rows ride along as fillers so the rows stay contiguous (SDPA groups then
+            # read a view, not a gather); their token and cache entry are thrown away.
+            fillers = [] if self.ragged else [
+                s for s in self.active if s.pending is not None
+                and self.cache.lengths[s.row] < self.block - 1]
             batch = sorted(decoding + fillers, key=lambda s: s.row)
             scores = torch.stack([s.logits for s in batch])  # (B, vocab)
             constrained = [i for i, s in enumerate(batch) if s.matcher is not None

@@ -33,6 +33,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from reference import attention as _attention
+
 # Rows per attention call in a batched forward (_Batch): keys are read, and queries padded, only
 # up to the longest and widest row of each group of this many consecutive rows.
 GROUP_ROWS = 8
@@ -164,6 +166,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = q.view(N, nh, hs), k.view(N, nh, hs), v.view(N, nh, hs)
         if rot is not None:
             q, k = _rotate(q, *rot), _rotate(k, *rot)
+        if b.kernel is not None:  # ragged, unpadded: writes the cache and attends in one call
+            return self.c_proj(b.kernel(b.meta, q, k, v, cache, layer))
         cache.k[layer, b.ridx_real, :, b.pos_real] = k  # (N, nh, hs)
         cache.v[layer, b.ridx_real, :, b.pos_real] = v
         ys = []
@@ -222,13 +226,19 @@ class _Group:
 class _Batch:
     """What every layer of one forward of several cached rows shares: each real token's row
     and position (ridx_real, pos_real, (N,)), `keep` indexing the real tokens among the
-    (B * T) positions of the padded input (None when no row is padded), and the attention
-    groups: runs of consecutive rows (_partition), so that a short row is not padded to the
-    batch's longest, nor a narrow one to its widest (the engine orders rows by length)."""
+    (B * T) positions of the padded input (None when no row is padded), and how attention
+    runs: the ragged CPU kernel (reference/attention.py) over `meta`, the rows' C arrays,
+    or else SDPA per attention group, runs of consecutive rows (_partition), so that a short
+    row is not padded to the batch's longest, nor a narrow one to its widest (the engine
+    orders rows by length)."""
 
-    __slots__ = ("ridx_real", "pos_real", "keep", "groups")
+    __slots__ = ("ridx_real", "pos_real", "keep", "groups", "kernel", "meta")
 
-    def __init__(self, rows: list[int], starts: list[int], n_new: list[int], T: int, device):
+    def __init__(self, rows: list[int], starts: list[int], n_new: list[int], T: int, device,
+                 kernel: "_attention.Kernel | None" = None):
+        self.kernel, self.meta, self.groups = kernel, None, []
+        if kernel is not None:
+            self.meta = _attention.RowMeta(rows, starts, n_new)
         counts = torch.tensor(n_new, device=device)
         ridx, starts_t = torch.tensor(rows, device=device), torch.tensor(starts, device=device)
         self.ridx_real = ridx.repeat_interleave(counts)
@@ -239,7 +249,9 @@ class _Batch:
                 .view(-1).nonzero().squeeze(1)  # (N,)
             pos = pos[self.keep]
         self.pos_real = pos
-        self.groups, lo = [], 0
+        if kernel is not None:
+            return
+        lo = 0
         for i, j in _partition(starts, n_new):
             g = _Group(rows[i:j], starts[i:j], n_new[i:j], lo, ridx[i:j], starts_t[i:j],
                        counts[i:j])
@@ -348,6 +360,13 @@ class GPT(nn.Module):
         p = next(self.parameters())
         return KVCache(self.config, batch_size, p.device, p.dtype)
 
+    def ragged(self, cache: KVCache) -> bool:
+        """Whether inference over this cache runs the ragged attention kernel (rows in any
+        order, nothing padded; reference/attention.py), else SDPA per group of consecutive
+        rows (whose order then matters: the engine keeps them grouped by length)."""
+        return (_attention.usable(cache, self.lm_head.weight)
+                and _attention.kernel(self.config.n_embd // self.config.n_head) is not None)
+
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None,
                 last_only: bool = False, rows: list[int] | None = None,
                 n_new: list[int] | None = None) -> torch.Tensor:
@@ -376,7 +395,11 @@ class GPT(nn.Module):
         counts = n_new if n_new is not None else [T] * B
         batch = None
         if cache is not None and B > 1:  # only the real tokens go through the model
-            batch = _Batch(rows, starts, counts, T, idx.device)
+            kernel = None
+            if not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") \
+                    and self.ragged(cache):
+                kernel = _attention.kernel(self.config.n_embd // self.config.n_head)
+            batch = _Batch(rows, starts, counts, T, idx.device, kernel)
             idx = idx.reshape(-1) if batch.keep is None else idx.reshape(-1)[batch.keep]
             pos = batch.pos_real  # (N,)
         elif cache is not None:

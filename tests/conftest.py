@@ -24,3 +24,15 @@ def small_eval_set(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("eval") / "eval12.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(params=["kernel", "sdpa"])
+def attention_path(request, monkeypatch):
+    """Run a test once with the ragged attention kernel and once with SDPA groups (the
+    fallback where the kernel cannot be built)."""
+    from reference import attention
+    if request.param == "sdpa":
+        monkeypatch.setattr(attention, "kernel", lambda hs: None)
+    elif attention.kernel(16) is None or attention.kernel(32) is None:
+        pytest.skip("the attention kernel cannot be built here (see the warning)")
+    return request.param

@@ -87,6 +87,7 @@ def test_rows_regrouped_by_length_never_change_an_episode(model, reference_episo
     """With attention groups of 2 rows, the engine moves episodes between rows to group them
     by length; each row's tokens move with it, and the episodes stay the one-episode loop's."""
     import reference.model as gpt
+    monkeypatch.setattr(gpt._attention, "kernel", lambda hs: None)  # SDPA groups, ordered rows
     monkeypatch.setattr(gpt, "GROUP_ROWS", 2)
     tasks = load_eval_set()[40:64]
     engine = _Checked(model, lambda t: ReactEnv(t.question), max_batch=6, draft=DRAFT)

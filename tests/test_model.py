@@ -78,7 +78,7 @@ def test_kv_cache_bytes_grow_with_context():
 
 @pytest.mark.parametrize("rope", [False, True], ids=["learned-positions", "rope"])
 @torch.no_grad()
-def test_batched_prefill_of_ragged_rows_matches_row_by_row_prefill(rope):
+def test_batched_prefill_of_ragged_rows_matches_row_by_row_prefill(rope, attention_path):
     torch.manual_seed(5)
     m = GPT(GPTConfig(block_size=48, n_layer=2, n_head=2, n_embd=32, rope=rope)).eval()
     one, many = m.new_cache(4), m.new_cache(4)
@@ -106,7 +106,7 @@ def test_batched_prefill_of_ragged_rows_matches_row_by_row_prefill(rope):
 
 @pytest.mark.parametrize("rope", [False, True], ids=["learned-positions", "rope"])
 @torch.no_grad()
-def test_ragged_rows_give_every_real_position_its_row_by_row_logits(rope):
+def test_ragged_rows_give_every_real_position_its_row_by_row_logits(rope, attention_path):
     """A drafted decode step: every position's logits, not only the last. Only the rows' real
     tokens go through the projections; a padding position's logits are zero."""
     torch.manual_seed(6)
@@ -144,6 +144,7 @@ def test_attention_groups_give_every_row_its_row_by_row_logits(rope, monkeypatch
     """A batched forward runs attention per group of rows, each reading keys up to its own
     longest row: contiguous and scattered rows, out of order, ragged and plain."""
     import reference.model as gpt
+    monkeypatch.setattr(gpt._attention, "kernel", lambda hs: None)  # SDPA groups
     monkeypatch.setattr(gpt, "_partition", lambda starts, n_new: [(0, 3), (3, 5), (5, 7)])
     torch.manual_seed(7)
     m = GPT(GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=32, rope=rope)).eval()

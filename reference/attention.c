@@ -1,0 +1,226 @@
+/* Ragged causal attention over a KV cache, for CPUs with AVX2 and FMA (reference/attention.py
+ * builds it and falls back to torch's SDPA where it cannot).
+ *
+ * One call does one layer of one forward of several cache rows, each row at its own length
+ * and with its own number of new tokens: it writes the new keys and values into the cache,
+ * then each new token attends to its row's keys 0..its own position. Nothing is padded and
+ * no mask is built; a row reads only its own live keys.
+ *
+ * Shapes (float32): the layer's cache kc, vc is (B, nh, L, HS); q, k, v hold the N new tokens
+ * row after row (row b's counts[b] tokens, at positions starts[b]..), each token nh * HS
+ * floats, `stride` floats apart; out is (N, nh * HS). HS is fixed at build time (-DHS=...).
+ *
+ * Two kernels:
+ * - a block of up to 8 queries of one row and head, one query per SIMD lane: scores, softmax
+ *   and the weighted sum of values are vertical operations, keys and values are read in the
+ *   cache's own layout (broadcast loads), each once per block;
+ * - a single query (a decode step without drafts, or a block's 9th query), keys in the lanes:
+ *   8 dot products reduced with one horizontal-add tree.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "attention.c needs AVX2 and FMA"
+#endif
+#ifndef HS
+#error "build with -DHS=<head size>"
+#endif
+#if HS % 8 != 0
+#error "the head size must be a multiple of 8"
+#endif
+
+#define NV (HS / 8) /* vectors per head */
+
+/* exp of 8 floats (Cephes' polynomial, about 1 ulp); arguments below -87 give ~0 */
+static inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f),
+                                                _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* per-thread scratch of at least n floats, 32-byte aligned */
+static __thread float *scratch;
+static __thread size_t scratch_cap;
+
+static float *get_scratch(size_t n) {
+    if (n > scratch_cap) {
+        free(scratch);
+        scratch = aligned_alloc(32, ((n * sizeof(float) + 31) / 32) * 32);
+        scratch_cap = scratch ? n : 0;
+    }
+    return scratch;
+}
+
+/* One query at position p (keys 0..p) of one row and head. K, V: the head's (L, HS) cache;
+ * L is a multiple of 8, so reading keys up to p rounded up to 8 stays in the head's slab
+ * (the stale ones are masked). S: scratch of at least L floats. */
+static void attend1(const float *q, const float *K, const float *V, int p, float scale,
+                    float *o, float *S) {
+    const int n = p + 1, n8 = (n + 7) & ~7;
+    __m256 qv[NV];
+    for (int i = 0; i < NV; i++) qv[i] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * i), _mm256_set1_ps(scale));
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int j0 = 0; j0 < n8; j0 += 8) {
+        __m256 a[8];
+        for (int u = 0; u < 8; u++) {
+            const float *kj = K + (size_t)(j0 + u) * HS;
+            __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kj));
+            for (int i = 1; i < NV; i++) acc = _mm256_fmadd_ps(qv[i], _mm256_loadu_ps(kj + 8 * i), acc);
+            a[u] = acc;
+        }
+        __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+        __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+        __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+        __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                                 _mm256_permute2f128_ps(u0, u1, 0x31));
+        if (j0 + 8 > n) { /* keys n.. are beyond the query */
+            __m256 past = _mm256_cmp_ps(iota, _mm256_set1_ps((float)(n - j0)), _CMP_GE_OQ);
+            s = _mm256_blendv_ps(s, _mm256_set1_ps(-INFINITY), past);
+        }
+        _mm256_store_ps(S + j0, s);
+        vmax = _mm256_max_ps(vmax, s);
+    }
+    const __m256 m = _mm256_set1_ps(hmax8(vmax));
+    __m256 vsum = _mm256_setzero_ps();
+    for (int j0 = 0; j0 < n8; j0 += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(S + j0), m));
+        if (j0 + 8 > n)
+            e = _mm256_and_ps(e, _mm256_cmp_ps(iota, _mm256_set1_ps((float)(n - j0)), _CMP_LT_OQ));
+        _mm256_store_ps(S + j0, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    __m256 acc[NV];
+    for (int i = 0; i < NV; i++) acc[i] = _mm256_setzero_ps();
+    for (int j = 0; j < n; j++) {
+        const __m256 pj = _mm256_broadcast_ss(S + j);
+        const float *vj = V + (size_t)j * HS;
+        for (int i = 0; i < NV; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * i), acc[i]);
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / hsum8(vsum));
+    for (int i = 0; i < NV; i++) _mm256_storeu_ps(o + 8 * i, _mm256_mul_ps(acc[i], inv));
+}
+
+/* tq <= 8 queries at positions p0..p0+tq-1 of one row and head (query t sees keys
+ * 0..p0+t), one per lane; q rows `qs` floats apart, outputs `os` floats apart. S: scratch of
+ * at least 8 * L floats. */
+static void attend8(const float *q, int64_t qs, int tq, const float *K, const float *V,
+                    int p0, float scale, float *o, int64_t os, float *S) {
+    const int nk = p0 + tq;
+    float qt[HS][8] __attribute__((aligned(32)));  /* queries transposed: qt[d][lane] */
+    memset(qt, 0, sizeof qt);
+    for (int t = 0; t < tq; t++)
+        for (int d = 0; d < HS; d++) qt[d][t] = q[t * qs + d] * scale;
+    const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    /* scores, 8 dimensions at a time: S[j] (lanes) += sum_d qt[d] * K[j][d] */
+    for (int dc = 0; dc < HS; dc += 8) {
+        __m256 qd[8];
+        for (int i = 0; i < 8; i++) qd[i] = _mm256_load_ps(qt[dc + i]);
+        for (int j = 0; j < nk; j++) {
+            const float *kj = K + (size_t)j * HS + dc;
+            __m256 a = dc ? _mm256_load_ps(S + 8 * j) : _mm256_setzero_ps();
+            __m256 b = _mm256_mul_ps(qd[0], _mm256_broadcast_ss(kj));
+            for (int i = 1; i < 8; i += 2) {
+                a = _mm256_fmadd_ps(qd[i], _mm256_broadcast_ss(kj + i), a);
+                if (i + 1 < 8) b = _mm256_fmadd_ps(qd[i + 1], _mm256_broadcast_ss(kj + i + 1), b);
+            }
+            _mm256_store_ps(S + 8 * j, _mm256_add_ps(a, b));
+        }
+    }
+    /* key j > p0 is seen by lanes t >= j - p0 only */
+    for (int j = p0 + 1; j < nk; j++) {
+        __m256 unseen = _mm256_cmp_ps(iota, _mm256_set1_ps((float)(j - p0)), _CMP_LT_OQ);
+        _mm256_store_ps(S + 8 * j, _mm256_blendv_ps(_mm256_load_ps(S + 8 * j),
+                                                    _mm256_set1_ps(-INFINITY), unseen));
+    }
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    for (int j = 0; j < nk; j++) m = _mm256_max_ps(m, _mm256_load_ps(S + 8 * j));
+    __m256 sum = _mm256_setzero_ps();
+    for (int j = 0; j < nk; j++) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(S + 8 * j), m));
+        if (j > p0)
+            e = _mm256_and_ps(e, _mm256_cmp_ps(iota, _mm256_set1_ps((float)(j - p0)), _CMP_GE_OQ));
+        _mm256_store_ps(S + 8 * j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), sum);
+    /* outputs, 8 dimensions at a time: ot[d] (lanes) = sum_j S[j] * V[j][d] */
+    float ot[HS][8] __attribute__((aligned(32)));
+    for (int dc = 0; dc < HS; dc += 8) {
+        __m256 acc[8];
+        for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+        for (int j = 0; j < nk; j++) {
+            const __m256 pj = _mm256_load_ps(S + 8 * j);
+            const float *vj = V + (size_t)j * HS + dc;
+            for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vj + i), acc[i]);
+        }
+        for (int i = 0; i < 8; i++) _mm256_store_ps(ot[dc + i], _mm256_mul_ps(acc[i], inv));
+    }
+    for (int t = 0; t < tq; t++)
+        for (int d = 0; d < HS; d++) o[t * os + d] = ot[d][t];
+}
+
+int attention_head_size(void) { return HS; }
+
+/* One layer of one forward: see the top of this file. Returns 0, or -1 when out of memory. */
+int attend(int nrows, const int32_t *rows, const int32_t *starts, const int32_t *counts,
+           int nh, int L, const float *q, const float *k, const float *v, int64_t qstride,
+           int64_t kstride, int64_t vstride, float *kc, float *vc, float *out) {
+    float *S = get_scratch((size_t)8 * L);
+    if (!S) return -1;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int64_t C = (int64_t)nh * HS;
+    int64_t tok = 0;
+    for (int b = 0; b < nrows; b++) {
+        const int s = starts[b], c = counts[b];
+        for (int h = 0; h < nh; h++) {
+            float *K = kc + ((size_t)rows[b] * nh + h) * L * HS;
+            float *V = vc + ((size_t)rows[b] * nh + h) * L * HS;
+            for (int t = 0; t < c; t++) {
+                memcpy(K + (size_t)(s + t) * HS, k + (tok + t) * kstride + h * HS, HS * sizeof(float));
+                memcpy(V + (size_t)(s + t) * HS, v + (tok + t) * vstride + h * HS, HS * sizeof(float));
+            }
+            int t0 = 0;
+            for (; c - t0 >= 2; t0 += 8) {
+                const int tq = c - t0 < 8 ? c - t0 : 8;
+                attend8(q + (tok + t0) * qstride + h * HS, qstride, tq, K, V, s + t0, scale,
+                        out + (tok + t0) * C + h * HS, C, S);
+            }
+            if (t0 < c)  /* one query left */
+                attend1(q + (tok + t0) * qstride + h * HS, K, V, s + t0, scale,
+                        out + (tok + t0) * C + h * HS, S);
+        }
+        tok += c;
+    }
+    return 0;
+}
