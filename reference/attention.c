@@ -34,6 +34,9 @@
 #endif
 
 #define NV (HS / 8) /* vectors per head */
+#ifndef PREFETCH
+#define PREFETCH 32 /* keys ahead */
+#endif
 
 /* exp of 8 floats (Cephes' polynomial, about 1 ulp); arguments below -87 give ~0 */
 static inline __m256 exp8(__m256 x) {
@@ -148,6 +151,11 @@ static void attend8(const float *q, int64_t qs, int tq, const float *K, const fl
         for (int i = 0; i < 8; i++) qd[i] = _mm256_load_ps(qt[dc + i]);
         for (int j = 0; j < nk; j++) {
             const float *kj = K + (size_t)j * HS + dc;
+            if (dc == 0) /* the first pass brings each key and value in from memory */
+                for (int l = 0; l < HS; l += 16) {
+                    _mm_prefetch((const char *)(K + (size_t)(j + PREFETCH) * HS + l), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(V + (size_t)(j + PREFETCH) * HS + l), _MM_HINT_T1);
+                }
             __m256 a = dc ? _mm256_load_ps(S + 8 * j) : _mm256_setzero_ps();
             __m256 b = _mm256_mul_ps(qd[0], _mm256_broadcast_ss(kj));
             for (int i = 1; i < 8; i += 2) {
@@ -182,6 +190,9 @@ static void attend8(const float *q, int64_t qs, int tq, const float *K, const fl
         for (int j = 0; j < nk; j++) {
             const __m256 pj = _mm256_load_ps(S + 8 * j);
             const float *vj = V + (size_t)j * HS + dc;
+            if (dc == 0)
+                for (int l = 0; l < HS; l += 16)
+                    _mm_prefetch((const char *)(V + (size_t)(j + PREFETCH) * HS + l), _MM_HINT_T0);
             for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_broadcast_ss(vj + i), acc[i]);
         }
         for (int i = 0; i < 8; i++) _mm256_store_ps(ot[dc + i], _mm256_mul_ps(acc[i], inv));

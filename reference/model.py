@@ -15,11 +15,14 @@ positions, which make copying a string from anywhere in the context far easier t
 nano-react reference uses them). Cached keys are stored already rotated.
 
 A forward of several cached rows (the engine's decode steps, drafted or not, and its prefills)
-runs only the rows' real tokens through the embedding, projections and MLP, (N, C); attention
-runs per group of consecutive rows (`_Batch`, cut by `_partition`), each group's keys read up to
-its own longest row and its queries padded to its own widest (SDPA on CPU at these shapes
-costs about rows x keys x (1.34 + 0.52 x width), so a short or narrow row in a long or wide
-group is the waste this cuts).
+runs only the rows' real tokens through the embedding, projections and MLP, (N, C). Attention
+then runs, for float32 inference on a CPU with AVX2, in the ragged kernel of
+reference/attention.py: each row's new tokens read only that row's own keys, nothing padded,
+rows in any order (`GPT.ragged`). Elsewhere (a GPU, bf16, no C compiler) it runs as SDPA per
+group of consecutive rows (`_Batch`, cut by `_partition`), each group's keys read up to its own
+longest row and its queries padded to its own widest (SDPA on CPU at these shapes costs about
+rows x keys x (1.34 + 0.52 x width), so a short or narrow row in a long or wide group is the
+waste this cuts).
 
 Limits: a context never exceeds `block_size`; the cache's rows advance independently (the
 batched engine keeps its own per-row bookkeeping on top).
