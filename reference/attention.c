@@ -71,6 +71,21 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* The next row and head's keys and values, brought into L2 a cache line at a time while the
+ * current one computes (the memory reads then overlap the arithmetic). */
+typedef struct {
+    const char *k, *v;
+    size_t bytes, done;
+} ahead_t;
+
+static inline void ahead_step(ahead_t *a) {
+    if (a->done < a->bytes) {
+        _mm_prefetch(a->k + a->done, _MM_HINT_T1);
+        _mm_prefetch(a->v + a->done, _MM_HINT_T1);
+        a->done += 64;
+    }
+}
+
 /* per-thread scratch of at least n floats, 32-byte aligned */
 static __thread float *scratch;
 static __thread size_t scratch_cap;
@@ -88,7 +103,7 @@ static float *get_scratch(size_t n) {
  * L is a multiple of 8, so reading keys up to p rounded up to 8 stays in the head's slab
  * (the stale ones are masked). S: scratch of at least L floats. */
 static void attend1(const float *q, const float *K, const float *V, int p, float scale,
-                    float *o, float *S) {
+                    float *o, float *S, ahead_t *ahead) {
     const int n = p + 1, n8 = (n + 7) & ~7;
     __m256 qv[NV];
     for (int i = 0; i < NV; i++) qv[i] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * i), _mm256_set1_ps(scale));
@@ -126,6 +141,7 @@ static void attend1(const float *q, const float *K, const float *V, int p, float
     __m256 acc[NV];
     for (int i = 0; i < NV; i++) acc[i] = _mm256_setzero_ps();
     for (int j = 0; j < n; j++) {
+        for (int l = 0; l < HS; l += 16) ahead_step(ahead);  /* a key: HS / 16 lines */
         const __m256 pj = _mm256_broadcast_ss(S + j);
         const float *vj = V + (size_t)j * HS;
         for (int i = 0; i < NV; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * i), acc[i]);
@@ -138,7 +154,7 @@ static void attend1(const float *q, const float *K, const float *V, int p, float
  * 0..p0+t), one per lane; q rows `qs` floats apart, outputs `os` floats apart. S: scratch of
  * at least 8 * L floats. */
 static void attend8(const float *q, int64_t qs, int tq, const float *K, const float *V,
-                    int p0, float scale, float *o, int64_t os, float *S) {
+                    int p0, float scale, float *o, int64_t os, float *S, ahead_t *ahead) {
     const int nk = p0 + tq;
     float qt[HS][8] __attribute__((aligned(32)));  /* queries transposed: qt[d][lane] */
     memset(qt, 0, sizeof qt);
@@ -151,11 +167,13 @@ static void attend8(const float *q, int64_t qs, int tq, const float *K, const fl
         for (int i = 0; i < 8; i++) qd[i] = _mm256_load_ps(qt[dc + i]);
         for (int j = 0; j < nk; j++) {
             const float *kj = K + (size_t)j * HS + dc;
-            if (dc == 0) /* the first pass brings each key and value in from memory */
+            if (dc == 0) /* the first pass brings each key and value in (from L2, ideally) */
                 for (int l = 0; l < HS; l += 16) {
                     _mm_prefetch((const char *)(K + (size_t)(j + PREFETCH) * HS + l), _MM_HINT_T0);
                     _mm_prefetch((const char *)(V + (size_t)(j + PREFETCH) * HS + l), _MM_HINT_T1);
                 }
+            else
+                ahead_step(ahead);
             __m256 a = dc ? _mm256_load_ps(S + 8 * j) : _mm256_setzero_ps();
             __m256 b = _mm256_mul_ps(qd[0], _mm256_broadcast_ss(kj));
             for (int i = 1; i < 8; i += 2) {
@@ -190,6 +208,7 @@ static void attend8(const float *q, int64_t qs, int tq, const float *K, const fl
         for (int j = 0; j < nk; j++) {
             const __m256 pj = _mm256_load_ps(S + 8 * j);
             const float *vj = V + (size_t)j * HS + dc;
+            ahead_step(ahead);
             if (dc == 0)
                 for (int l = 0; l < HS; l += 16)
                     _mm_prefetch((const char *)(V + (size_t)(j + PREFETCH) * HS + l), _MM_HINT_T0);
@@ -217,6 +236,14 @@ int attend(int nrows, const int32_t *rows, const int32_t *starts, const int32_t 
         for (int h = 0; h < nh; h++) {
             float *K = kc + ((size_t)rows[b] * nh + h) * L * HS;
             float *V = vc + ((size_t)rows[b] * nh + h) * L * HS;
+            /* the next row and head: this row's next head, else the next row's first */
+            const int nb = h + 1 < nh ? b : b + 1, nhd = h + 1 < nh ? h + 1 : 0;
+            ahead_t ahead = {0};
+            if (nb < nrows) {
+                const size_t off = ((size_t)rows[nb] * nh + nhd) * L * HS;
+                ahead = (ahead_t){(const char *)(kc + off), (const char *)(vc + off),
+                                  (size_t)starts[nb] * HS * sizeof(float), 0};
+            }
             for (int t = 0; t < c; t++) {
                 memcpy(K + (size_t)(s + t) * HS, k + (tok + t) * kstride + h * HS, HS * sizeof(float));
                 memcpy(V + (size_t)(s + t) * HS, v + (tok + t) * vstride + h * HS, HS * sizeof(float));
@@ -225,11 +252,11 @@ int attend(int nrows, const int32_t *rows, const int32_t *starts, const int32_t 
             for (; c - t0 >= 2; t0 += 8) {
                 const int tq = c - t0 < 8 ? c - t0 : 8;
                 attend8(q + (tok + t0) * qstride + h * HS, qstride, tq, K, V, s + t0, scale,
-                        out + (tok + t0) * C + h * HS, C, S);
+                        out + (tok + t0) * C + h * HS, C, S, &ahead);
             }
             if (t0 < c)  /* one query left */
                 attend1(q + (tok + t0) * qstride + h * HS, K, V, s + t0, scale,
-                        out + (tok + t0) * C + h * HS, S);
+                        out + (tok + t0) * C + h * HS, S, &ahead);
         }
         tok += c;
     }
