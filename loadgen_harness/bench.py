@@ -43,6 +43,7 @@ from loadgen_harness.runner import run_test
 from loadgen_harness.spec import RunSpec, SpecError, Tuning
 from loadgen_harness.sut import EpisodeFactory, WorkerPool
 from loadgen_harness.system import DeclarationError, load_system
+from reference import attention
 from reference.checkpoint import CheckpointError, load_model
 from reference.rules import RulesError, load_rules
 from reference.grading import load_tasks
@@ -102,7 +103,6 @@ def attention_share(model, tasks, max_batch: int, make_env, draft: int = 0) -> f
     where the model falls back to it), from a profiled engine run."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from reference import attention
     from reference.engine import Engine
     forward, kernel_call = model.forward, attention.Kernel.__call__
 
@@ -306,7 +306,10 @@ def main(argv=None) -> int:
             Tuning.of(tuning, args.benchmark, "Server")
         checkpoint = args.checkpoint or bench.reference_checkpoint
         model = load_model(checkpoint, tuning["device"])
-    except (RulesError, DeclarationError, SpecError, CheckpointError) as e:
+        attention.mode()  # a mistyped NANO_ATTENTION is one line here, not a failed run
+        attention_path = "kernel" if model.ragged(model.new_cache(1)) else "sdpa"
+    except (RulesError, DeclarationError, SpecError, CheckpointError,
+            attention.KernelError) as e:
         ap.error(str(e))
     for flag, least in (("tasks", 1), ("naive_tasks", 1), ("constraint_tasks", 0),
                         ("rounds", 1), ("draft", 0)):
@@ -320,7 +323,7 @@ def main(argv=None) -> int:
     tasks = load_tasks(args.benchmark, bench.eval_set)[: args.tasks]
     make_env = EpisodeFactory(rules, args.benchmark)
     print(f"{args.benchmark}: {len(tasks)} episodes, {workers} workers x {threads} threads, "
-          f"max_batch {max_batch}, draft {draft}", flush=True)
+          f"max_batch {max_batch}, draft {draft}, attention {attention_path}", flush=True)
 
     # The naive baseline, one episode at a time, uses every core it is given.
     torch.set_num_threads(workers * threads)
@@ -376,6 +379,7 @@ def main(argv=None) -> int:
               f"{execs['same_answers']}/{execs['tasks']}", flush=True)
     figures = {"tasks": len(tasks), "naive_tasks": args.naive_tasks, "workers": workers,
                "threads": threads, "max_batch": max_batch, "draft": draft,
+               "attention": attention_path,
                "naive_eps": round(naive, 3), "engine_eps": round(engine, 3),
                "loadgen_eps": round(through, 3),
                "engine_over_naive": round(engine / naive, 2),

@@ -34,7 +34,9 @@ class KernelError(RuntimeError):
     """The kernel was required (NANO_ATTENTION=kernel) but cannot be built or loaded."""
 
 
-def _mode() -> str:
+def mode() -> str:
+    """NANO_ATTENTION's value (auto, sdpa or kernel); KernelError for anything else (the
+    harness's entry points call it first, so that a typo is one line, not a failed run)."""
     mode = os.environ.get("NANO_ATTENTION", "auto")
     if mode not in ("auto", "sdpa", "kernel"):
         raise KernelError(f"NANO_ATTENTION={mode!r}: use auto, sdpa or kernel")
@@ -128,8 +130,8 @@ def kernel(hs: int) -> Kernel | None:
 
 
 def _load(hs: int) -> Kernel | None:
-    mode = _mode()
-    if mode == "sdpa":
+    setting = mode()
+    if setting == "sdpa":
         return None
     try:
         if hs % 8 or torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
@@ -137,7 +139,7 @@ def _load(hs: int) -> Kernel | None:
                               f"CPU {torch.backends.cpu.get_cpu_capability()})")
         return Kernel(_build(hs), hs)
     except (KernelError, OSError) as err:
-        if mode == "kernel":
+        if setting == "kernel":
             raise KernelError(str(err)) from None
         warnings.warn(f"attention kernel unavailable, using SDPA: {err}", RuntimeWarning,
                       stacklevel=3)

@@ -11,14 +11,18 @@ row at once, each row at its own position (continuous batching): when an episode
 actionable, its tool runs and the observation is prefilled into its row (new tokens only);
 when an episode ends its row is freed and the next waiting episode is admitted at once. The
 prompts and observations waiting at the start of a decode step are prefilled together, in one
-forward (only the real tokens go through the projections; attention runs per group of rows,
-each padded to its own longest and widest row, reference/model.py `_Batch`). Active episodes
-are kept in rows 0..n-1, grouped by context length (`_arrange`: an episode moves only when it
-changes group), so that each group's attention reads a view of the cache up to its own
-longest row. Measured against one attention call over the whole batch (one thread, batch 64,
-drafts on): on the whole frozen set and generalisation split of each benchmark 3,700 of 3,700
-transcripts identical, nano-react 1.30x the episodes/s on both; on subsets in ABAB order
-nano-react 1.24x, nano-planner 1.21x, nano-codegen unchanged within this machine's noise.
+forward (only the real tokens go through the projections).
+
+Attention, on a CPU, runs the ragged kernel (reference/attention.py): each row reads only its
+own keys, in any row order, so the engine never moves rows (`self.ragged`). Measured against
+SDPA groups (one thread, batch 64, drafts on, the whole frozen set and generalisation split of
+each benchmark): 3,700 of 3,700 transcripts identical; nano-react 1.71x / 1.65x the episodes/s,
+nano-planner 1.59x / 1.59x. Where the kernel is not used (a GPU, no C compiler), attention
+runs per group of rows, each padded to its own longest and widest row (reference/model.py
+`_Batch`), and active episodes are kept in rows 0..n-1, grouped by context length
+(`_arrange`: an episode moves only when it changes group), so that each group's attention
+reads a view of the cache up to its own longest row. Measured against one attention call over
+the whole batch: 3,700 of 3,700 transcripts identical, nano-react 1.30x the episodes/s.
 Under greedy decoding the engine gives the same answers as `run_episode` (the one-episode loop)
 and as the naive baseline, up to float rounding ties; the harness benchmark reports agreement.
 
@@ -40,9 +44,9 @@ tokens per row and forward on nano-react and nano-planner.
 (`tuning.draft`, systems/cpu.yaml: DRAFT), and the checker's replay runs without them.
 
 nano-codegen's verifier runs off the engine's thread (env.submit_step): the row whose program
-is being verified is parked (it rides along in decode steps as a filler whose output is thrown
-away, keeping rows contiguous) and resumes when its verdict arrives, so a slow program stalls
-its own episode, not the batch.
+is being verified is parked (it sits decode steps out; under SDPA groups it rides along as a
+filler whose output is thrown away, keeping rows contiguous) and resumes when its verdict
+arrives, so a slow program stalls its own episode, not the batch.
 
 An environment with a `constraint` (nano-planner's step schema as a byte automaton, see
 reference.episode) gets it per row: before a decode step's argmax, the rows under a constraint

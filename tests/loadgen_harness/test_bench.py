@@ -39,12 +39,16 @@ def test_bad_server_rates_are_a_usage_error(capsys):
         assert e.value.code == 2 and bad[0] in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, said", [
-    (["--benchmark", "nano-nothing"], "known: nano-react"),
-    (["--system", "no-such-machine"], "known systems"),
-    (["--checkpoint", "no/such/model.pt"], "no checkpoint"),
+@pytest.mark.parametrize("args, env, said", [
+    (["--benchmark", "nano-nothing"], {}, "known: nano-react"),
+    (["--system", "no-such-machine"], {}, "known systems"),
+    (["--checkpoint", "no/such/model.pt"], {}, "no checkpoint"),
+    ([], {"NANO_ATTENTION": "fast"}, "NANO_ATTENTION='fast': use auto, sdpa or kernel"),
 ])
-def test_user_mistakes_are_one_line_errors_before_any_run(args, said, capsys):
+def test_user_mistakes_are_one_line_errors_before_any_run(args, env, said, capsys,
+                                                          monkeypatch):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     with pytest.raises(SystemExit) as e:
         bench.main(args + ["--tasks", "2", "--naive-tasks", "1"])
     err = capsys.readouterr().err

@@ -19,6 +19,13 @@ def test_unknown_system_and_scenario_are_usage_errors(tmp_path, capsys):
         submission.main(["--scenarios", "Offline,Batch", "--out", str(tmp_path)])
 
 
+def test_a_mistyped_nano_attention_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NANO_ATTENTION", "fast")
+    assert submission.main(["--profile", "smoke", "--out", str(tmp_path)]) == 2
+    assert "NANO_ATTENTION='fast'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_closed_division_refuses_other_weights(tmp_path, tiny_checkpoint, capsys):
     rc = submission.main(["--profile", "smoke", "--checkpoint", str(tiny_checkpoint),
                           "--out", str(tmp_path)])
