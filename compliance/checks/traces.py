@@ -8,7 +8,6 @@ from compliance.tracecheck import RECORD_KEYS, record_problem
 from compliance.tree import has_duplicate_keys
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
-MAX_REEXECUTED = 20_000   # tool calls re-executed per trace at most (bounds the checker's time)
 
 
 def _budget_left(ctx: Ctx, rel: str) -> bool:
@@ -66,7 +65,7 @@ def _over_budget(ctx: Ctx) -> tuple:
 def trace_budget(ctx: Ctx, rule: str):
     """the submission can be verified at a bounded cost: its traces hold at most
     rules.yaml checker.max_trace_records episodes in all, T605 re-executes at most
-    MAX_REEXECUTED tool calls per result, and re-verifying its programs takes at most
+    checker.max_reexecuted_tool_calls tool calls per result, and re-verifying its programs takes at most
     checker.max_sandbox_s of sandbox time (and, in a leaderboard, what is left of
     checker.max_sandbox_s_leaderboard). Past a cap the rest is not verified and the
     submission is invalid."""
@@ -219,10 +218,11 @@ def tool_calls_reexecuted(ctx: Ctx, rule: str):
     """every tool call in the traces, re-executed, gives the logged observation
     (nano-react: the reference tools; nano-codegen: every attempt's program verified again in
     the sandbox against the task's expected output gives the logged feedback). At most
-    MAX_REEXECUTED calls per result are re-executed; past that T609 reports the rest unchecked."""
+    rules.yaml checker.max_reexecuted_tool_calls calls per result are re-executed; past that
+    T609 reports the rest unchecked."""
     seen: dict[tuple, tuple] = {}  # a call's verdict depends only on these (tools are pure)
     for r in ctx.results:
-        budget = MAX_REEXECUTED
+        budget = limit = int(ctx.rules.checker["max_reexecuted_tool_calls"])
         tasks = ctx.tasks(r.benchmark)
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
@@ -237,7 +237,7 @@ def tool_calls_reexecuted(ctx: Ctx, rule: str):
                     budget -= 1
                     if budget < 0:
                         yield err("T609", rel, "more tool calls than the checker re-executes",
-                                  location=f"line {line}", expected=f"<= {MAX_REEXECUTED} per result",
+                                  location=f"line {line}", expected=f"<= {limit} per result",
                                   hint="the remaining calls were not verified")
                         break
                     task = tasks[rec["qsl_idx"]]

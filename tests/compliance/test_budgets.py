@@ -24,6 +24,16 @@ def test_traces_past_the_record_budget_are_a_finding_not_a_slow_check(tmp_path):
     assert "T609" in report.rule_ids() and not report.valid
 
 
+def test_tool_calls_past_the_reexecution_budget_are_a_finding(tmp_path):
+    root = tmp_path / "sub"
+    shutil.copytree(SMOKE, root)
+    assert check_path(root, "smoke").valid
+    report = check_path(root, "smoke", rules=_rules(max_reexecuted_tool_calls=50))
+    assert not report.valid
+    found = [f for f in report.findings if f.rule == "T609"]
+    assert found and all(f.expected == "<= 50 per result" for f in found)
+
+
 def test_a_huge_trace_of_minimal_episodes_is_refused_quickly(tmp_path):
     import time
     root = tmp_path / "sub"
