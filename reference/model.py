@@ -228,7 +228,7 @@ class _Group:
 
 class _Batch:
     """What every layer of one forward of several cached rows shares: each real token's row
-    and position (ridx_real, pos_real, (N,)), `keep` indexing the real tokens among the
+    and position (ridx_real, None under the kernel, and pos_real, (N,)), `keep` indexing the real tokens among the
     (B * T) positions of the padded input (None when no row is padded), and how attention
     runs: the ragged CPU kernel (reference/attention.py) over `meta`, the rows' C arrays,
     or else SDPA per attention group, runs of consecutive rows (_partition), so that a short
@@ -244,7 +244,8 @@ class _Batch:
             self.meta = _attention.RowMeta(rows, starts, n_new)
         counts = torch.tensor(n_new, device=device)
         ridx, starts_t = torch.tensor(rows, device=device), torch.tensor(starts, device=device)
-        self.ridx_real = ridx.repeat_interleave(counts)
+        # the SDPA path writes the cache by (row, position); the kernel writes it itself
+        self.ridx_real = None if kernel is not None else ridx.repeat_interleave(counts)
         self.keep = None
         pos = (starts_t[:, None] + torch.arange(T, device=device)[None, :]).view(-1)  # (B * T)
         if sum(n_new) < len(rows) * T:
