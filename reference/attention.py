@@ -118,11 +118,14 @@ class RowMeta:
 
     def __init__(self, rows: list[int], starts: list[int], counts: list[int]):
         arr = ctypes.c_int32 * len(rows)
-        self.n, self.rows, self.starts, self.counts = len(rows), arr(*rows), arr(*starts), arr(*counts)
+        self.n = len(rows)
+        self.rows, self.starts, self.counts = arr(*rows), arr(*starts), arr(*counts)
 
 
 def kernel(hs: int) -> Kernel | None:
     """The kernel for head size hs, or None where SDPA must be used (see the module doc)."""
+    if hs in _kernels:  # every forward asks: no lock once it is known
+        return _kernels[hs]
     with _lock:
         if hs not in _kernels:
             _kernels[hs] = _load(hs)

@@ -228,9 +228,9 @@ class _Group:
 
 class _Batch:
     """What every layer of one forward of several cached rows shares: each real token's row
-    and position (ridx_real, None under the kernel, and pos_real, (N,)), `keep` indexing the real tokens among the
-    (B * T) positions of the padded input (None when no row is padded), and how attention
-    runs: the ragged CPU kernel (reference/attention.py) over `meta`, the rows' C arrays,
+    and position (ridx_real, None under the kernel, and pos_real, (N,)), `keep` indexing the
+    real tokens among the (B * T) positions of the padded input (None when no row is
+    padded), and how attention runs: the ragged CPU kernel (reference/attention.py) over `meta`, the rows' C arrays,
     or else SDPA per attention group, runs of consecutive rows (_partition), so that a short
     row is not padded to the batch's longest, nor a narrow one to its widest (the engine
     orders rows by length)."""
@@ -368,8 +368,12 @@ class GPT(nn.Module):
         """Whether inference over this cache runs the ragged attention kernel (rows in any
         order, nothing padded; reference/attention.py), else SDPA per group of consecutive
         rows (whose order then matters: the engine keeps them grouped by length)."""
-        return (_attention.usable(cache, self.lm_head.weight)
-                and _attention.kernel(self.config.n_embd // self.config.n_head) is not None)
+        return self._kernel(cache) is not None
+
+    def _kernel(self, cache: KVCache) -> _attention.Kernel | None:
+        if not _attention.usable(cache, self.lm_head.weight):
+            return None
+        return _attention.kernel(self.config.n_embd // self.config.n_head)
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None,
                 last_only: bool = False, rows: list[int] | None = None,
@@ -400,9 +404,8 @@ class GPT(nn.Module):
         batch = None
         if cache is not None and B > 1:  # only the real tokens go through the model
             kernel = None
-            if not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") \
-                    and self.ragged(cache):
-                kernel = _attention.kernel(self.config.n_embd // self.config.n_head)
+            if not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"):
+                kernel = self._kernel(cache)
             batch = _Batch(rows, starts, counts, T, idx.device, kernel)
             idx = idx.reshape(-1) if batch.keep is None else idx.reshape(-1)[batch.keep]
             pos = batch.pos_real  # (N,)

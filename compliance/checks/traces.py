@@ -65,8 +65,8 @@ def _over_budget(ctx: Ctx) -> tuple:
 def trace_budget(ctx: Ctx, rule: str):
     """the submission can be verified at a bounded cost: its traces hold at most
     rules.yaml checker.max_trace_records episodes in all, T605 re-executes at most
-    checker.max_reexecuted_tool_calls tool calls per result, and re-verifying its programs takes at most
-    checker.max_sandbox_s of sandbox time (and, in a leaderboard, what is left of
+    checker.max_reexecuted_tool_calls tool calls per result, and re-verifying its programs
+    takes at most checker.max_sandbox_s of sandbox time (and, in a leaderboard, what is left of
     checker.max_sandbox_s_leaderboard). Past a cap the rest is not verified and the
     submission is invalid."""
     for rel in _trace_budget(ctx):
