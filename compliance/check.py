@@ -32,7 +32,8 @@ def find_root(top: Path, max_depth: int = 4) -> Path | None:
 
 
 def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
-               sandbox_budget_s: float | None = None, replay: int = 0) -> Report:
+               sandbox_budget_s: float | None = None, replay: int = 0,
+               replay_seed: int | None = None) -> Report:
     report = Report(label)
     ctx = Ctx(Tree(root), rules, expect_profile, sandbox_budget_s)
     t0 = time.perf_counter()
@@ -42,10 +43,12 @@ def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
         evidence = _guarded(report, "evidence", lambda: _evidence(ctx), {})
         prints = _guarded(report, "episode prints", lambda: _episode_prints(ctx), [])
         if replay > 0:  # imports torch: only when asked
-            from compliance.replay import replay as run_replay
+            from compliance.replay import fresh_seed, replay as run_replay
+            seed = fresh_seed() if replay_seed is None else int(replay_seed)
+            report.meta["replay_seed"], report.meta["replay_per_run"] = seed, replay
             t1 = time.perf_counter()
             report.findings += _guarded(report, "replay",
-                                        lambda: list(run_replay(ctx, replay, evidence)), [])
+                                        lambda: list(run_replay(ctx, replay, seed)), [])
             report.meta["replay_seconds"] = round(time.perf_counter() - t1, 3)
     finally:
         ctx.close()
@@ -151,8 +154,10 @@ def _rows(ctx: Ctx) -> list[dict]:
 
 
 def check_path(path: Path, expect_profile: str = "official", rules: Rules | None = None,
-               sandbox_budget_s: float | None = None, replay: int = 0) -> Report:
-    """Check a submission directory or archive; never raises on bad input."""
+               sandbox_budget_s: float | None = None, replay: int = 0,
+               replay_seed: int | None = None) -> Report:
+    """Check a submission directory or archive; never raises on bad input. Replay (R801) of
+    `replay` episodes per run is seeded by `replay_seed`, else by fresh randomness."""
     rules = rules or load_rules()
     path = Path(path)
     if is_archive(path) and path.is_file():
@@ -162,7 +167,8 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
             if root is None:
                 report = Report(str(path))
             else:
-                report = check_tree(root, rules, expect_profile, str(path), sandbox_budget_s, replay)
+                report = check_tree(root, rules, expect_profile, str(path), sandbox_budget_s,
+                                    replay, replay_seed)
             for p in problems:
                 report.findings.insert(0, Finding("L104", Severity.ERROR, path.name,
                                                   f"archive member refused: {p}",
@@ -183,4 +189,5 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
         report.findings.append(Finding("L101", Severity.ERROR, "submission.json",
                                        "no submission.json found", expected="results/<division>/<submitter>/submission.json"))
         return report
-    return check_tree(root, rules, expect_profile, str(path), sandbox_budget_s, replay)
+    return check_tree(root, rules, expect_profile, str(path), sandbox_budget_s, replay,
+                      replay_seed)

@@ -43,6 +43,9 @@ def print_report(report: Report, seconds: float) -> None:
     verdict = "[green]VALID[/green]" if report.valid else "[red]INVALID[/red]"
     con.print(f"{escape(report.path)}: {verdict}  ({len(report.findings)} findings, "
               f"{len(report.meta.get('results', []))} results, checked in {seconds:.2f} s)")
+    if "replay_seed" in report.meta:
+        con.print(f"replay: {report.meta.get('replay_per_run')} episodes per run, seed "
+                  f"{report.meta['replay_seed']} (--replay-seed repeats it)")
     colour = {"error": "red", "warning": "yellow", "info": "blue"}
     for f in report.findings:
         sev = f.severity.value
@@ -72,6 +75,9 @@ def main(argv=None) -> int:
     c.add_argument("--replay", type=int, default=0, metavar="N",
                    help="re-run N episodes per benchmark of the closed division with the "
                         "reference checkpoint and compare them exactly (R801; imports torch)")
+    c.add_argument("--replay-seed", type=int, default=None, metavar="SEED",
+                   help="the replay's seed, to repeat a check's choice of episodes (default: "
+                        "fresh randomness, printed in the report)")
     e = sub.add_parser("explain", help="print a rule's documentation")
     e.add_argument("rule", help="rule id, e.g. G301")
     rl = sub.add_parser("rules", help="list every rule")
@@ -84,6 +90,9 @@ def main(argv=None) -> int:
     lb.add_argument("--replay", type=int, default=None, metavar="N",
                     help="episodes per benchmark replayed for each closed entry (R801; default "
                          "rules.yaml checker.leaderboard_replay; 0 turns replay off)")
+    lb.add_argument("--replay-seed", type=int, default=None, metavar="SEED",
+                    help="the course run's replay seed, one for every entry (default: fresh "
+                         "randomness, written to leaderboard.json)")
     lb.add_argument("--workers", type=int, default=2, help="checks run in parallel")
     args = ap.parse_args(argv)
 
@@ -111,7 +120,8 @@ def main(argv=None) -> int:
         if not args.dir.is_dir():
             print(f"error: {args.dir} is not a directory", file=sys.stderr)
             return EXIT_USAGE
-        build_leaderboard(args.dir, args.out, args.profile, args.workers, args.replay)
+        build_leaderboard(args.dir, args.out, args.profile, args.workers, args.replay,
+                          replay_seed=args.replay_seed)
         return 0
 
     from compliance.check import check_path
@@ -119,7 +129,8 @@ def main(argv=None) -> int:
         print(f"error: {args.path} does not exist", file=sys.stderr)
         return EXIT_USAGE
     t0 = time.perf_counter()
-    report = check_path(args.path, args.profile, replay=max(args.replay, 0))
+    report = check_path(args.path, args.profile, replay=max(args.replay, 0),
+                        replay_seed=args.replay_seed)
     seconds = time.perf_counter() - t0
     if args.json:
         from compliance.safe import json_value

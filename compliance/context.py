@@ -114,6 +114,15 @@ class Ctx:
                 self.rules.benchmark(benchmark).eval_set)
         return self._tasks[benchmark]
 
+    def split_tasks(self, benchmark: str, split: str):
+        """The tasks of one of a benchmark's further frozen splits (rules.yaml `splits`)."""
+        key = ("split_tasks", benchmark, split)
+        if key not in self._tasks:
+            from reference.grading import load_tasks
+            self._tasks[key] = load_tasks(benchmark,
+                                          self.rules.benchmark(benchmark).splits[split].eval_set)
+        return self._tasks[key]
+
     def measurements(self, r: Result) -> dict | None:
         m, _ = self.tree.json(r.file("measurements.json"))
         return m if isinstance(m, dict) else None

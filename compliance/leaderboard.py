@@ -76,10 +76,12 @@ def _server_p99s(path: Path) -> dict[str, float]:
     return _p99s_in(root) if root else {}
 
 
-def _check_one(path: str, profile: str, budget_s: float, replay: int = 0) -> dict:
+def _check_one(path: str, profile: str, budget_s: float, replay: int = 0,
+               replay_seed: int | None = None) -> dict:
     """Check one entry in a worker process: the report as plain data (never raises)."""
     try:
-        report = check_path(Path(path), profile, sandbox_budget_s=budget_s, replay=replay)
+        report = check_path(Path(path), profile, sandbox_budget_s=budget_s, replay=replay,
+                            replay_seed=replay_seed)
         p99s = _server_p99s(Path(path)) if report.valid else {}
         return {"valid": report.valid, "meta": report.meta, "p99s": p99s,
                 "findings": [f.to_dict() for f in report.findings]}
@@ -90,7 +92,8 @@ def _check_one(path: str, profile: str, budget_s: float, replay: int = 0) -> dic
             "message": f"the check crashed: {type(exc).__name__}: {exc}"}]}
 
 
-def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0) -> list[dict]:
+def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0,
+               replay_seed: int | None = None) -> list[dict]:
     """Check every entry, `workers` at a time (both cores), within the leaderboard's total
     sandbox budget (rules.yaml checker.max_sandbox_s_leaderboard): each check gets what is
     left, so a folder of hostile submissions costs a bounded time."""
@@ -101,7 +104,7 @@ def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0)
     out: list[dict | None] = [None] * len(entries)
     if workers <= 1 or len(entries) <= 1:
         for i, p in enumerate(entries):
-            out[i] = _check_one(str(p), profile, max(left, 0.0), replay)
+            out[i] = _check_one(str(p), profile, max(left, 0.0), replay, replay_seed)
             left -= out[i]["meta"].get("sandbox_s", 0.0)
         return out
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -111,7 +114,7 @@ def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0)
             while queue and len(pending) < workers:
                 i, p = queue.pop(0)
                 pending[pool.submit(_check_one, str(p), profile, max(left, 0.0) / workers,
-                                    replay)] = i
+                                    replay, replay_seed)] = i
             done = next(iter(_wait(pending)))
             i = pending.pop(done)
             try:
@@ -147,12 +150,16 @@ def _plausible(rules, row: dict) -> bool:
     return value <= ratio * base * scale
 
 
-def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = None) -> dict:
+def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = None,
+            replay_seed: int | None = None) -> dict:
     rules = load_rules()
     if replay is None:
         replay = int(rules.checker.get("leaderboard_replay", 0))
+    if replay_seed is None:  # one seed per course run, the checker's own randomness
+        import secrets
+        replay_seed = secrets.randbits(63)
     entries = _entries(folder)
-    results = _check_all(entries, profile, workers, replay)
+    results = _check_all(entries, profile, workers, replay, replay_seed)
     names = [_name(p) for p in entries]
     boards: dict[str, list[dict]] = {}
     invalid, flagged = [], []
@@ -221,7 +228,8 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
         references[key] = ref = {**_reference(rules, key, rows), "lower_is_better": lower}
         for r in rows:
             r["speedup"] = _speedup(r.get("value"), ref["value"], lower)
-    return {"profile": profile, "boards": dict(sorted(boards.items())), "invalid": invalid,
+    return {"profile": profile, "replay_per_run": replay, "replay_seed": replay_seed,
+            "boards": dict(sorted(boards.items())), "invalid": invalid,
             "flagged": flagged, "references": dict(sorted(references.items()))}
 
 
@@ -398,8 +406,9 @@ def _draw_bars(key, rows, ref_value, index, lower_is_better, Figure, FigureCanva
 
 
 def build_leaderboard(folder: Path, out: Path, profile: str = "official",
-                      workers: int = 2, replay: int | None = None) -> dict:
-    data = collect(Path(folder), profile, workers, replay)
+                      workers: int = 2, replay: int | None = None,
+                      replay_seed: int | None = None) -> dict:
+    data = collect(Path(folder), profile, workers, replay, replay_seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.json").write_text(

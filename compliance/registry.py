@@ -48,13 +48,17 @@ BUILTIN_DOCS = {
     "B704": "leaderboard, the entry's name is its submitter: every result's "
             "measurements.json names the submitter the entry (directory or archive) is named "
             "after.",
-    "R801": "replay (check --replay N; leaderboard, rules.yaml checker.leaderboard_replay "
-            "per benchmark): N episodes per benchmark of the closed division, chosen by a seed "
-            "derived from the SHA-256 of the submission's own detail logs and traces, are "
+    "R801": "replay (check --replay N [--replay-seed S]; leaderboard, rules.yaml "
+            "checker.leaderboard_replay): N episodes of every run (accuracy, each split, "
+            "performance, each audit) of every closed-division result, chosen by the "
+            "checker's seed (fresh randomness printed in the report, or --replay-seed; a "
+            "leaderboard draws one per course run; never derived from the submission), are "
             "re-run with the reference checkpoint (greedy) and must come out exactly as "
             "logged: every step's text, generated and context tokens, tool call and "
             "observation, the answer and the stop reason. At most "
-            "checker.replay_max_mismatch_fraction of them may differ.",
+            "floor(checker.replay_max_mismatch_fraction x N) of one run's may differ. A run "
+            "with a fraction f of fabricated episodes escapes with probability at most "
+            "(1 - f)^N: at the leaderboard's 22, f = 0.2 is caught with probability 0.9926.",
     "X901": "a rule raised an exception. This is a bug in the checker, not a verdict on "
             "the submission; the submission is reported invalid until it is fixed.",
 }

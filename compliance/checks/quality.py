@@ -163,11 +163,7 @@ def split_quality(ctx: Ctx, rule: str):
                 yield err(rule, rel, f"the {name} split's accuracy log is missing or "
                           f"unreadable: {problem}", hint="make submission writes it")
                 continue
-            key = ("split_tasks", r.benchmark, name)
-            if key not in ctx._tasks:
-                from reference.grading import load_tasks
-                ctx._tasks[key] = load_tasks(r.benchmark, split.eval_set)
-            tasks = ctx._tasks[key]
+            tasks = ctx.split_tasks(r.benchmark, name)
             first: dict[int, str] = {}
             bad = not isinstance(data, list)
             for e in data if isinstance(data, list) else []:
