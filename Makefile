@@ -16,7 +16,11 @@ endif
 ONE_BENCHMARK = $(or $(BENCHMARK),nano-react)
 SYSTEM   ?= cpu
 PROFILE  ?= official
-SUBMITTER ?= reference
+# your name in results/<division>/<submitter>; `reference` (the committed reference
+# submission) is written only with REFERENCE=1
+SUBMITTER ?= $(or $(shell id -un 2>/dev/null),student)
+REFERENCE ?=
+REPLACE ?=
 ALLOW_MISMATCH ?=
 COMPRESS_TRACES ?=
 DIVISION ?= closed
@@ -28,6 +32,7 @@ BOARD ?= leaderboard
 
 help:
 	@echo "make submission    SYSTEM=cpu PROFILE=official|smoke SUBMITTER=name: MLPerf-layout results"
+	@echo "                   (SUBMITTER defaults to your user name; REPLACE=1 drops earlier results)"
 	@echo "                   (every benchmark; BENCHMARK=nano-react, nano-codegen or nano-planner for one)"
 	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s (BENCHMARK=...)"
 	@echo "make check         validate results/DIVISION/SUBMITTER (PROFILE=smoke for a smoke one)"
@@ -106,7 +111,8 @@ evaluate: venv
 submission: venv
 	$(PY) -m loadgen_harness.submission --system $(SYSTEM) --profile $(PROFILE) \
 		--submitter $(SUBMITTER) --division $(DIVISION) $(if $(ALLOW_MISMATCH),--allow-mismatch,) \
-		$(if $(COMPRESS_TRACES),--compress-traces,) \
+		$(if $(COMPRESS_TRACES),--compress-traces,) $(if $(REFERENCE),--as-reference,) \
+		$(if $(REPLACE),--replace,) \
 		$(if $(BENCHMARK),--benchmarks $(BENCHMARK),)
 
 bench: venv

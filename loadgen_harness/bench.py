@@ -28,7 +28,9 @@ Limits: the naive baseline is slow (the whole context per token), so it runs a s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -98,6 +100,48 @@ def time_breakdown(engines, results, worker_s: float) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def _quiet_fds():
+    """Silence file descriptors 1 and 2 (the profiler's C++ side prints `USDT: ...` lines
+    there, past Python's sys.stdout); Python-level output is flushed first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
+class _Stages:
+    """What bench runs now, and for how long (a rich status line on a terminal; plain lines
+    on stderr otherwise, so logs say where time went)."""
+
+    def __init__(self):
+        from rich.console import Console
+        self.console = Console(stderr=True)
+        self.status = None
+
+    def __call__(self, what: str) -> None:
+        if self.console.is_terminal:
+            if self.status is None:
+                self.status = self.console.status(what)
+                self.status.start()
+            self.status.update(f"{what} ...")
+        else:
+            print(f"[bench] {what} ...", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+
 def attention_share(model, tasks, max_batch: int, make_env, draft: int = 0) -> float:
     """Fraction of model-forward time spent in attention (the ragged kernel's calls, or SDPA
     where the model falls back to it), from a profiled engine run."""
@@ -116,7 +160,7 @@ def attention_share(model, tasks, max_batch: int, make_env, draft: int = 0) -> f
 
     model.forward, attention.Kernel.__call__ = timed_forward, timed_kernel
     try:
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with _quiet_fds(), profile(activities=[ProfilerActivity.CPU]) as prof:
             Engine(model, make_env, max_batch=max_batch, draft=draft).run_all(tasks)
     finally:
         del model.forward
@@ -268,6 +312,18 @@ def _print_roofline(roof: dict, br: dict) -> None:
 
 
 def main(argv=None) -> int:
+    stage = _Stages()
+    try:
+        return _main(argv, stage)
+    except KeyboardInterrupt:
+        stage.close()
+        print("interrupted: bench stopped, no figures written", file=sys.stderr)
+        return 130
+    finally:
+        stage.close()
+
+
+def _main(argv, stage) -> int:
     ap = argparse.ArgumentParser(description="Naive vs engine vs LoadGen, Offline episodes/s.")
     ap.add_argument("--benchmark", default="nano-react", help="benchmark name")
     ap.add_argument("--system", default="cpu", help="systems/<name>.yaml for workers/threads")
@@ -327,6 +383,7 @@ def main(argv=None) -> int:
 
     # The naive baseline, one episode at a time, uses every core it is given.
     torch.set_num_threads(workers * threads)
+    stage(f"naive baseline, {args.naive_tasks} episodes")
     naive, naive_results = naive_rate(model, tasks[: args.naive_tasks], make_env)
     print(f"naive baseline     {naive:8.2f} episodes/s  ({args.naive_tasks} episodes)", flush=True)
     torch.set_num_threads(threads)
@@ -337,6 +394,8 @@ def main(argv=None) -> int:
     rates, runs = [], []
     for r in range(args.rounds):
         for kind in (("direct", "loadgen") if r % 2 == 0 else ("loadgen", "direct")):
+            stage(f"engine {'called directly' if kind == 'direct' else 'through LoadGen'}, "
+                  f"{len(tasks)} episodes (round {r + 1} of {args.rounds})")
             if kind == "direct":
                 breakdown: dict = {}
                 eng, results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown,
@@ -358,10 +417,12 @@ def main(argv=None) -> int:
         model.config, done, batch=max_batch,
         tokens_per_forward=max(1.0, breakdown["tokens_per_row_and_forward"])), engine)
     torch.set_num_threads(threads)
+    stage("profiling the engine's attention share")
     breakdown["attention_pct_of_forward"] = round(
         100 * attention_share(model, tasks[: min(len(tasks), 2 * max_batch)], max_batch,
                               make_env, draft), 1)
     _print_roofline(roof, breakdown)
+    stage("constrained decoding and executors (a schema-constrained benchmark only)")
     cost = constraint_cost(model, tasks[: args.constraint_tasks], max_batch, make_env)
     if cost:
         c, u = cost["constrained"], cost["unconstrained"]
@@ -403,6 +464,7 @@ def main(argv=None) -> int:
         srv_batch = Tuning.of(tuning, args.benchmark, "Server").max_batch
         figures["server"] = []
         for qps in server_qps:
+            stage(f"Server at {qps:g} QPS for {args.server_seconds:g} s")
             row = server_p99_ms(rules, bench, checkpoint, qps, args.server_seconds, tuning,
                                 srv_batch)
             figures["server"].append(row)

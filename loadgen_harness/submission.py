@@ -31,6 +31,7 @@ import datetime
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,8 @@ from pathlib import Path
 from loadgen_harness.logs import accuracy_from_log, read_accuracy_log, read_detail
 from loadgen_harness.runner import RunError, run_test
 from loadgen_harness.spec import RunSpec, Tuning
-from loadgen_harness.system import DeclarationError, load_system, mismatches, probe
+from loadgen_harness.system import (DeclarationError, load_system, mismatches, probe,
+                                     tuning_problems)
 from reference.grading import bounded_quality, load_tasks
 from reference.hashing import file_sha256
 from reference.rules import ROOT, SCENARIOS, RulesError, load_rules
@@ -52,6 +54,10 @@ KEEP = {"accuracy": ["mlperf_log_accuracy.json", "mlperf_log_detail.txt",
         "performance": ["mlperf_log_detail.txt", "mlperf_log_summary.txt", "agent_trace.jsonl"],
         "audit": ["mlperf_log_accuracy.json", "mlperf_log_detail.txt", "mlperf_log_summary.txt",
                   "agent_trace.jsonl"]}
+
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+REFERENCE = "reference"  # the committed reference submission's submitter name
 
 
 class SubmissionError(Exception):
@@ -233,14 +239,116 @@ def performance_result(scenario: str, detail: dict, metric: str) -> dict:
             "loadgen_errors": detail["__errors__"]}
 
 
+@dataclass
+class ServerOffer:
+    """The rate a benchmark's Server runs offer, and why (recorded in measurements.json).
+
+    Official profile: the system file's server_target_qps (the student's tuning; too high a
+    rate ends INVALID). An adaptive profile (rules.yaml `server_qps_of_offline`, the smoke
+    profile) offers no more than that share of the Offline rate this submission has just
+    measured on this machine, so a busy machine still serves it within the bound."""
+    declared_qps: float          # the system file's server_target_qps
+    profile_fraction: float      # the profile's server_qps_fraction
+    of_offline: float | None     # the profile's server_qps_of_offline (None: not adaptive)
+    offline_measured_qps: float | None
+    offered_qps: float = 0.0
+    basis: str = ""
+
+    @classmethod
+    def of(cls, profile, tuning: dict, offline_measured: float | None) -> "ServerOffer":
+        o = cls(float(tuning["server_target_qps"]), profile.server_qps_fraction,
+                profile.server_qps_of_offline, offline_measured)
+        o.offered_qps = round(o.declared_qps * o.profile_fraction, 3)
+        o.basis = (f"the system file's server_target_qps x {o.profile_fraction:g}"
+                   if o.profile_fraction != 1 else "the system file's server_target_qps")
+        if o.of_offline and offline_measured:
+            measured = round(offline_measured * o.of_offline, 3)
+            if measured < o.offered_qps:
+                o.offered_qps = measured
+                o.basis = (f"{o.of_offline:g} x the Offline rate measured in this submission "
+                           f"({offline_measured:.2f}/s)")
+        elif o.of_offline:
+            o.basis += " (no Offline run in this submission to measure the machine by)"
+        return o
+
+    @property
+    def adaptive(self) -> bool:
+        return self.of_offline is not None
+
+    def lower(self, qps: float, why: str) -> None:
+        self.offered_qps, self.basis = qps, f"{self.basis}; lowered to {qps:g}/s: {why}"
+
+    def apply(self, plan: RunPlan) -> None:
+        """Offer this rate in a Server plan (and stretch its expected time to match)."""
+        old = plan.settings.get("server_target_qps")
+        plan.settings["server_target_qps"] = self.offered_qps
+        if old and old != self.offered_qps:
+            plan.expected_s = STARTUP_S + (plan.expected_s - STARTUP_S) * old / self.offered_qps
+
+    def record(self) -> dict:
+        return {"offered_qps": self.offered_qps, "basis": self.basis,
+                "declared_qps": self.declared_qps, "profile_fraction": self.profile_fraction,
+                "of_offline": self.of_offline, "offline_measured_qps": self.offline_measured_qps}
+
+
+def _measured_offline(bench_dir: Path) -> float | None:
+    """The Offline performance rate this submission measured for a benchmark (None: none)."""
+    d = read_detail(bench_dir / "Offline/performance/run_1/mlperf_log_detail.txt") \
+        if (bench_dir / "Offline/performance/run_1/mlperf_log_detail.txt").is_file() else {}
+    rate = d.get("result_samples_per_second")
+    return float(rate) if isinstance(rate, (int, float)) and rate > 0 else None
+
+
+def suggested_server_qps(offered: float, p99_ns, bound_ns) -> float | None:
+    """A Server rate to try after a run whose p99 broke its bound: the offered rate scaled by
+    bound / p99 with a 20% margin (queueing makes latency grow faster than linearly with the
+    rate, so this errs low). None when the p99 is unknown or within the bound."""
+    if not isinstance(p99_ns, (int, float)) or not bound_ns or p99_ns <= bound_ns:
+        return None
+    return max(round(offered * min(0.9, 0.8 * bound_ns / p99_ns), 2), 0.01)
+
+
+def _p99_text(p99_ns, bound_ns) -> str:
+    p99 = f"{p99_ns / 1e6:,.0f} ms" if isinstance(p99_ns, (int, float)) else "unknown"
+    return f"p99 {p99} against the {bound_ns / 1e6:,.0f} ms bound"
+
+
+def server_advice(bname: str, perf: dict, bound_ns, offer: ServerOffer | None,
+                  system: str) -> str:
+    """One line for a Server run that ended INVALID: what was offered, the p99 measured, the
+    bound, and a rate to try, taken from the measurement."""
+    p99_ns = perf.get("p99_latency_ms", 0) * 1e6 or None
+    offered = offer.offered_qps if offer else None
+    line = (f"{bname} Server is {perf.get('validity') or 'INVALID'}: offered "
+            f"{offered:g}/s, {_p99_text(p99_ns, bound_ns)}" if offered else
+            f"{bname} Server is {perf.get('validity') or 'INVALID'}: {_p99_text(p99_ns, bound_ns)}")
+    lower = suggested_server_qps(offered, p99_ns, bound_ns) if offered else None
+    if lower is not None and offer is not None:
+        declared = round(lower / offer.profile_fraction, 2)
+        line += f"; try server_target_qps: {declared:g} in systems/{system}.yaml"
+    else:
+        line += f"; see its mlperf_log_summary.txt, then lower server_target_qps in " \
+                f"systems/{system}.yaml"
+    return line
+
+
+def console(stderr: bool = False):
+    """A rich console that never wraps or cuts a line when its output is not a terminal (a
+    log or a pipe keeps whole paths); on a terminal, rich's own layout."""
+    from rich.console import Console
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=1000, soft_wrap=True, no_color=True)
+
+
 class Progress:
     """A rich progress display (or plain lines when there is no terminal)."""
 
     def __init__(self, plans: list[RunPlan]):
-        from rich.console import Console
         from rich.progress import (BarColumn, Progress as RichProgress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
-        self.console = Console(stderr=True)
+        self.console = console(stderr=True)
         self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
                                 TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
                                 console=self.console, transient=False)
@@ -253,6 +361,10 @@ class Progress:
 
     def __exit__(self, *exc):
         self.bar.__exit__(*exc)
+
+    def replan(self, plans: list[RunPlan]):
+        """The plans' expected times changed (a Server rate set from a measured one)."""
+        self.bar.update(self.total, total=sum(p.expected_s for p in plans))
 
     def start(self, plan: RunPlan):
         self.current = self.bar.add_task(plan.label, total=plan.expected_s)
@@ -274,23 +386,34 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                     scenarios=("Offline", "Server"), out_root: Path = ROOT / "results",
                     submitter: str = "reference", division: str = "closed",
                     allow_mismatch: bool = False, checkpoint: Path | None = None,
-                    compress_traces: bool = False) -> Path:
+                    compress_traces: bool = False, as_reference: bool = False,
+                    replace: bool = False) -> Path:
     """Run every benchmark x scenario x mode (and the audits) and write the submission to
-    out_root/division/submitter atomically; nothing is written when anything fails."""
+    out_root/division/submitter; nothing is written when anything fails. Results already
+    there for other benchmarks or scenarios of the same system are kept (each result is
+    swapped in whole); `replace` drops them instead. The committed reference submission is
+    written only with `as_reference`."""
     rules = load_rules()
     profile = rules.profile(profile_name)
     benchmarks = list(benchmarks or rules.benchmarks)
     for b in benchmarks:
         rules.benchmark(b)  # an unknown name is a RulesError with the known ones
-    for name in (submitter, division, system):
-        if not name or "/" in name or name.startswith("."):
-            raise SubmissionError(f"bad name {name!r} (no '/' and no leading '.')")
-    doc, found, bad = _check_machine(system, allow_mismatch)
+    for what, name in (("SUBMITTER", submitter), ("DIVISION", division), ("SYSTEM", system)):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise SubmissionError(f"bad {what} {name!r}: letters, digits, '.', '_' and '-', "
+                                  f"starting with a letter or digit, at most 64 characters")
+    if submitter.casefold() == REFERENCE and not as_reference:
+        raise SubmissionError(
+            f"SUBMITTER={submitter} would overwrite the committed reference submission "
+            f"(results/{division}/{REFERENCE}); use your own name (make submission "
+            f"SUBMITTER=alice), or REFERENCE=1 (--as-reference) to regenerate it on purpose")
+    doc, found, bad = _check_machine(system, allow_mismatch, rules)
     tuning = doc["tuning"]
     ckpts = _check_inputs(rules, benchmarks, division, checkpoint)
     plans = plan_runs(rules, profile, benchmarks, scenarios, tuning)
 
     final = Path(out_root) / division / submitter
+    replace = replace or _must_replace(final, system, profile, doc, replace)
     staging = Path(out_root) / f".staging-{division}-{submitter}-{system}-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -305,36 +428,54 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
             "mismatches": bad, "mismatch_override": bool(bad and allow_mismatch)}, indent=1) + "\n")
         results_dir = staging / "results" / system
         calibrated: dict[str, float] = {}
+        offers: dict[str, ServerOffer] = {}
         with Progress(plans) as progress:
             for plan in plans:
-                _run_plan(plan, rules, profile, tuning, results_dir, ckpts, calibrated, progress)
+                if plan.scenario == "Server":
+                    offer = offers.setdefault(plan.benchmark, ServerOffer.of(
+                        profile, tuning["benchmarks"][plan.benchmark]["Server"],
+                        _measured_offline(results_dir / plan.benchmark)))
+                    offer.apply(plan)
+                    progress.replan(plans)
+                _run_plan(plan, rules, profile, tuning, results_dir, ckpts, calibrated, progress,
+                          offers.get(plan.benchmark))
         for bname in benchmarks:
             for scen in scenarios:
                 summary_rows += _write_result_files(
                     results_dir / bname / scen, rules, profile, plans, bname, scen,
                     system=system, division=division, submitter=submitter, created=created,
                     git=git, checkpoint_sha256=ckpts[bname][1],
-                    calibrated=calibrated.get(bname) if scen == "Offline" else None)
+                    calibrated=calibrated.get(bname) if scen == "Offline" else None,
+                    offer=offers.get(bname) if scen == "Server" else None)
         (staging / "code").mkdir()
         (staging / "code" / "README.md").write_text(
             f"# Code\n\nThis submission was produced by commit `{git['commit']}`"
             f"{' with uncommitted changes' if git['dirty'] else ''} of the suite.\n")
         if compress_traces:
             compress_all_traces(staging)
-        _swap_in(staging, final, system)
+        _swap_in(staging, final, system, replace)
         _update_index(final, system, profile, git, created)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     _print_summary(summary_rows, profile)
+    for bname, scen, perf, _ in summary_rows:
+        if scen == "Server" and perf and perf["validity"] != "VALID":
+            print(server_advice(bname, perf, rules.benchmark(bname).target_latency_ns("Server"),
+                                offers.get(bname), system))
     return final
 
 
-def _check_machine(system: str, allow_mismatch: bool) -> tuple[dict, dict, list[str]]:
+def _check_machine(system: str, allow_mismatch: bool, rules) -> tuple[dict, dict, list[str]]:
     """The system file, the probe of this machine, and where they disagree (an error unless
-    the override is asked for, which is recorded)."""
+    the override is asked for, which is recorded). A tuning this machine cannot run, or that
+    names an unknown benchmark, stops the run whatever the override."""
     doc = load_system(system)
     found = probe()
+    problems = tuning_problems(doc, found, rules.benchmarks, SCENARIOS)
+    if problems:
+        raise SubmissionError(f"systems/{system}.yaml cannot run here:\n  - "
+                              + "\n  - ".join(problems))
     bad = mismatches(doc["declaration"], found)
     if bad and not allow_mismatch:
         raise SubmissionError(
@@ -368,7 +509,7 @@ def _check_inputs(rules, benchmarks, division: str, checkpoint: Path | None) -> 
 
 
 def _run_plan(plan: RunPlan, rules, profile, tuning: dict, results_dir: Path, ckpts: dict,
-              calibrated: dict, progress) -> None:
+              calibrated: dict, progress, offer: "ServerOffer | None" = None) -> None:
     """One LoadGen run of the plan in its child process, re-run where section 4.1 allows
     (an Offline run that finished early, an audit a busy machine pushed over), its files
     pruned to the layout, and its accuracy scored."""
@@ -399,6 +540,24 @@ def _run_plan(plan: RunPlan, rules, profile, tuning: dict, results_dir: Path, ck
             spec.settings = plan.settings
             shutil.rmtree(run_dir)
             run_test(spec, timeout_s=timeout_s, on_poll=progress.poll)
+    if plan.scenario == "Server" and plan.rel_dir == "performance/run_1" and offer \
+            and offer.adaptive:
+        # the smoke profile proves the pipeline, not a rate: a latency-INVALID Server run (the
+        # machine got busier since its Offline run) is run once more at the rate its own
+        # p99 suggests, and the lowered offer is recorded
+        d = read_detail(run_dir / "mlperf_log_detail.txt")
+        bound = bench.target_latency_ns("Server")
+        lower = suggested_server_qps(plan.settings["server_target_qps"],
+                                     d.get("result_99.00_percentile_latency_ns"), bound)
+        if d.get("result_validity") != "VALID" and lower is not None:
+            progress.console.print(
+                f"{plan.label}: {_p99_text(d.get('result_99.00_percentile_latency_ns'), bound)} "
+                f"at {plan.settings['server_target_qps']:g}/s; running it again at {lower:g}/s")
+            offer.lower(lower, "p99 of the first Server run over the bound")
+            offer.apply(plan)
+            spec.settings = plan.settings
+            shutil.rmtree(run_dir)
+            run_test(spec, timeout_s=plan.expected_s * 3 + 120, on_poll=progress.poll)
     if plan.rel_dir.startswith("audit/"):
         audit_problem = audit_breaks_rules(
             read_detail(run_dir / "mlperf_log_detail.txt"), profile, plan.scenario)
@@ -448,7 +607,7 @@ def _score_accuracy(run_dir: Path, plan: RunPlan, bench, scored_set, profile) ->
 
 def _write_result_files(sdir: Path, rules, profile, plans, bname: str, scen: str, *, system,
                         division, submitter, created, git, checkpoint_sha256,
-                        calibrated) -> list[tuple]:
+                        calibrated, offer=None) -> list[tuple]:
     """measurements.json, user.conf and README.md of one result, once its runs exist; the
     result's rows of the printed summary."""
     perf_plan = next(p for p in plans if p.benchmark == bname and
@@ -466,6 +625,7 @@ def _write_result_files(sdir: Path, rules, profile, plans, bname: str, scen: str
          "loadgen_version": detail.get("loadgen_version"),
          "performance": perf, "accuracy": acc, "accuracy_splits": acc_splits,
          "offline_expected_qps_calibrated": calibrated,
+         **({"server_offer": offer.record()} if offer else {}),
          "trace": trace_summary(sdir / "performance/run_1/agent_trace.jsonl")}
     (sdir / "measurements.json").write_text(json.dumps(m, indent=1) + "\n")
     (sdir / "user.conf").write_text(user_conf(perf_plan))
@@ -489,10 +649,59 @@ def compress_all_traces(root: Path) -> None:
         path.unlink()
 
 
-def _swap_in(staging: Path, final: Path, system: str) -> None:
-    """Move this system's results into the submission, replacing an earlier run whole."""
+def _must_replace(final: Path, system: str, profile, doc: dict, replace: bool) -> bool:
+    """Whether this run replaces the system's earlier results whole (True) or merges with
+    them per benchmark x scenario (False); checked before any run, so a refusal costs
+    nothing. Merging needs the same profile and the same system file (declaration and shared
+    tuning, and each kept benchmark's tuning), or the kept results would be described by a
+    file they were not run with. Official results are never replaced by smoke ones."""
+    kept = final / "results" / system
+    if replace or not kept.is_dir():
+        return replace
+    try:
+        index = json.loads((final / "submission.json").read_text())
+        before_profile = index["systems"][system]["profile"]
+        before = json.loads((final / "systems" / f"{system}.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SubmissionError(f"{final} holds results for {system} whose submission.json or "
+                              f"systems/{system}.json cannot be read; REPLACE=1 (--replace) "
+                              f"writes over them") from None
+    if before_profile != profile.name:
+        if not profile.eligible and before_profile == "official":
+            raise SubmissionError(
+                f"{final} holds official results for {system}; a {profile.name} run would "
+                f"replace them. Use another SUBMITTER (e.g. SUBMITTER={final.name}-"
+                f"{profile.name}), or REPLACE=1 (--replace) to drop them")
+        print(f"note: the {before_profile} results for {system} in {final} are replaced by "
+              f"this {profile.name} run", file=sys.stderr)
+        return True
+    kept_benchmarks = {p.name for p in kept.iterdir() if p.is_dir()}
+    changed = [k for k in ("declaration",) if before.get(k) != doc.get(k)]
+    shared = lambda t: {k: v for k, v in (t or {}).items() if k != "benchmarks"}  # noqa: E731
+    if shared(before.get("tuning")) != shared(doc.get("tuning")):
+        changed.append("tuning (workers, threads, device, draft)")
+    changed += [f"tuning.benchmarks.{b}" for b in sorted(kept_benchmarks)
+                if (before.get("tuning") or {}).get("benchmarks", {}).get(b)
+                != doc["tuning"]["benchmarks"].get(b)]
+    if changed:
+        raise SubmissionError(
+            f"systems/{system}.yaml changed since the results kept in {final} were run "
+            f"({', '.join(changed)}): they would no longer match their declaration. Re-run "
+            f"every benchmark with REPLACE=1 (--replace), or use another SUBMITTER")
+    return False
+
+
+def _swap_in(staging: Path, final: Path, system: str, replace: bool) -> None:
+    """Move this system's results into the submission: each benchmark x scenario result
+    whole (one rename each), keeping the results of the others unless `replace`."""
     final.mkdir(parents=True, exist_ok=True)
-    for rel in (Path("results") / system, Path("systems") / f"{system}.json", Path("code")):
+    parts = [Path("systems") / f"{system}.json", Path("code")]
+    if replace or not (final / "results" / system).is_dir():
+        parts.insert(0, Path("results") / system)
+    else:
+        parts[:0] = [p.relative_to(staging) for p in
+                     sorted((staging / "results" / system).glob("*/*")) if p.is_dir()]
+    for rel in parts:
         src, dst = staging / rel, final / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         trash = dst.with_name(f".old-{dst.name}-{os.getpid()}")
@@ -517,7 +726,6 @@ def _update_index(final: Path, system: str, profile, git: dict, created: str) ->
 
 
 def _print_summary(rows, profile) -> None:
-    from rich.console import Console
     from rich.table import Table
     t = Table(title=f"Submission summary (profile {profile.name}"
                     f"{'' if profile.eligible else ', NOT leaderboard-eligible'})")
@@ -530,7 +738,15 @@ def _print_summary(rows, profile) -> None:
         t.add_row(bname, scen, perf["metric"], f"{v:.2f}" if isinstance(v, (int, float)) else "-",
                   perf["validity"] or "-", f"{acc['metric']} {acc[acc['metric']]:.4f}", f"{acc['target']:.4f}",
                   "PASS" if acc["passed"] else "FAIL")
-    Console().print(t)
+    console().print(t)
+
+
+def _user() -> str:
+    try:
+        import getpass
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a bare container)
+        return "student"
 
 
 def main(argv=None) -> int:
@@ -542,8 +758,15 @@ def main(argv=None) -> int:
                     help="comma-separated benchmarks (default: every benchmark of rules.yaml)")
     ap.add_argument("--scenarios", default="Offline,Server",
                     help=f"comma-separated, from {', '.join(SCENARIOS)}")
-    ap.add_argument("--submitter", default=os.environ.get("SUBMITTER", "reference"),
-                    help="submitter name (results/<division>/<submitter>)")
+    ap.add_argument("--submitter", default=os.environ.get("SUBMITTER") or _user(),
+                    help="submitter name (results/<division>/<submitter>; default: your user "
+                         "name)")
+    ap.add_argument("--as-reference", action="store_true",
+                    help="allow --submitter reference: regenerate the committed reference "
+                         "submission")
+    ap.add_argument("--replace", action="store_true",
+                    help="drop the system's earlier results in this submission instead of "
+                         "keeping those of the benchmarks and scenarios not re-run")
     ap.add_argument("--division", choices=["closed", "open"], default="closed",
                     help="closed requires the reference checkpoint")
     ap.add_argument("--checkpoint", type=Path, default=None, help="open division: your checkpoint")
@@ -564,7 +787,8 @@ def main(argv=None) -> int:
         path = make_submission(args.system, args.profile,
                                [b for b in args.benchmarks.split(",") if b], scenarios,
                                args.out, args.submitter, args.division, args.allow_mismatch,
-                               args.checkpoint, args.compress_traces)
+                               args.checkpoint, args.compress_traces, args.as_reference,
+                               args.replace)
     except (SubmissionError, DeclarationError, RulesError, attention.KernelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

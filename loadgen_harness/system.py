@@ -11,6 +11,7 @@ stops `make submission` unless the user overrides it explicitly; the override is
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import platform
@@ -134,6 +135,35 @@ def mismatches(decl: dict, found: dict) -> list[str]:
     return out
 
 
+def tuning_problems(doc: dict, found: dict, benchmarks, scenarios=None) -> list[str]:
+    """Where a declaration's tuning cannot run on the probed machine or names what rules.yaml
+    does not know; one sentence each (empty when none). `make submission`, this module's
+    pre-check and the checker's S203 all ask this one function (rules.md section 5)."""
+    tuning = doc.get("tuning") if isinstance(doc.get("tuning"), dict) else {}
+    out = []
+    known = set(benchmarks)
+    for name in sorted(k for k in (tuning.get("benchmarks") or {}) if k not in known):
+        near = difflib.get_close_matches(name, sorted(known), n=1)
+        out.append(f"tuning.benchmarks.{name}: no such benchmark"
+                   + (f" (did you mean {near[0]}?)" if near else
+                      f" (known: {', '.join(sorted(known))})"))
+    if scenarios is not None:
+        for b, per in sorted((tuning.get("benchmarks") or {}).items()):
+            for scen in sorted(k for k in (per or {}) if k not in scenarios):
+                out.append(f"tuning.benchmarks.{b}.{scen}: no such scenario "
+                           f"(known: {', '.join(scenarios)})")
+    accel = found.get("accelerators")
+    if tuning.get("device") == "cuda" and isinstance(accel, list) and not accel:
+        out.append("tuning.device is cuda, but this machine has no GPU")
+    cores = found.get("host_processor_core_count")
+    used = tuning.get("workers", 1), tuning.get("threads", 1)
+    if isinstance(cores, int) and all(isinstance(u, int) and not isinstance(u, bool)
+                                      for u in used) and used[0] * used[1] > max(cores, 1):
+        out.append(f"tuning uses {used[0]} workers x {used[1]} threads = {used[0] * used[1]} "
+                   f"cores, but the machine has {cores}")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Validate a system declaration against this machine.")
     ap.add_argument("system", help="name of systems/<name>.yaml")
@@ -143,10 +173,16 @@ def main(argv=None) -> int:
     except DeclarationError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from reference.rules import SCENARIOS, load_rules
     found = probe()
     bad = mismatches(doc["declaration"], found)
-    print(json.dumps({"probe": found, "mismatches": bad}, indent=1))
-    return 1 if bad else 0
+    problems = tuning_problems(doc, found, load_rules().benchmarks, SCENARIOS)
+    print(json.dumps({"probe": found, "mismatches": bad, "tuning_problems": problems}, indent=1))
+    for line in bad + problems:
+        print(f"error: systems/{args.system}.yaml: {line}", file=sys.stderr)
+    if not bad and not problems:
+        print(f"systems/{args.system}.yaml describes this machine", file=sys.stderr)
+    return 1 if bad or problems else 0
 
 
 if __name__ == "__main__":

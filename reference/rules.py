@@ -35,6 +35,9 @@ class Profile:
     audit_min_duration_ms: int
     audit_min_query_count: dict         # per scenario: queries each audit run issues at least
     server_qps_fraction: float = 1.0    # share of the system's server_target_qps a Server run offers
+    # at most this share of the Offline rate the same submission has just measured on this
+    # machine (None: the system file's rate alone); a busy machine's Server offer falls with it
+    server_qps_of_offline: float | None = None
 
 
 def _subset_target(results: Path, fraction: float, target: float, indices) -> float:
@@ -197,11 +200,17 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
             if not 0.0 < fraction <= 1.0:
                 raise RulesError(f"profiles.{name}.server_qps_fraction must be in (0, 1], "
                                  f"found {fraction}")
+            of_offline = p.get("server_qps_of_offline")
+            if of_offline is not None:
+                of_offline = float(of_offline)
+                if not 0.0 < of_offline <= 1.0:
+                    raise RulesError(f"profiles.{name}.server_qps_of_offline must be in (0, 1], "
+                                     f"found {of_offline}")
             profiles[name] = Profile(name, bool(p["eligible"]), int(p["min_duration_ms"]),
                                      dict(p["min_query_count"]),
                                      None if acc == "all" else int(acc),
                                      int(p["audit_min_duration_ms"]),
-                                     dict(p["audit_min_query_count"]), fraction)
+                                     dict(p["audit_min_query_count"]), fraction, of_offline)
         seeds = {k: int(v) for k, v in doc["loadgen"]["official_seeds"].items()}
         audits = dict(doc["audits"])
         for name in ("TEST01", "TEST04", "TEST09"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from compliance.checks import err, warn
 from compliance.context import Ctx
-from loadgen_harness.system import mismatches, schema_errors
+from loadgen_harness.system import mismatches, schema_errors, tuning_problems
 
 PROBE_FIELDS = {"host_processor_model_name": str, "host_processor_core_count": int,
                 "host_memory_capacity_gb": (int, float), "accelerators": list, "torch": str,
@@ -67,7 +67,8 @@ def declaration_matches_probe(ctx: Ctx, rule: str):
 def probe_consistent(ctx: Ctx, rule: str):
     """the machine probe agrees with itself and with the run: accelerators only with a
     CUDA build of torch that saw them and a tuning that used them; the cores the tuning used
-    (workers x threads) no more than the probe found; the torch and LoadGen it names are the
+    (workers x threads) no more than the probe found, device cuda only with a GPU, tuning
+    only for benchmarks of rules.yaml (the pre-check's own rule); the torch and LoadGen it names are the
     ones the traces' run could have used. A probe edited to show other hardware is caught."""
     for s in ctx.systems:
         rel = f"systems/{s}.json"
@@ -86,11 +87,9 @@ def probe_consistent(ctx: Ctx, rule: str):
                 problems.append(f"accelerators listed, but torch {torch_v} is a CPU-only build")
             if tuning.get("device") == "cpu":
                 problems.append("accelerators listed, but the runs used device cpu")
-        cores = probe.get("host_processor_core_count")
-        used = tuning.get("workers", 1), tuning.get("threads", 1)
-        if isinstance(cores, int) and all(isinstance(u, int) for u in used) and \
-                used[0] * used[1] > max(cores, 1) * 4:
-            problems.append(f"{used[0]} workers x {used[1]} threads on {cores} cores")
+        # the pre-check's own sentences (loadgen_harness.system.tuning_problems): cores the
+        # tuning used beyond the probe's, cuda without a GPU, unknown benchmarks
+        problems += tuning_problems({"tuning": tuning}, probe, ctx.rules.benchmarks)
         for p in problems:
             yield err(rule, rel, f"the machine probe contradicts itself: {p}",
                       location="/probe", hint="the probe is written by make submission, "
