@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from compliance.checks import (audits, episodes, identity, layout, loadgen, provenance,
-                               quality, system, timing, traces)
+from compliance.checks import (audits, episodes, identity, layout, limits, loadgen,
+                               provenance, quality, system, timing, traces)
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,9 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("G310", "throughput-recomputed", "compliance", timing.throughput_recomputed),
     Rule("G311", "latency-recomputed", "compliance", timing.latency_recomputed),
     Rule("G312", "settings-agree", "compliance", identity.settings_agree),
+    Rule("G313", "figures-bounded", "compliance", limits.figures_bounded),
+    Rule("G314", "schedule-and-counts", "run-rules", limits.schedule_and_counts),
+    Rule("G315", "run-not-older-than-code", "compliance", limits.run_dates),
     Rule("Q401", "accuracy-log-wellformed", "quality", quality.accuracy_log_wellformed),
     Rule("Q402", "sample-coverage", "quality", quality.sample_coverage),
     Rule("Q403", "quality-target", "quality", quality.quality_target),
@@ -108,6 +111,10 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("T607", "trace-self-consistent", "compliance", episodes.trace_self_consistent),
     Rule("T608", "performance-answers-match", "compliance", episodes.performance_answers_match),
     Rule("T609", "verification-budget", "compliance", traces.trace_budget),
+    Rule("T610", "decode-speed-ceiling", "hardware", limits.decode_ceiling),
+    Rule("T611", "samples-drawn-as-loadgen", "compliance", limits.sample_draws),
+    Rule("T612", "performance-episodes-are-accuracy-episodes", "divisions",
+         limits.performance_content_matches),
     Rule("R801", "replay", "divisions", None),
     Rule("B701", "needs-reproduction", "scoring", None),
     Rule("B702", "identical-runs", "scoring", None),

@@ -146,6 +146,27 @@ def apply(root: Path, edit: dict) -> None:
                              "observation": None, "generated_tokens": len(text.encode())}]
             rec["generated_tokens"] = len(text.encode())
         path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    elif op == "jsonl_scale_steps":  # scale one timing of every step of episode `line`
+        lines = path.read_text().splitlines()
+        doc = json.loads(lines[edit["line"]])
+        for st in doc["steps"]:
+            st[edit["key"]] *= edit["factor"]
+        lines[edit["line"]] = json.dumps(doc)
+        path.write_text("\n".join(lines) + "\n")
+    elif op == "jsonl_copy_line":  # episode `dst` replaced by a jittered copy of `src`
+        lines = path.read_text().splitlines()
+        doc = json.loads(lines[edit["src"]])
+        doc["seq"] = json.loads(lines[edit["dst"]])["seq"]
+        doc["latency_ms"] = round(doc["latency_ms"] + edit.get("jitter", 0.001), 6)
+        lines[edit["dst"]] = json.dumps(doc)
+        path.write_text("\n".join(lines) + "\n")
+    elif op == "replace_all":  # a text replaced in every file of the submission (dates)
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and not f.is_symlink() and f.suffix in (".json", ".txt", ".jsonl",
+                                                                   ".conf", ".md"):
+                text = f.read_text()
+                if edit["old"] in text:
+                    f.write_text(text.replace(edit["old"], edit["new"]))
     elif op == "symlink":
         if path.exists():
             os.remove(path)
