@@ -10,16 +10,21 @@ Stages, each a typed outcome that becomes the agent's feedback text:
 1. syntax   - `ast.parse`;
 2. unsafe   - the AST layer (`check_safety`, below): a program may only use a small language;
 3. execution in a forked child of a small worker process (`zygote.py`), contained by the OS
-   layer: its own session, no inherited descriptors, empty environment, rlimits (CPU time,
-   address space, file size, descriptors), uid `nobody` with RLIMIT_NPROC 0 when run as root,
-   and a seccomp filter refusing exec, fork/clone, sockets, signals to others, and every file
-   open. That layer is built to hold even if this AST check were bypassed (the bypass tests
-   run programs through `execute`, which skips it). The wall-clock limit is enforced by
-   killing the child (the seed accepted `timeout_ms` and ignored it);
-4. the program's `result`: `str(result)` compared with the expected output.
+   layer before the program is compiled: its own session, no inherited descriptors, empty
+   environment, rlimits (CPU time, address space, file size, descriptors), uid `nobody` with
+   RLIMIT_NPROC 0 when run as root, and a default-deny seccomp allow-list
+   (`seccomp_policy.py`: no exec, fork, socket, file open, xattr, IPC, and no signal to any
+   other process by any route). That layer is built to hold even if this AST check were
+   bypassed (the bypass tests run programs through `execute`, which skips it). The wall-clock
+   limit is enforced by killing the child (the seed accepted `timeout_ms` and ignored it);
+4. the child reports only what happened (the output, or the error) in a bounded frame; the
+   verdict is decided here: `str(result)` compared with the expected output. A program that
+   forges a report can only claim an output; a malformed report is a `sandbox_error`.
 Outcomes: ok, syntax, unsafe, runtime, timeout, memory, output_too_large, wrong_output, and
-sandbox_error (the OS layer could not be applied; the program did not run). Feedback text is
-always encodable (lone surrogates and the like are backslash-escaped) and one line.
+sandbox_error (the OS layer could not be applied, or the program's process sent a malformed
+report). Feedback text is always encodable (lone surrogates and the like are
+backslash-escaped), printable (control characters and bidi overrides as visible escapes, so an
+ANSI or OSC sequence in an output reaches no terminal) and one line.
 A worker process that dies is replaced; the benchmark goes on.
 
 The AST layer: every syntax form that can name an attribute, reach an object's internals or
@@ -63,7 +68,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from reference.codegen import zygote
+import re
+
+from reference.codegen.seccomp_policy import compile_filter
 
 MAX_PROGRAM_CHARS = 4000
 FORBIDDEN_NAMES = {"exec", "eval", "open", "compile", "globals", "locals", "vars",
@@ -101,9 +108,26 @@ _LABELS = {"syntax": "Syntax error", "unsafe": "Unsafe program", "runtime": "Run
            "output_too_large": "Output too large", "sandbox_error": "Sandbox error"}
 
 
-def printable(text: str) -> str:
+# C0 and C1 controls, DEL, and the Unicode format characters that reorder or hide text (the
+# same set as compliance.safe): an ANSI or OSC sequence in a program's output must not reach a
+# terminal or a page as one.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+# What the zygote may answer: every outcome but the verifier's own verdicts (ok, wrong_output).
+_WORKER_KINDS = {"ran", "runtime", "timeout", "memory", "output_too_large", "syntax",
+                 "sandbox_error"}
+_MAX_WORKER_LINE = 64 * 1024
+
+
+def encodable(text: str) -> str:
     """Text that encodes to UTF-8 whatever it holds (lone surrogates become `\\udc80`)."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def printable(text: str) -> str:
+    """`encodable`, and every control or text-reordering character as a visible escape
+    (`\\x1b`, `\\u202e`): safe to print on a terminal or put in a page."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", encodable(text))
 
 
 @dataclass(frozen=True)
@@ -191,8 +215,21 @@ def check_safety(code: str) -> VerifyResult | None:
 @cache
 def _seccomp_setup() -> str:
     """The zygote's set-up line: the compiled seccomp filter (hex) and its state."""
-    bpf, state = zygote.compile_filter()
+    bpf, state = compile_filter()
     return json.dumps({"bpf": bpf.hex() if bpf else None, "state": state})
+
+
+def _worker_report(line: str) -> dict:
+    """The zygote's answer, checked: a flat dict of a known kind with string fields. The zygote
+    never runs a program itself (its children do), but its answer is still checked rather than
+    trusted; raises ValueError on anything else (the caller replaces the worker)."""
+    out = json.loads(line)
+    if not isinstance(out, dict) or out.get("kind") not in _WORKER_KINDS:
+        raise ValueError("sandbox worker's answer has no known kind")
+    field = "output" if out["kind"] == "ran" else "detail"
+    if not isinstance(out.get(field), str) or not isinstance(out.get("ms", 0.0), (int, float)):
+        raise ValueError(f"sandbox worker's answer has no {field}")
+    return {"kind": out["kind"], field: out[field], "ms": float(out.get("ms", 0.0))}
 
 
 class _Worker:
@@ -216,10 +253,12 @@ class _Worker:
     def run(self, code: str, limits: dict) -> dict:
         self.proc.stdin.write(json.dumps({"code": code, "limits": limits}) + "\n")
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
+        line = self.proc.stdout.readline(_MAX_WORKER_LINE)
         if not line:
             raise BrokenPipeError("sandbox worker died")
-        return json.loads(line)
+        if not line.endswith("\n"):
+            raise ValueError("sandbox worker's answer is too long")
+        return _worker_report(line)
 
     def close(self) -> None:
         try:
@@ -304,7 +343,7 @@ class Verifier:
             w = self._idle.pop()
         try:
             out = w.run(code, self.limits)
-        except (BrokenPipeError, OSError, ValueError):
+        except (BrokenPipeError, OSError, ValueError, RecursionError):
             w.close()
             w = _Worker()
             self.replaced += 1
@@ -319,13 +358,14 @@ class Verifier:
         refusal = check_safety(code)
         if refusal is not None:
             return refusal
-        out = self.execute(code)
-        ms = float(out.get("ms", 0.0))
+        out = self.execute(code)  # a checked report: never ok or wrong_output, always typed
+        ms = out["ms"]
         if out["kind"] != "ran":
-            return VerifyResult(str(out["kind"]), printable(str(out.get("detail", ""))[:300]), ms=ms)
+            return VerifyResult(out["kind"], encodable(out["detail"][:300]), ms=ms)
+        # The verdict is decided here, in the verifier's process, from the output alone.
         if out["output"] == expected:
             return VerifyResult("ok", output=out["output"], ms=ms)
-        return VerifyResult("wrong_output", output=printable(out["output"][:200]), ms=ms)
+        return VerifyResult("wrong_output", output=encodable(out["output"][:200]), ms=ms)
 
 
 def containment() -> dict:

@@ -7,26 +7,29 @@ This process imports nothing heavy and holds nothing worth stealing (it is start
 environment and only ever sees programs and limits), so forking it is cheap and safe; the
 model's process, with its threads and its environment, never forks.
 
-The OS layer, applied in each child before the program runs, is meant to hold even if the AST
-check in sandbox.py were bypassed (a program that reaches `os` through some unforeseen walk):
+The OS layer, applied in each child before the program is even compiled, is meant to hold
+even if the AST check in sandbox.py were bypassed (a program that reaches `os` through some
+unforeseen walk):
 1. its own session (so the zygote can kill the whole group), stdin/stdout/stderr on /dev/null,
-   every inherited descriptor closed but the result pipe, an empty environment, cwd `/`;
+   every inherited descriptor closed but the report pipe (fd 3), an empty environment, cwd `/`;
 2. rlimits: CPU time, address space, file size 0, 16 descriptors, no core dumps;
 3. when the zygote runs as root: all groups dropped and the uid/gid set to `nobody`, with
    RLIMIT_NPROC 0, so the kernel refuses to create a process and every file of the owner is
    out of reach (`/proc/<pid>/environ` of the verifier's owner included). Not root: the uid
    stays, and layer 4 carries the load;
-4. a seccomp filter (libseccomp through `pyseccomp`, compiled once by the verifier's process
-   and handed to the zygote as raw BPF, installed in each child with `no_new_privs`) that answers EPERM to execve, fork/vfork/clone/clone3,
-   sockets, kill/ptrace/process_vm_* and the other process- and file-changing calls listed in
-   DENIED_SYSCALLS, and EACCES to every way of opening a file (open, openat, openat2, creat,
-   open_by_handle_at). Other architectures' syscall entry points (int 0x80 on x86_64) kill
-   the child (libseccomp's bad-arch action).
+4. a seccomp allow-list (seccomp_policy.py: compiled once by the verifier's process with
+   libseccomp and handed to the zygote as raw BPF, installed in each child with
+   `no_new_privs`). Default deny: no exec, fork, socket, file open, xattr, IPC, and no signal
+   to any other process by any route (kill, tgkill, pidfd, fcntl ownership with O_ASYNC,
+   ioctl, process groups). Other architectures' entry points kill the child.
    Where libseccomp or pyseccomp is missing, or the kernel refuses the filter, the child runs
    with layers 1-3 only; `containment()` says so (the zygote probes the layers at start with
    a real child and reports what held) and sandbox.Verifier prints a warning once.
-Each child reports a typed outcome whatever its program raises; the wall-clock limit is
-enforced by killing the child's process group.
+Then the child compiles and runs the program and reports what happened over a bounded frame
+(see "The report channel" below): the program's output or its error, never a verdict; the
+verifier's process compares the output with the expected one. Anything malformed on that
+channel is a `sandbox_error`. The wall-clock limit is enforced by killing the child's process
+group.
 """
 from __future__ import annotations
 
@@ -40,8 +43,8 @@ import select
 import signal
 import sys
 import time
+import unicodedata  # noqa: F401: preloaded, a contained child cannot load it (`\N{...}`)
 
-MAX_REPORT_BYTES = 64 * 1024
 NOBODY = 65534
 
 SAFE_BUILTINS = ("abs", "all", "any", "bool", "chr", "dict", "divmod", "enumerate", "filter",
@@ -50,41 +53,6 @@ SAFE_BUILTINS = ("abs", "all", "any", "bool", "chr", "dict", "divmod", "enumerat
                  "True", "False", "None", "ValueError", "TypeError", "IndexError", "KeyError",
                  "ZeroDivisionError", "Exception")
 
-# Answered EPERM in the child. A denylist, not an allowlist: CPython's own needs differ across
-# glibc versions and an allowlist that misses one breaks ordinary programs in odd ways; what a
-# contained program must never do is short and stable. Names unknown to this kernel/arch are
-# skipped.
-DENIED_SYSCALLS = (
-    # new programs and processes
-    "execve", "execveat", "fork", "vfork", "clone", "clone3",
-    # network and local sockets
-    "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4",
-    # other processes: signals, tracing, memory, descriptors
-    "kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open",
-    "pidfd_getfd", "pidfd_send_signal", "ptrace", "process_vm_readv", "process_vm_writev",
-    "process_madvise", "kcmp", "setpriority", "sched_setaffinity", "sched_setscheduler",
-    "sched_setparam", "sched_setattr", "ioprio_set", "migrate_pages", "move_pages", "prlimit64",
-    "setrlimit",
-    # identity, sessions, namespaces
-    "setsid", "setpgid", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
-    "setfsuid", "setfsgid", "setgroups", "capset", "unshare", "setns", "personality",
-    # the file system
-    "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2",
-    "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod", "fchmodat", "chown", "fchown",
-    "lchown", "fchownat", "truncate", "mknod", "mknodat", "utime", "utimes", "utimensat",
-    "futimesat", "chdir", "fchdir", "chroot", "pivot_root", "mount", "umount2", "move_mount",
-    "fsopen", "fsmount", "open_tree", "name_to_handle_at", "inotify_init", "inotify_init1",
-    "fanotify_init", "memfd_create", "memfd_secret", "mq_open", "shmget", "shmat", "msgget",
-    "semget",
-    # the kernel and the machine
-    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
-    "io_uring_register", "keyctl", "add_key", "request_key", "syslog", "reboot", "kexec_load",
-    "kexec_file_load", "init_module", "finit_module", "delete_module", "acct", "swapon",
-    "swapoff", "quotactl", "sethostname", "setdomainname", "iopl", "ioperm", "settimeofday",
-    "clock_settime", "clock_adjtime", "adjtimex", "lookup_dcookie", "vhangup", "seccomp",
-)
-DENIED_OPENS = ("open", "openat", "openat2", "creat", "open_by_handle_at")
-
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
@@ -92,44 +60,6 @@ _SECCOMP_MODE_FILTER = 2
 
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-def compile_filter() -> tuple[bytes | None, str]:
-    """The seccomp program as raw BPF, or None and the reason. Called in the verifier's own
-    process (sandbox.py), once: importing pyseccomp here would make every fork of the zygote
-    slower (measured: fork+exit 0.9 ms against 0.5 ms), so the zygote only installs bytes."""
-    try:
-        import pyseccomp as sc
-    except (ImportError, OSError, RuntimeError) as err:
-        return None, f"unavailable ({type(err).__name__}: {err})"
-    try:
-        f = sc.SyscallFilter(sc.ALLOW)
-        # A binary tree instead of a chain of comparisons: the kernel emulates the filter for
-        # every syscall number when it is installed (its action cache), once per child.
-        f.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
-        for names, action in ((DENIED_SYSCALLS, sc.ERRNO(errno.EPERM)),
-                              (DENIED_OPENS, sc.ERRNO(errno.EACCES))):
-            for name in names:
-                nr = sc.resolve_syscall(sc.Arch.NATIVE, name)
-                if nr < 0:  # not a syscall of this architecture
-                    continue
-                f.add_rule(action, nr)
-        rfd, wfd = os.pipe()
-        try:
-            with os.fdopen(wfd, "wb", closefd=False) as w:
-                f.export_bpf(w)
-            os.close(wfd)
-            wfd = -1
-            chunks = []
-            while chunk := os.read(rfd, 65536):
-                chunks.append(chunk)
-        finally:
-            os.close(rfd)
-            if wfd >= 0:
-                os.close(wfd)
-        return b"".join(chunks), "libseccomp"
-    except (OSError, ValueError, RuntimeError) as err:
-        return None, f"failed to compile ({type(err).__name__}: {err})"
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -199,59 +129,120 @@ def _describe(err: BaseException) -> str:
         text = str(err)[:200]
     except BaseException:  # noqa: BLE001
         text = "(message could not be printed)"
-    return f"{name}: {text}"
+    return f"{name}: {text}"[:MAX_DETAIL_CHARS]
 
 
-def _run(program, limits: dict) -> dict:
-    """Execute the compiled program in a contained child; the outcome as a report."""
+# ---------------------------------------------------------------------------------------------
+# The report channel, child -> zygote. The child reports what happened, never a verdict: a
+# frame is MAGIC, one kind byte, a 4-byte big-endian length and that many bytes of UTF-8
+# (surrogates passed through), nothing after it. A flat frame has no nesting for a parser to
+# recurse into (its depth is 1 by construction) and its size is bounded by the limits the
+# zygote itself set. Whatever else arrives (bytes that are not one such frame, a kind the
+# child never sends, an output longer than the child may send) is a `sandbox_error`: a program
+# that writes its own frame to fd 3 can only claim an output, which the verifier's process
+# then compares with the expected one.
+
+MAGIC = b"NRP1"
+REPORT_KINDS = {1: "ran", 2: "runtime", 3: "memory", 4: "output_too_large", 5: "syntax",
+                6: "sandbox_error"}
+_KIND_CODES = {kind: code for code, kind in REPORT_KINDS.items()}
+MAX_DETAIL_CHARS = 300  # the child cuts every detail to this; the zygote refuses more
+
+
+def encode_report(kind: str, text: str) -> bytes:
+    data = text.encode("utf-8", "surrogatepass")
+    return MAGIC + bytes((_KIND_CODES[kind],)) + len(data).to_bytes(4, "big") + data
+
+
+def max_report_bytes(limits: dict) -> int:
+    """The largest frame an honest child sends under these limits (4 bytes a character)."""
+    return 9 + 4 * max(int(limits["max_output_chars"]), MAX_DETAIL_CHARS)
+
+
+def decode_report(data: bytes, limits: dict) -> dict:
+    """The child's frame as {"kind", "output" or "detail"}; any malformed frame is a
+    `sandbox_error` outcome (never an exception)."""
+    def bad(why: str) -> dict:
+        return {"kind": "sandbox_error", "detail": f"malformed report from the program's process ({why})"}
+    if len(data) > max_report_bytes(limits):
+        return bad(f"{len(data)} bytes, more than {max_report_bytes(limits)}")
+    if len(data) < 9 or data[:4] != MAGIC:
+        return bad("no report header")
+    kind = REPORT_KINDS.get(data[4])
+    if kind is None:
+        return bad(f"unknown kind {data[4]}")
+    n = int.from_bytes(data[5:9], "big")
+    if n != len(data) - 9:
+        return bad(f"length {n} but {len(data) - 9} bytes follow")
+    try:
+        text = data[9:].decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return bad("not UTF-8")
+    if kind == "ran":
+        if len(text) > int(limits["max_output_chars"]):
+            return bad(f"an output of {len(text)} characters")
+        return {"kind": "ran", "output": text}
+    if len(text) > MAX_DETAIL_CHARS:
+        return bad(f"a detail of {len(text)} characters")
+    return {"kind": kind, "detail": text}
+
+
+def _run(program, limits: dict) -> tuple[str, str]:
+    """Execute the compiled program in a contained child: (kind, output or detail)."""
     sys.setrecursionlimit(200)
     env = {"__builtins__": _SAFE_BUILTINS}
     try:
         exec(program, env)  # noqa: S102: the sandbox's purpose
         if "result" not in env:
-            return {"kind": "runtime", "detail": "the program did not assign `result`"}
+            return "runtime", "the program did not assign `result`"
         text = str(env["result"])
         if len(text) > int(limits["max_output_chars"]):
-            return {"kind": "output_too_large", "detail": f"str(result) has {len(text)} characters"}
-        return {"kind": "ran", "output": text}
+            return "output_too_large", f"str(result) has {len(text)} characters"
+        return "ran", text
     except MemoryError:
-        return {"kind": "memory", "detail": "memory limit exceeded"}
+        return "memory", "memory limit exceeded"
     except RecursionError:
-        return {"kind": "runtime", "detail": "RecursionError: maximum recursion depth exceeded"}
+        return "runtime", "RecursionError: maximum recursion depth exceeded"
     except BaseException as err:  # noqa: BLE001: the program's own error, reported as feedback
-        return {"kind": "runtime", "detail": _describe(err)}
+        return "runtime", _describe(err)
 
 
 def _child(code: str, limits: dict, wfd: int) -> None:
-    """Runs in the forked child: compile, contain, run, report. Never returns, whatever the
-    program raises or however its exception misbehaves when printed."""
+    """Runs in the forked child: contain, compile, run, report. Never returns, whatever the
+    program raises or however its exception misbehaves when printed. Containment comes first:
+    the compiler itself can be attacked (try/finally nested 24 deep made it allocate 1.1 GB),
+    so it runs under the memory, CPU and seccomp limits like the program."""
     try:
-        report = {"kind": "runtime", "detail": "the program's outcome could not be reported"}
+        kind, text = "runtime", "the program's outcome could not be reported"
         try:
-            # Compiled before containment: `\N{...}` escapes load unicodedata from disk.
-            program = compile(code, "<program>", "exec")
-        except BaseException as err:  # noqa: BLE001: sandbox.py parses first; belt and braces
-            report = {"kind": "syntax", "detail": _describe(err)}
+            wfd = _contain(limits, wfd)
+        except BaseException as err:  # noqa: BLE001
+            kind, text = "sandbox_error", f"containment failed: {_describe(err)}"
         else:
             try:
-                wfd = _contain(limits, wfd)
-            except BaseException as err:  # noqa: BLE001
-                report = {"kind": "sandbox_error", "detail": f"containment failed: {_describe(err)}"}
+                program = compile(code, "<program>", "exec")
+            except MemoryError:
+                kind, text = "memory", "memory limit exceeded"
+            except BaseException as err:  # noqa: BLE001: sandbox.py parses first; belt and braces
+                kind, text = "syntax", _describe(err)
             else:
                 try:
-                    report = _run(program, limits)
+                    kind, text = _run(program, limits)
                 except BaseException:  # noqa: BLE001: e.g. MemoryError inside a handler
                     pass
         try:
-            data = json.dumps(report).encode()
-        except BaseException:  # noqa: BLE001
-            data = b'{"kind": "runtime", "detail": "the program\'s outcome could not be encoded"}'
-        os.write(wfd, data[:MAX_REPORT_BYTES])
+            data = encode_report(kind, text)
+        except BaseException:  # noqa: BLE001: e.g. a str subclass whose encode misbehaves
+            data = encode_report("runtime", "the program's outcome could not be encoded")
+        os.write(wfd, data)
     finally:
         os._exit(0)
 
 
 def run_one(code: str, limits: dict) -> dict:
+    """Fork a contained child for one program and decide its outcome from its frame and its
+    exit status: {"kind": ran|runtime|timeout|memory|output_too_large|syntax|sandbox_error,
+    "output" or "detail", "ms"}."""
     rfd, wfd = os.pipe()
     t0 = time.monotonic()
     pid = os.fork()
@@ -263,7 +254,8 @@ def run_one(code: str, limits: dict) -> dict:
             os._exit(0)  # never back into the zygote's loop
     os.close(wfd)
     deadline = t0 + float(limits["wall_s"])
-    chunks, killed = [], None
+    cap = max_report_bytes(limits)
+    chunks, size, killed = [], 0, None
     try:
         while True:
             left = deadline - time.monotonic()
@@ -277,9 +269,9 @@ def run_one(code: str, limits: dict) -> dict:
             if not chunk:
                 break
             chunks.append(chunk)
-            if sum(map(len, chunks)) > MAX_REPORT_BYTES:
-                killed = "output_too_large"
-                break
+            size += len(chunk)
+            if size > cap:
+                break  # decode_report refuses it; no need to read the rest
     finally:
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -294,13 +286,9 @@ def run_one(code: str, limits: dict) -> dict:
     ms = (time.monotonic() - t0) * 1e3
     if killed == "timeout":
         return {"kind": "timeout", "detail": f"killed after {limits['wall_s']} s", "ms": ms}
-    if killed:
-        return {"kind": killed, "detail": "report too large", "ms": ms}
-    try:
-        report = json.loads(b"".join(chunks).decode())
-        if not isinstance(report, dict) or not isinstance(report.get("kind"), str):
-            raise ValueError("not a report")
-    except (ValueError, UnicodeDecodeError):
+    if chunks:
+        report = decode_report(b"".join(chunks), limits)
+    else:  # no report at all: the exit status says what happened
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         if sig in (signal.SIGXCPU, signal.SIGKILL):
             report = {"kind": "timeout", "detail": "CPU-time limit exceeded"}
@@ -318,15 +306,20 @@ _PROBE = {"cpu_s": 1, "wall_s": 2.0, "memory_mb": 256, "max_output_chars": 4000}
 
 def _probe_child(wfd: int) -> None:
     try:
-        facts = {"seccomp": _BPF_STATE, "uid": None, "fork": "allowed", "open": "allowed"}
+        facts = {"seccomp": _BPF_STATE, "uid": None, "fork": "allowed", "open": "allowed",
+                 "signal_parent": "allowed"}
         try:
             fd = _contain(_PROBE, wfd)
         except BaseException as err:  # noqa: BLE001
             os.write(wfd, json.dumps({"error": _describe(err), **facts}).encode())
             return
         if _BPF_BUF is not None:
-            facts["seccomp"] = "on (libseccomp)"
+            facts["seccomp"] = f"on ({_BPF_STATE})"
         facts["uid"] = os.getuid()
+        try:
+            os.kill(os.getppid(), 0)  # signal 0: only the permission check
+        except OSError as err:
+            facts["signal_parent"] = f"refused ({errno.errorcode.get(err.errno, err.errno)})"
         try:
             pid = os.fork()
             if pid == 0:
