@@ -102,17 +102,16 @@ def _run_rules(ctx: Ctx, report: Report) -> None:
                 hint="a bug in the checker; please report it with this submission"))
 
 
-def _episode_prints(ctx: Ctx, per_run: int = 100) -> list[str]:
-    """Short hashes of the first episodes of each performance run (sample and every measured
-    time): another entry sharing many of them copied those runs, even with other bytes."""
-    import hashlib
-
-    from compliance.checks.episodes import _fingerprint
+def _episode_prints(ctx: Ctx) -> list[str]:
+    """Short hashes of the first episodes of each performance run (run, completion number,
+    sample, latency to the millisecond; compliance.checks.copies): another entry sharing many
+    of them copied those runs, even with other bytes or a microsecond of jitter."""
+    from compliance.checks.copies import run_prints
     from compliance.checks.traces import trace_records
     out = []
     for r in ctx.results:
-        for _, rec in trace_records(ctx, f"{r.perf}/agent_trace.jsonl")[:per_run]:
-            out.append(hashlib.sha1(repr(_fingerprint(rec)).encode()).hexdigest()[:16])
+        recs = [rec for _, rec in trace_records(ctx, f"{r.perf}/agent_trace.jsonl")]
+        out += run_prints(recs, f"{r.benchmark}/{r.scenario}")
     return out
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from compliance.checks import (audits, episodes, identity, layout, limits, loadgen,
+from compliance.checks import (audits, copies, episodes, identity, layout, limits, loadgen,
                                provenance, quality, system, timing, traces)
 
 
@@ -115,6 +115,7 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("T611", "samples-drawn-as-loadgen", "compliance", limits.sample_draws),
     Rule("T612", "performance-episodes-are-accuracy-episodes", "divisions",
          limits.performance_content_matches),
+    Rule("T613", "not-the-reference", "compliance", copies.not_the_reference),
     Rule("R801", "replay", "divisions", None),
     Rule("B701", "needs-reproduction", "scoring", None),
     Rule("B702", "identical-runs", "scoring", None),

@@ -45,9 +45,9 @@ def test_negative_fixture_fails_with_exactly_its_rule(fixture, tmp_path):
 
 def test_every_rule_has_a_negative_fixture():
     # L104: test_archives; B70x: test_leaderboard; T609: test_budgets; R801: test_replay;
-    # X901: below
+    # X901: below; T613: test_copies
     covered = {p.stem.split("-")[0] for p in NEGATIVE} | \
-        {"L104", "X901", "B701", "B702", "B703", "B704", "T609", "R801"}
+        {"L104", "X901", "B701", "B702", "B703", "B704", "T609", "R801", "T613"}
     assert {r.id for r in REGISTRY} <= covered
 
 
