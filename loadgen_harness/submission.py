@@ -9,7 +9,9 @@ Reads systems/<system>.yaml, probes the machine (a contradiction stops the run u
 watchdog, and writes
 
     results/<division>/<submitter>/
-      submission.json  systems/<system>.json  code/README.md
+      submission.json  systems/<system>.json
+      code/              code.json, patch.diff, system.yaml: the code that ran
+                         (loadgen_harness/codepack.py; `compliance reproduce` re-runs it)
       results/<system>/<benchmark>/<scenario>/
         user.conf  measurements.json  README.md
         accuracy/          mlperf_log_{accuracy.json,detail.txt,summary.txt}
@@ -39,11 +41,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadgen_harness.codepack import CodeError, base_commit, sha256, working_patch, write_code
 from loadgen_harness.logs import accuracy_from_log, read_accuracy_log, read_detail
 from loadgen_harness.runner import RunError, run_test
 from loadgen_harness.spec import RunSpec, Tuning
-from loadgen_harness.system import (DeclarationError, load_system, mismatches, probe,
-                                     tuning_problems)
+from loadgen_harness.system import (SYSTEMS_DIR, DeclarationError, load_system, mismatches,
+                                     probe, tuning_problems)
 from reference.grading import bounded_quality, load_tasks
 from reference.hashing import file_sha256
 from reference.rules import ROOT, SCENARIOS, RulesError, load_rules
@@ -91,7 +94,14 @@ def git_state() -> dict:
             return None
     commit = git("rev-parse", "HEAD")
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit or "unknown", "dirty": bool(dirty)}
+    state = {"commit": commit or "unknown", "dirty": bool(dirty)}
+    base = base_commit()
+    if base and dirty:  # what a merge with kept results must share (codepack's patch)
+        try:
+            state["patch_sha256"] = sha256(working_patch(base)[0])
+        except CodeError:
+            pass
+    return state
 
 
 def loadgen_settings(rules, bench, scenario: str, mode: str, profile, tuning: dict) -> dict:
@@ -413,12 +423,12 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
     plans = plan_runs(rules, profile, benchmarks, scenarios, tuning)
 
     final = Path(out_root) / division / submitter
-    replace = replace or _must_replace(final, system, profile, doc, replace)
+    git = git_state()
+    replace = replace or _must_replace(final, system, profile, doc, replace, git)
     staging = Path(out_root) / f".staging-{division}-{submitter}-{system}-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    git = git_state()
     summary_rows = []
     try:
         sysdir = staging / "systems"
@@ -447,10 +457,11 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
                     git=git, checkpoint_sha256=ckpts[bname][1],
                     calibrated=calibrated.get(bname) if scen == "Offline" else None,
                     offer=offers.get(bname) if scen == "Server" else None)
-        (staging / "code").mkdir()
-        (staging / "code" / "README.md").write_text(
-            f"# Code\n\nThis submission was produced by commit `{git['commit']}`"
-            f"{' with uncommitted changes' if git['dirty'] else ''} of the suite.\n")
+        try:
+            write_code(staging / "code", system, SYSTEMS_DIR / f"{system}.yaml",
+                       int(rules.checker["max_code_patch_bytes"]))
+        except CodeError as err:
+            raise SubmissionError(str(err)) from None
         if compress_traces:
             compress_all_traces(staging)
         _swap_in(staging, final, system, replace)
@@ -620,7 +631,8 @@ def _write_result_files(sdir: Path, rules, profile, plans, bname: str, scen: str
     m = {"schema_version": 1, "benchmark": bname, "scenario": scen,
          "system": system, "division": division, "submitter": submitter,
          "profile": profile.name, "eligible": profile.eligible,
-         "created": created, **git, "checkpoint_sha256": checkpoint_sha256,
+         "created": created, "commit": git["commit"], "dirty": git["dirty"],
+         "checkpoint_sha256": checkpoint_sha256,
          "rules_sha256": file_sha256(rules.path),
          "loadgen_version": detail.get("loadgen_version"),
          "performance": perf, "accuracy": acc, "accuracy_splits": acc_splits,
@@ -649,7 +661,8 @@ def compress_all_traces(root: Path) -> None:
         path.unlink()
 
 
-def _must_replace(final: Path, system: str, profile, doc: dict, replace: bool) -> bool:
+def _must_replace(final: Path, system: str, profile, doc: dict, replace: bool,
+                  git: dict | None = None) -> bool:
     """Whether this run replaces the system's earlier results whole (True) or merges with
     them per benchmark x scenario (False); checked before any run, so a refusal costs
     nothing. Merging needs the same profile and the same system file (declaration and shared
@@ -677,6 +690,11 @@ def _must_replace(final: Path, system: str, profile, doc: dict, replace: bool) -
         return True
     kept_benchmarks = {p.name for p in kept.iterdir() if p.is_dir()}
     changed = [k for k in ("declaration",) if before.get(k) != doc.get(k)]
+    entry = index["systems"][system]
+    if git is not None and (entry.get("commit"), entry.get("dirty")) != \
+            (git["commit"], git["dirty"]) or git and git["dirty"] and \
+            _kept_patch(final) != git.get("patch_sha256"):
+        changed.append("the suite's code (commit or uncommitted changes)")
     shared = lambda t: {k: v for k, v in (t or {}).items() if k != "benchmarks"}  # noqa: E731
     if shared(before.get("tuning")) != shared(doc.get("tuning")):
         changed.append("tuning (workers, threads, device, draft)")
@@ -689,6 +707,13 @@ def _must_replace(final: Path, system: str, profile, doc: dict, replace: bool) -
             f"({', '.join(changed)}): they would no longer match their declaration. Re-run "
             f"every benchmark with REPLACE=1 (--replace), or use another SUBMITTER")
     return False
+
+
+def _kept_patch(final: Path) -> str | None:
+    try:
+        return json.loads((final / "code/code.json").read_text())["files"].get("patch.diff")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _swap_in(staging: Path, final: Path, system: str, replace: bool) -> None:
@@ -719,7 +744,8 @@ def _update_index(final: Path, system: str, profile, git: dict, created: str) ->
     except (OSError, json.JSONDecodeError):
         index = {"schema_version": 1, "systems": {}}
     index["systems"][system] = {"profile": profile.name, "eligible": profile.eligible,
-                                "created": created, **git}
+                                "created": created, "commit": git["commit"],
+                                "dirty": git["dirty"]}
     tmp = index_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(index, indent=1) + "\n")
     tmp.replace(index_path)

@@ -38,3 +38,16 @@ def load_yaml(path: Path):
         raise YamlError(f"{path}: not valid YAML: {err}") from None
     except YamlError as err:
         raise YamlError(f"{path}: {err}") from None
+
+
+def load_yaml_text(text: str, max_chars: int = 65536):
+    """Strict YAML from untrusted text: bounded, and without aliases (an alias bomb would
+    make comparisons of the result exponential)."""
+    if len(text) > max_chars:
+        raise YamlError(f"{len(text):,} characters, over the {max_chars:,} allowed")
+    try:
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=_StrictLoader)):
+            raise YamlError("aliases (*name) are not allowed")
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as err:
+        raise YamlError(f"not valid YAML: {err}") from None
