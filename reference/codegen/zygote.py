@@ -16,7 +16,7 @@ unforeseen walk):
 3. when the zygote runs as root: all groups dropped and the uid/gid set to `nobody`, with
    RLIMIT_NPROC 0, so the kernel refuses to create a process and every file of the owner is
    out of reach (`/proc/<pid>/environ` of the verifier's owner included). Not root: the uid
-   stays, and layer 4 carries the load;
+   stays, every capability is dropped, and layer 4 carries the load;
 4. a seccomp allow-list (seccomp_policy.py: compiled once by the verifier's process with
    libseccomp and handed to the zygote as raw BPF, installed in each child with
    `no_new_privs`). Default deny: no exec, fork, socket, file open, xattr, IPC, and no signal
@@ -62,6 +62,11 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _BPF: bytes = b""              # set by main() from the set-up line
 _BPF_STATE = "not configured"
@@ -78,6 +83,14 @@ def _install_filter() -> None:
         if _LIBC.prctl(*[ctypes.c_ulong(a) for a in args]) != 0:
             e = ctypes.get_errno()
             raise OSError(e, f"prctl: {os.strerror(e)}")
+
+
+def _drop_capabilities() -> None:
+    """Empty effective, permitted and inheritable sets (and so the ambient set)."""
+    data = (ctypes.c_uint32 * 6)()
+    if _LIBC.capset(ctypes.byref(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)), data) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"capset: {os.strerror(e)}")
 
 
 def _builtins() -> dict:
@@ -108,7 +121,9 @@ def _contain(limits: dict, wfd: int) -> int:
     if os.getuid() == 0:
         os.setgroups([])
         os.setresgid(NOBODY, NOBODY, NOBODY)
-        os.setresuid(NOBODY, NOBODY, NOBODY)
+        os.setresuid(NOBODY, NOBODY, NOBODY)  # drops every capability too
+    else:
+        _drop_capabilities()  # an ordinary owner may still hold some (ambient, file caps)
     try:
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # binds every uid but root
     except (ValueError, OSError):
