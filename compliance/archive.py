@@ -7,8 +7,10 @@ content is executed or interpreted here.
 """
 from __future__ import annotations
 
+import lzma
 import stat
 import tarfile
+import zlib
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +22,17 @@ MAX_TOTAL_BYTES = 512 * 2**20
 MAX_EXPANSION = 100
 EXPANSION_FLOOR_BYTES = 16 * 2**20
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+
+MEMBER_ERRORS = (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError,
+                 NotImplementedError, RuntimeError, lzma.LZMAError, zlib.error)
+
+
+def _drop(dest: Path, rel: str) -> None:
+    try:
+        (dest / rel).unlink()
+    except OSError:
+        pass
 
 
 def is_archive(path: Path) -> bool:
@@ -51,8 +64,11 @@ def extract(archive: Path, dest: Path) -> list[str]:
             _extract_zip(archive, dest, problems, budget)
         else:
             _extract_tar(archive, dest, problems, budget)
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-        problems.append(f"archive unreadable: {type(err).__name__}: {err}")
+    except (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
+            ValueError, NotImplementedError, RuntimeError, lzma.LZMAError, zlib.error) as err:
+        # deflate64 or another unsupported method (NotImplementedError), an encrypted member
+        # (RuntimeError), a corrupt xz, bz2 or gzip stream: a finding, never a traceback
+        problems.append(f"archive unreadable: {type(err).__name__}: {str(err)[:200]}")
     return problems
 
 
@@ -103,9 +119,15 @@ def _extract_tar(archive: Path, dest: Path, problems: list[str], budget: int) ->
                 problems.append(f"{m.name}: member larger than the limit ({m.size} bytes; "
                                 f"{budget} bytes expanded in all for this archive)")
                 continue
-            src = tf.extractfile(m)
-            if src is not None:
-                total += _write(dest, rel, src, budget - total, problems, m.name)
+            try:
+                src = tf.extractfile(m)
+                if src is not None:
+                    total += _write(dest, rel, src, budget - total, problems, m.name)
+            except MEMBER_ERRORS as err:  # a corrupt stream mid-member
+                _drop(dest, rel)
+                problems.append(f"{m.name}: unreadable member ({type(err).__name__}: "
+                                f"{str(err)[:120]})")
+                break  # a compressed tar cannot be read past a corrupt stream
 
 
 def _extract_zip(archive: Path, dest: Path, problems: list[str], budget: int) -> None:
@@ -136,5 +158,10 @@ def _extract_zip(archive: Path, dest: Path, problems: list[str], budget: int) ->
                                 f"({info.file_size} bytes; {budget} bytes expanded in all "
                                 "for this archive)")
                 continue
-            with zf.open(info) as src:
-                total += _write(dest, rel, src, budget - total, problems, info.filename)
+            try:
+                with zf.open(info) as src:
+                    total += _write(dest, rel, src, budget - total, problems, info.filename)
+            except MEMBER_ERRORS as err:  # encrypted, deflate64, corrupt: refused, not a crash
+                _drop(dest, rel)
+                problems.append(f"{info.filename}: unreadable member ({type(err).__name__}: "
+                                f"{str(err)[:120]})")

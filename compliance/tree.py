@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import zlib
 from pathlib import Path
@@ -76,11 +77,23 @@ def strict_loads(text: str):
     return _DECODER.decode(text)
 
 
+_SPACED_COLON = re.compile(r'"\s+:')  # a key written `"k" :` escapes the quick count
+
+
+def _lines(text: str) -> list[str]:
+    """Records separated by \\n only (a trailing \\r dropped): what the record budget counts.
+    A record separated by a lone \\r, \\u2028 or any other break is one malformed line."""
+    out = text.split("\n")
+    if out and out[-1] == "":
+        out.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in out]
+
+
 def has_duplicate_keys(line: str, n_keys: int) -> bool:
     """Whether a JSON line whose parsed value has n_keys keys in all spells more: every `":`
     outside a string ends a key (inside one a quote is escaped), so a duplicate key makes the
     text count larger; only then is the line parsed strictly to be sure."""
-    if line.count('":') - line.count('\\":') == n_keys:
+    if line.count('":') - line.count('\\":') == n_keys and not _SPACED_COLON.search(line):
         return False
     try:
         strict_loads(line)
@@ -209,7 +222,7 @@ class Tree:
         by `duplicate_keys` (compliance.checks.traces counts a record's keys in its text)."""
         def parse(text):
             rows = []
-            for i, line in enumerate(text.splitlines(), 1):
+            for i, line in enumerate(_lines(text), 1):
                 if not line.strip():
                     continue
                 try:
@@ -228,7 +241,7 @@ class Tree:
             out: dict = {"__errors__": [], "__bad_lines__": [], "__dups__": [], "__times__": [],
                          "__time_problems__": []}
             last_t = 0.0
-            for i, line in enumerate(text.splitlines(), 1):
+            for i, line in enumerate(_lines(text), 1):
                 if not line.strip():
                     continue
                 if not line.startswith(":::MLLOG {"):

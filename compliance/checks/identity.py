@@ -130,6 +130,15 @@ def _metadata(ctx: Ctx, rel: str, key: str) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
+def _unreadable(ctx: Ctx, rule: str, rel: str, text, why: str):
+    """An empty, non-UTF-8 or unreadable file that must state settings: a finding, never a
+    silent skip (a missing file is L101's)."""
+    if text is None and ctx.tree.kind(rel) != "missing":
+        yield err(rule, rel, f"unreadable: {why}", expected="UTF-8 text")
+    elif text is not None and not text.strip():
+        yield err(rule, rel, "the file is empty", expected="the run's settings or summary")
+
+
 def settings_agree(ctx: Ctx, rule: str):
     """every file that states a result's settings or identity agrees with its detail
     log: user.conf (benchmark, scenario, min duration and query count, target rate and latency,
@@ -149,7 +158,8 @@ def settings_agree(ctx: Ctx, rule: str):
         prof = ctx.rules.profile(ctx.profile_of(r))
         # user.conf
         rel = r.file("user.conf")
-        text, _ = ctx.tree.text(rel)
+        text, why = ctx.tree.text(rel)
+        yield from _unreadable(ctx, rule, rel, text, why)
         if text is not None:
             for i, line in enumerate(text.splitlines(), 1):
                 if not line.strip() or line.lstrip().startswith("#"):
@@ -185,7 +195,8 @@ def settings_agree(ctx: Ctx, rule: str):
                     break
         # the summary
         rel = f"{r.perf}/mlperf_log_summary.txt"
-        text, _ = ctx.tree.text(rel)
+        text, why = ctx.tree.text(rel)
+        yield from _unreadable(ctx, rule, rel, text, why)
         if text is not None:
             sm = _parse_summary(text)
             pairs = [("Scenario", d.get("effective_scenario", (None,))[0]),

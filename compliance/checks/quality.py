@@ -195,7 +195,9 @@ def split_quality(ctx: Ctx, rule: str):
                 yield err(rule, f"{base}/accuracy.json", f"the {name} split's stated accuracy "
                           "differs from its log", expected=f"{got:.4f}", found=claimed)
             from compliance.tracecheck import record_problem
-            rows, _ = ctx.tree.json_lines(f"{base}/agent_trace.jsonl")
+            from compliance.checks.traces import _budget_left
+            trel = f"{base}/agent_trace.jsonl"  # past the record budget: T609's finding
+            rows, _ = ctx.tree.json_lines(trel) if _budget_left(ctx, trel) else (None, "")
             traced = {rec.get("qsl_idx"): rec.get("answer") or "" for _, rec, p in rows or ()
                       if not p and record_problem(rec) is None and rec["mode"] == "AccuracyOnly"}
             yield from _split_log(ctx, rule, r, name, f"{base}/mlperf_log_detail.txt")

@@ -5,7 +5,7 @@ from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
 from compliance.tracecheck import RECORD_KEYS, record_problem
-from compliance.tree import has_duplicate_keys
+from compliance.tree import _lines, has_duplicate_keys
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
 
@@ -30,7 +30,7 @@ def checked_trace_rows(ctx: Ctx, rel: str):
 def _check_rows(ctx: Ctx, rel: str) -> list:
     rows, _ = ctx.tree.json_lines(rel) if _budget_left(ctx, rel) else (None, "")
     text, _ = ctx.tree.text(rel)
-    lines = text.splitlines() if text else []
+    lines = _lines(text) if text else []
     out = []
     for line, rec, problem in rows or ():
         problem = problem or record_problem(rec) or ""
@@ -50,8 +50,9 @@ def _over_budget(ctx: Ctx) -> tuple:
     left = int(ctx.rules.checker["max_trace_records"])
     over = []
     for r in ctx.results:
-        for base, _ in r.runs:
-            rel = f"{base}/agent_trace.jsonl"
+        splits = ctx.rules.benchmark(r.benchmark).splits or {}
+        for rel in [f"{base}/agent_trace.jsonl" for base, _ in r.runs] + \
+                [f"{r.acc}/{name}/agent_trace.jsonl" for name in sorted(splits)]:
             data, _ = ctx.tree.bytes(rel)
             n = 0 if data is None else data.count(b"\n") + (not data.endswith(b"\n"))
             if n > left:
