@@ -255,20 +255,57 @@ def settings_agree(ctx: Ctx, rule: str):
                           location=f"/performance/{field}", expected=logged, found=stated)
 
 
+# letters that look like Latin ones (Unicode confusables, Cyrillic and Greek): a name is
+# compared by its skeleton, so `аlice` (Cyrillic а) is `alice`
+_CONFUSABLE = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+    "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ɡ": "g",
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
+    "τ": "t", "υ": "u", "χ": "x", "ϲ": "c", "ј": "j", "ı": "i", "ℓ": "l",
+    "0": "o", "1": "l", "|": "l"})
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+
+def normalise_name(name) -> str:
+    """A submitter's name as one person: NFKC, casefold, confusable skeleton, separators
+    dropped (`Alice`, `alice`, `аlice` and `a-lice` are one name)."""
+    import unicodedata
+    s = unicodedata.normalize("NFKC", str(name)).casefold()
+    s = unicodedata.normalize("NFKC", s.translate(_CONFUSABLE))
+    return "".join(c for c in s if c.isalnum())
+
+
+def entry_name(name: str) -> str:
+    """The submitter an entry (directory or archive) is named after."""
+    for suf in ARCHIVE_SUFFIXES:
+        if name.endswith(suf):
+            return name[: -len(suf)]
+    return name
+
+
 def submitter_identity(ctx: Ctx, rule: str):
-    """the submission is its directory's: in the layout results/<division>/<submitter>/
-    every measurements.json names that division and submitter, and all of them name one."""
+    """the submission is its directory's or archive's: in the layout
+    results/<division>/<submitter>/ every measurements.json names that division and submitter;
+    an archive <submitter>.tar.gz (.tgz, .tar, .zip) names its submitter likewise; all of
+    them name one. Names are compared as one person's: NFKC, casefold and a confusable
+    skeleton (Cyrillic or Greek look-alikes)."""
     root = ctx.tree.root
-    names = {(m.get("submitter"), m.get("division")) for r in ctx.results
+    names = {(normalise_name(m.get("submitter")), m.get("division")) for r in ctx.results
              if (m := ctx.measurements(r)) is not None}
     if len(names) > 1:
         yield err(rule, "results", "the results name more than one submitter or division",
                   found=sorted(map(str, names))[:3])
-    if root.parent.name in ("closed", "open") and names:
-        want = (root.name, root.parent.name)
+    archive = getattr(ctx, "entry_name", None)
+    if (archive or root.parent.name in ("closed", "open")) and names:
+        want = (normalise_name(entry_name(archive) if archive else root.name),
+                None if archive else root.parent.name)
         for r in ctx.results:
             m = ctx.measurements(r)
-            if m is not None and (m.get("submitter"), m.get("division")) != want:
+            if m is None:
+                continue
+            got = (normalise_name(m.get("submitter")), m.get("division"))
+            if got[0] != want[0] or (want[1] is not None and got[1] != want[1]):
                 yield err(rule, r.file("measurements.json"), "the submitter or division is not "
                           "the directory's", expected=f"{want[0]} ({want[1]})",
                           found=f"{m.get('submitter')} ({m.get('division')})")

@@ -80,3 +80,23 @@ def test_records_separated_by_carriage_returns_do_not_escape_the_budget(tmp_path
     trace.write_text(trace.read_text().replace("\n", "\r"))
     report = check_path(root, "smoke")
     assert not report.valid and "T601" in report.rule_ids()
+
+
+def test_an_archive_names_its_submitter_as_a_folder_does(tmp_path):
+    import tarfile as _tar
+    src = tmp_path / "closed/bob"
+    shutil.copytree(SMOKE, src)
+    for rel in src.glob("results/cpu/*/*/measurements.json"):
+        apply(src, {"op": "json_set", "path": str(rel.relative_to(src)),
+                    "pointer": ["submitter"], "value": "bob"})
+    for name, ok in (("alice.tar.gz", False), ("Bob.tar.gz", True), ("bоb.tar.gz", True)):
+        with _tar.open(tmp_path / name, "w:gz") as tf:  # the last: a Cyrillic о
+            tf.add(src, arcname="sub")
+        report = check_path(tmp_path / name, "smoke")
+        assert ("L105" in report.rule_ids()) is not ok, (name, report.rule_ids())
+
+
+def test_names_are_normalised_to_one_person():
+    from compliance.checks.identity import normalise_name
+    assert normalise_name("Alice") == normalise_name("аlice") == normalise_name("ＡＬＩＣＥ")
+    assert normalise_name("alice") != normalise_name("bob")
