@@ -21,7 +21,9 @@ Limits: the calculator walks the AST (never `eval`); it accepts numbers, + - * /
 parentheses only, refuses inputs over 200 characters or parentheses nested deeper than 32
 (a flat chain such as `1+2+...+34` is not nesting), and refuses any intermediate value whose
 magnitude would exceed 1e300 before computing it (so `9**9**9` is refused in microseconds
-instead of hanging).
+instead of hanging). A tool's answer does not depend on how deep its caller's stack is: the
+calculator re-evaluates on a fresh thread's stack when the caller's is exhausted, and
+`run_tool` turns any RecursionError into an `Error: ...` observation, never an exception.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import ast
 import math
 import operator
 import re
+import threading
 
 # The seed's lookup table, verbatim values.
 LOOKUP_TABLE: dict[str, float] = {
@@ -162,6 +165,37 @@ def _eval_node(node: ast.AST, depth: int) -> float | int:
 
 def calculator(expr: str) -> str:
     """Evaluate an arithmetic expression of numbers, + - * / // % ** and parentheses."""
+    try:
+        return _calculate(expr)
+    except RecursionError:
+        # The parser and the evaluator recurse on the caller's stack: called from deep inside
+        # an agent, `-` * 199 + `1` can exhaust it. The answer must not depend on the caller,
+        # so the same input is evaluated again on an empty stack (a fresh thread).
+        return _on_fresh_stack(_calculate, expr)
+
+
+def _on_fresh_stack(fn, text: str) -> str:
+    """fn(text) on a new thread's empty stack; its ToolError is re-raised here, and a
+    RecursionError even there is a ToolError (the input itself is too deep)."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = fn(text)
+        except (ToolError, RecursionError) as err:
+            box["error"] = err
+    t = threading.Thread(target=run, name="tool-fresh-stack")
+    t.start()
+    t.join()
+    err = box.get("error")
+    if isinstance(err, RecursionError):
+        raise ToolError("expression too deep")
+    if err is not None:
+        raise err
+    return box["value"]
+
+
+def _calculate(expr: str) -> str:
     text = expr.strip()
     if not text:
         raise ToolError("empty expression")
@@ -179,7 +213,7 @@ def calculator(expr: str) -> str:
             raise ToolError("expression too deep")
     try:
         tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, MemoryError):  # RecursionError: see calculator()
         raise ToolError(f"cannot parse expression: {text[:40]!r}") from None
     try:
         value = _eval_node(tree, 0)
@@ -240,3 +274,5 @@ def run_tool(name: str, tool_input: str) -> str:
         return fn(tool_input)
     except ToolError as err:
         return f"Error: {err}"
+    except RecursionError:  # a tool called from a stack with no room left: still the agent's
+        return "Error: input nested too deeply"

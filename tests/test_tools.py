@@ -146,3 +146,32 @@ def test_the_tools_accept_the_same_numbers(text, expected):
 ])
 def test_huge_numbers_are_too_large_not_infinite(tool, text):
     assert run_tool(tool, text) == "Error: number too large"
+
+
+def _at_depth(margin: int, fn):
+    """fn() called with only `margin` frames of room left below the recursion limit."""
+    def room(n):  # measured, not computed: C calls count against the limit too
+        try:
+            return room(n + 1)
+        except RecursionError:
+            return n
+
+    def down(n):
+        return fn() if n <= 0 else down(n - 1)
+    return down(room(0) - margin)
+
+
+@pytest.mark.parametrize("margin", [2, 4, 8, 30, 120, 400])
+@pytest.mark.parametrize("tool, text, answer", [
+    ("calculator", "-" * 199 + "1", "-1"),
+    ("calculator", "(" * 32 + "2 ** 3" + ")" * 32, "8"),
+    ("calculator", "+".join(["1"] * 100), "100"),
+    ("compare", "1, 2", "less"),
+    ("lookup", "pi", "3.14159"),
+    ("string_length", "'abc'", "3"),
+])
+def test_a_tool_called_from_a_deep_stack_answers_or_gives_a_typed_error(margin, tool, text, answer):
+    out = _at_depth(margin, lambda: run_tool(tool, text))
+    assert out == answer or out == "Error: input nested too deeply", out
+    if margin >= 30:  # room for the call itself: the answer must not depend on the caller
+        assert out == answer
