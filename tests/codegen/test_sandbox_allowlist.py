@@ -147,26 +147,29 @@ def test_the_x32_abi_kills_the_child(verifier):
 # --- no signal leaves the child -------------------------------------------------------------
 
 # Every route from a contained program to a signal in another process, aimed at pid {v}.
-SIGNAL_ROUTES = [
-    "G['kill']({v}, 9)", "G['kill'](-{v}, 9)", "G['kill'](-1, 9)", "G['killpg']({v}, 9)",
-    CTYPES + "libc.syscall(200, {v}, 9)",                               # tkill
-    CTYPES + "libc.syscall(234, {v}, {v}, 9)",                          # tgkill
-    CTYPES + "libc.syscall(129, {v}, 9, (ct.c_int * 32)(9, 0, -1))",     # rt_sigqueueinfo
-    CTYPES + "fd = libc.syscall(434, {v}, 0)\nlibc.syscall(424, fd, 9, None, 0)",  # pidfd
-    CTYPES + "libc.syscall(424, -100, 9, None, 0)",
+_OWN_PIPE = ("\nlibc.fcntl(3, 10, 9)\nlibc.fcntl(3, 4, 0o20000 | 0o4000)\n"  # F_SETSIG, O_ASYNC
+             "libc.ioctl(3, 0x5452, ct.byref(ct.c_int(1)))\n"               # FIOASYNC
+             "buf = ct.create_string_buffer(65536)\n"
+             "for i in range(4):\n    libc.write(3, buf, 65536)\n")
+SIGNAL_ROUTES = {
+    "kill": "G['kill']({v}, 9)",
+    "kill_group": "G['kill'](-{v}, 9)",
+    "kill_every_process_of_the_uid": "G['kill'](-1, 9)",
+    "killpg": "G['killpg']({v}, 9)",
+    "tkill": CTYPES + "libc.syscall(200, {v}, 9)",
+    "tgkill": CTYPES + "libc.syscall(234, {v}, {v}, 9)",
+    "rt_sigqueueinfo": CTYPES + "libc.syscall(129, {v}, 9, (ct.c_int * 32)(9, 0, -1))",
+    "pidfd_send_signal": CTYPES + "fd = libc.syscall(434, {v}, 0)\nlibc.syscall(424, fd, 9, None, 0)",
     # ownership of the report pipe plus O_ASYNC: the kernel signals the owner when the
     # zygote reads from the full pipe (the round-3 escape), by pid, by group, and _EX
-    *[CTYPES + own + "\nlibc.fcntl(3, 10, 9)\nlibc.fcntl(3, 4, 0o20000 | 0o4000)\n"
-      "libc.ioctl(3, 0x5452, ct.byref(ct.c_int(1)))\n"
-      "buf = ct.create_string_buffer(65536)\n"
-      "for i in range(4):\n    libc.write(3, buf, 65536)\n"
-      for own in ("libc.fcntl(3, 8, {v})", "libc.fcntl(3, 8, -{v})",
-                  "libc.fcntl(3, 15, (ct.c_int * 2)(1, {v}))",
-                  "libc.fcntl(3, 15, (ct.c_int * 2)(2, {v}))")],
-    CTYPES + "sev = (ct.c_int * 16)(0, 0, 9, 4, {v})\ntid = ct.c_int()\n"  # SIGEV_THREAD_ID
-             "libc.syscall(222, 1, sev, ct.byref(tid))\n"                      # timer_create
-             "libc.syscall(223, tid.value, 0, (ct.c_long * 4)(0, 0, 0, 1000), None)",
-]
+    "fcntl_setown_pid": CTYPES + "libc.fcntl(3, 8, {v})" + _OWN_PIPE,
+    "fcntl_setown_group": CTYPES + "libc.fcntl(3, 8, -{v})" + _OWN_PIPE,
+    "fcntl_setown_ex_pid": CTYPES + "libc.fcntl(3, 15, (ct.c_int * 2)(1, {v}))" + _OWN_PIPE,
+    "fcntl_setown_ex_group": CTYPES + "libc.fcntl(3, 15, (ct.c_int * 2)(2, {v}))" + _OWN_PIPE,
+    "timer_create_thread_id": CTYPES + "sev = (ct.c_int * 16)(0, 0, 9, 4, {v})\ntid = ct.c_int()\n"
+                              "libc.syscall(222, 1, sev, ct.byref(tid))\n"
+                              "libc.syscall(223, tid.value, 0, (ct.c_long * 4)(0, 0, 0, 1000), None)",
+}
 
 
 @pytest.fixture
@@ -179,7 +182,7 @@ def victim():
     p.wait()
 
 
-@pytest.mark.parametrize("route", SIGNAL_ROUTES)
+@pytest.mark.parametrize("route", SIGNAL_ROUTES.values(), ids=SIGNAL_ROUTES.keys())
 def test_no_route_delivers_a_signal_to_another_process(verifier, victim, route):
     body = route.format(v=victim.pid) + "\nresult = 'sent'"
     assert verifier.verify(PRELUDE + body, "never").kind == "unsafe"

@@ -43,7 +43,7 @@ with Verifier(workers=2) as v:
 
 
 def test_no_program_signals_a_verifier_run_by_an_ordinary_user():
-    cmd = [sys.executable, "-c", SCRIPT, json.dumps(SIGNAL_ROUTES)]
+    cmd = [sys.executable, "-c", SCRIPT, json.dumps(list(SIGNAL_ROUTES.values()))]
     if os.getuid() == 0:
         if shutil.which("setpriv") is None:
             pytest.skip("setpriv (util-linux) is not installed: cannot run as an ordinary user")
