@@ -24,8 +24,10 @@ REPLACE ?=
 ALLOW_MISMATCH ?=
 COMPRESS_TRACES ?=
 DIVISION ?= closed
-SUBMISSIONS ?= submissions
-BOARD ?= leaderboard
+# the course's submissions (directories and/or archives); by default this checkout's own
+# division folder: the committed reference (the baseline row) and your submissions
+SUBMISSIONS ?= results/$(DIVISION)
+BOARD ?= build/leaderboard
 
 .PHONY: help venv test test-slow train train-react train-codegen train-planner evaluate submission bench check \
 	leaderboard report clean-venv
@@ -122,7 +124,9 @@ check: venv
 	$(PY) -m compliance check results/$(DIVISION)/$(SUBMITTER) --profile $(PROFILE)
 
 leaderboard: venv
+	@test -d "$(SUBMISSIONS)" || { echo "error: SUBMISSIONS=$(SUBMISSIONS) is not a directory (make leaderboard SUBMISSIONS=<folder of the course's submissions>)" >&2; exit 2; }
 	$(PY) -m compliance leaderboard $(SUBMISSIONS) --out $(BOARD) --profile $(PROFILE)
+	@echo "open $(BOARD)/index.html"
 
 # Plots and one HTML page from a submission's performance runs; SWEEP adds the throughput and
 # latency curves of a sweep (python -m loadgen_harness.report --sweep build/sweep.json).

@@ -31,6 +31,33 @@ def find_root(top: Path, max_depth: int = 4) -> Path | None:
     return None
 
 
+def submissions_in(top: Path, max_depth: int = 4) -> list[Path]:
+    """Every submission below `top`, breadth-first: directories holding submission.json (not
+    searched further) and archives beside them. [top] when top is one; [] when none is found.
+    A folder of several (results/closed, a course folder) is checked entry by entry."""
+    from compliance.archive import is_archive
+    found, level = [], [top]
+    for _ in range(max_depth + 1):
+        nxt = []
+        for d in level:
+            if (d / "submission.json").is_file() and not (d / "submission.json").is_symlink():
+                found.append(d)
+                continue
+            try:
+                children = sorted(d.iterdir())
+            except OSError:
+                continue
+            for c in children:
+                if c.is_symlink() or c.name.startswith("."):
+                    continue
+                if c.is_dir():
+                    nxt.append(c)
+                elif c.is_file() and is_archive(c):
+                    found.append(c)
+        level = nxt
+    return sorted(found)
+
+
 def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
                sandbox_budget_s: float | None = None, replay: int = 0,
                replay_seed: int | None = None) -> Report:

@@ -50,6 +50,116 @@ def _name(p: Path) -> str:
     return n
 
 
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "results/closed/reference"
+
+
+def _evidence_of(path: Path) -> dict[str, str]:
+    """A submission directory's run evidence (check._evidence: SHA-256 of each run's detail
+    log and trace), without checking it; {} when there is none."""
+    from compliance.check import _evidence
+    from compliance.context import Ctx
+    root = find_root(path) if path.is_dir() and not path.is_symlink() else None
+    if root is None:
+        return {}
+    ctx = Ctx(Tree(root), load_rules(), "official")
+    try:
+        return _evidence(ctx)
+    finally:
+        ctx.close()
+
+
+def reference_evidence() -> dict:
+    """The committed reference submission (REFERENCE_DIR), by content: {"evidence": its run
+    hashes, "prints": its episode prints, "profile": its profile}. The baseline on a board is
+    the entry named `reference` whose runs are exactly these, never the name alone."""
+    from compliance.check import _episode_prints
+    from compliance.context import Ctx
+    key = str(REFERENCE_DIR)
+    if key not in _REFERENCE_CACHE:
+        root = find_root(REFERENCE_DIR) if REFERENCE_DIR.is_dir() else None
+        out = {"evidence": set(), "prints": set(), "profile": None}
+        if root is not None:
+            ctx = Ctx(Tree(root), load_rules(), "official")
+            try:
+                out["evidence"] = set(_evidence_of(root).values())
+                out["prints"] = set(_episode_prints(ctx))
+            finally:
+                ctx.close()
+            index, _ = Tree(root).json("submission.json")
+            profiles = {s.get("profile") for s in (index or {}).get("systems", {}).values()
+                        if isinstance(s, dict)} if isinstance(index, dict) else set()
+            out["profile"] = profiles.pop() if len(profiles) == 1 else None
+        _REFERENCE_CACHE[key] = out
+    return _REFERENCE_CACHE[key]
+
+
+_REFERENCE_CACHE: dict[str, dict] = {}
+
+
+def _copy_groups(names: list[str], results: list[dict], baseline: dict,
+                 ref_name: str | None) -> dict[str, tuple[list[str], bool]]:
+    """B702: {entry: (every member of its copy group, sorted; whether the group copies the
+    committed reference)}. Entries are linked when they share a run's evidence (a detail log
+    or trace, byte for byte) or a tenth of a run's episodes (NEAR_IDENTICAL); the baseline is
+    never a member, but sharing with it (or with the committed reference when it is not on the
+    board) puts a group among the reference's copies. Only valid entries are compared."""
+    REF = "\0reference"  # the committed reference, a member that is never listed
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.setdefault(a, a) != a:
+            a = parent[a]
+        return a
+
+    def union(a: str, b: str) -> None:
+        parent[find(a)] = find(b)
+    evidence_owner = {h: REF for h in baseline["evidence"]}
+    print_owner = {h: REF for h in baseline["prints"]}
+    for name, res in zip(names, results):
+        if not res["valid"] or name == ref_name:
+            continue
+        for h in res["meta"].get("evidence", {}).values():
+            if evidence_owner.setdefault(h, name) != name:
+                union(name, evidence_owner[h])
+        prints = res["meta"].get("episode_prints", [])
+        shared: dict[str, int] = {}
+        for h in prints:
+            owner = print_owner.setdefault(h, name)
+            if owner != name:
+                shared[owner] = shared.get(owner, 0) + 1
+        for other, k in shared.items():
+            if k >= max(3, NEAR_IDENTICAL * len(prints)):  # near-identical: episodes copied
+                union(name, other)
+    members: dict[str, list[str]] = {}
+    for a in parent:
+        members.setdefault(find(a), []).append(a)
+    out = {}
+    for group in members.values():
+        if len(group) < 2:
+            continue
+        of_ref = REF in group
+        listed = sorted(m for m in group if m != REF)
+        for m in listed:
+            out[m] = (listed, of_ref)
+    return out
+
+
+COPY_RULES = ("T613",)  # check-level "this run is the committed reference's" (checks/copies.py)
+
+
+def _copy_only(res: dict) -> bool:
+    """Whether a check's only errors are COPY_RULES findings."""
+    errs = [f for f in res["findings"] if f["severity"] == "error"]
+    return bool(errs) and all(f["rule"] in COPY_RULES for f in errs)
+
+
+def _plain(f: dict) -> dict:
+    """A finding as the board shows it (every field present)."""
+    return {k: f.get(k) or "" for k in ("rule", "severity", "file", "location", "message",
+                                         "expected", "found", "hint")} | \
+        {"severity": f.get("severity") or "error"}
+
+
 def _p99s_in(root: Path) -> dict[str, float]:
     """{"system/benchmark": Server p99 in ms} from each Server performance run's detail log
     (LoadGen's figure; rule G311 ties it to the per-query latencies)."""
@@ -93,12 +203,11 @@ def _check_one(path: str, profile: str, budget_s: float, replay: int = 0,
 
 
 def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0,
-               replay_seed: int | None = None) -> list[dict]:
+               replay_seed: int | None = None, progress=None) -> list[dict]:
     """Check every entry, `workers` at a time (both cores), within the leaderboard's total
     sandbox budget (rules.yaml checker.max_sandbox_s_leaderboard): each check gets what is
     left, so a folder of hostile submissions costs a bounded time."""
     from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
     rules = load_rules()
     left = float(rules.checker["max_sandbox_s_leaderboard"])
     out: list[dict | None] = [None] * len(entries)
@@ -106,26 +215,51 @@ def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0,
         for i, p in enumerate(entries):
             out[i] = _check_one(str(p), profile, max(left, 0.0), replay, replay_seed)
             left -= out[i]["meta"].get("sandbox_s", 0.0)
+            if progress:
+                progress(p.name)
         return out
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending = {}
-        queue = list(enumerate(entries))
-        while queue or pending:
-            while queue and len(pending) < workers:
-                i, p = queue.pop(0)
-                pending[pool.submit(_check_one, str(p), profile, max(left, 0.0) / workers,
-                                    replay, replay_seed)] = i
-            done = next(iter(_wait(pending)))
-            i = pending.pop(done)
-            try:
-                out[i] = done.result()
-            except BrokenProcessPool:  # a worker died: the unfinished entries get X901
-                died = {"valid": False, "meta": {}, "findings": [{
-                    "rule": "X901", "severity": "error", "file": "", "location": "",
-                    "expected": "", "found": "", "hint": "a bug in the checker",
-                    "message": "the checker's worker process died during this check"}]}
-                return [o if o is not None else died for o in out]
-            left -= out[i]["meta"].get("sandbox_s", 0.0)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupt)
+    try:
+        return _check_pooled(pool, entries, profile, workers, replay, replay_seed, progress,
+                             out, left)
+    except KeyboardInterrupt:  # Ctrl-C reaches only this process: stop the workers, quietly
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _ignore_interrupt() -> None:
+    """In a worker: Ctrl-C is the parent's to handle (no traceback from each worker)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _check_pooled(pool, entries, profile, workers, replay, replay_seed, progress, out, left):
+    """_check_all's parallel half: `workers` checks in flight, each given the budget left."""
+    from concurrent.futures.process import BrokenProcessPool
+    pending = {}
+    queue = list(enumerate(entries))
+    while queue or pending:
+        while queue and len(pending) < workers:
+            i, p = queue.pop(0)
+            pending[pool.submit(_check_one, str(p), profile, max(left, 0.0) / workers,
+                                replay, replay_seed)] = i
+        done = next(iter(_wait(pending)))
+        i = pending.pop(done)
+        try:
+            out[i] = done.result()
+        except BrokenProcessPool:  # a worker died: the unfinished entries get X901
+            died = {"valid": False, "meta": {}, "findings": [{
+                "rule": "X901", "severity": "error", "file": "", "location": "",
+                "expected": "", "found": "", "hint": "a bug in the checker",
+                "message": "the checker's worker process died during this check"}]}
+            return [o if o is not None else died for o in out]
+        left -= out[i]["meta"].get("sandbox_s", 0.0)
+        if progress:
+            progress(entries[i].name)
     return out
 
 
@@ -151,7 +285,7 @@ def _plausible(rules, row: dict) -> bool:
 
 
 def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = None,
-            replay_seed: int | None = None) -> dict:
+            replay_seed: int | None = None, progress=None) -> dict:
     rules = load_rules()
     if replay is None:
         replay = int(rules.checker.get("leaderboard_replay", 0))
@@ -159,33 +293,33 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
         import secrets
         replay_seed = secrets.randbits(63)
     entries = _entries(folder)
-    results = _check_all(entries, profile, workers, replay, replay_seed)
     names = [_name(p) for p in entries]
+    baseline = reference_evidence()
+    # an entry whose runs are all the committed reference's is checked as the reference is
+    # (its own profile): the named one is the board's baseline, any other is a copy of it
+    is_ref = [bool(baseline["evidence"]) and p.is_dir() and
+              set(_evidence_of(p).values()) == baseline["evidence"] for p in entries]
+    results: list[dict] = [{}] * len(entries)
+    for want, prof in ((True, baseline["profile"] or profile), (False, profile)):
+        idx = [i for i, r in enumerate(is_ref) if r is want]
+        for i, res in zip(idx, _check_all([entries[i] for i in idx], prof, workers, replay,
+                                          replay_seed, progress)):
+            results[i] = res
+    # an entry whose only errors say it copies the committed reference (COPY_RULES) is a copy:
+    # flagged with its copy group, not invalid; for the baseline itself they do not apply
+    results = [{**res, "valid": True, "copy_of_reference": True} if _copy_only(res) else res
+               for res in results]
     boards: dict[str, list[dict]] = {}
     invalid, flagged = [], []
-    evidence_owner: dict[str, str] = {}
-    duplicates: dict[str, str] = {}
-    print_owner: dict[str, str] = {}
+    ref_name = next((n for n, r, res in zip(names, is_ref, results)
+                     if r and n == REFERENCE_ENTRY and res["valid"]), None)
+    groups = _copy_groups(names, results, baseline, ref_name)
+    for name, res in zip(names, results):
+        if res.get("copy_of_reference") and name != ref_name and name not in groups:
+            groups[name] = ([name], True)
     for p, name, res in zip(entries, names, results):
-        if not res["valid"]:  # only ranked entries can be copies of each other
-            continue
-        for h in res["meta"].get("evidence", {}).values():
-            if h in evidence_owner and evidence_owner[h] != name:
-                duplicates.setdefault(name, evidence_owner[h])
-                duplicates.setdefault(evidence_owner[h], name)
-            evidence_owner.setdefault(h, name)
-        prints = res["meta"].get("episode_prints", [])
-        shared: dict[str, int] = {}
-        for h in prints:
-            if h in print_owner and print_owner[h] != name:
-                shared[print_owner[h]] = shared.get(print_owner[h], 0) + 1
-            print_owner.setdefault(h, name)
-        for other, k in shared.items():
-            if k >= max(3, NEAR_IDENTICAL * len(prints)):  # near-identical: episodes copied
-                duplicates.setdefault(name, other)
-                duplicates.setdefault(other, name)
-    for p, name, res in zip(entries, names, results):
-        errors = [f for f in res["findings"] if f["severity"] == "error"]
+        errors = [f for f in res["findings"] if f["severity"] == "error"
+                  and not (res.get("copy_of_reference") and f["rule"] in COPY_RULES)]
         if names.count(name) > 1:
             errors.insert(0, {"rule": "B703", "message": f"more than one entry for submitter "
                               f"{name!r} (directory and archive)", "file": ""})
@@ -193,16 +327,33 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
         if res["valid"] and subs != [name]:
             errors.insert(0, {"rule": "B704", "message": f"the results name submitter "
                               f"{', '.join(subs)}, not the entry's name {name!r}", "file": ""})
+        if name == REFERENCE_ENTRY and res["valid"] and name != ref_name:
+            errors.insert(0, {"rule": "B704", "message": "the entry is named 'reference' but its "
+                              "runs are not the committed reference submission's", "file": "",
+                              "expected": f"the runs of {REFERENCE_DIR.name}",
+                              "found": "other runs", "hint": "submit under your own name"})
         if errors:
             invalid.append({"submission": name, "n_errors": len(errors),
                             "reasons": [f"{f['rule']}: {f['message']}"
                                         + (f" ({f['file']})" if f.get("file") else "")
-                                        for f in errors[:5]]})
+                                        for f in errors],
+                            "findings": [_plain(f) for f in errors]})
             continue
-        if name in duplicates:
-            flagged.append({"submission": name, "reason": f"B702: shares run evidence (a detail "
-                            f"log, a trace or its episodes) with {duplicates[name]!r}: "
-                            "identical or near-identical runs"})
+        if name in groups:
+            members, of_ref = groups[name]
+            reason = ("B702: a copy of the committed reference submission's runs"
+                      if of_ref else "B702: shares run evidence (a detail log, a trace or its "
+                      "episodes) with another entry") + \
+                f"; copy group: {', '.join(members)}" + \
+                (" and the reference" if of_ref else "") + ": identical or near-identical runs"
+            b702 = {"rule": "B702", "severity": "error", "message": reason[6:], "file": "",
+                    "expected": "runs of your own", "found": "the same runs as "
+                    + ", ".join([m for m in members if m != name]
+                                + (["the committed reference"] if of_ref else [])),
+                    "hint": "run `make submission` yourself; copies are not ranked"}
+            flagged.append({"submission": name, "reason": reason, "members": members,
+                            "of_reference": of_ref,
+                            "findings": [b702] + [_plain(f) for f in res["findings"]]})
             continue
         notes = sorted({f"{f['rule']}: {f['message']}" for f in res["findings"]
                         if f["severity"] == "warning"})
@@ -216,15 +367,21 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
             key = f"{row['benchmark']} / {row['scenario']} / {row['division']}"
             p99 = res.get("p99s", {}).get(f"{row['system']}/{row['benchmark']}") \
                 if row["scenario"] == "Server" else None
+            if name == ref_name:
+                row_notes = ["baseline: the committed reference submission (not ranked)"]
             boards.setdefault(key, []).append({"submission": name, **row,
                                                "server_p99_ms": p99,
+                                               "baseline": name == ref_name,
                                                "notes": "; ".join(row_notes)})
     references = {}
     for key, rows in boards.items():
         lower = _lower(rules, *key.split(" / ")[:2])
-        rows.sort(key=lambda r: (r["value"] if lower else -r["value"], r["submission"]))
-        for i, r in enumerate(rows, 1):
-            r["rank"] = i
+        rows.sort(key=lambda r: (not r["baseline"], r["value"] if lower else -r["value"],
+                                 r["submission"]))
+        rank = 0
+        for r in rows:  # the baseline first and unranked; the competitors ranked from 1
+            rank += not r["baseline"]
+            r["rank"] = None if r["baseline"] else rank
         references[key] = ref = {**_reference(rules, key, rows), "lower_is_better": lower}
         for r in rows:
             r["speedup"] = _speedup(r.get("value"), ref["value"], lower)
@@ -242,9 +399,10 @@ def _reference(rules, key: str, rows: list[dict]) -> dict:
     """What a board's speed-ups are over: the entry named `reference` on the board, else the
     reference submission's figure in rules.yaml, else nothing."""
     bench, scenario, _ = key.split(" / ")
-    entry = next((r for r in rows if r["submission"] == REFERENCE_ENTRY), None)
+    entry = next((r for r in rows if r.get("baseline")), None)
     if entry is not None and isinstance(entry.get("value"), (int, float)):
-        return {"value": entry["value"], "source": f"the entry {REFERENCE_ENTRY!r} on this board"}
+        return {"value": entry["value"], "source": "the baseline row: the committed reference "
+                f"submission (the entry {REFERENCE_ENTRY!r}) on this board"}
     ref = rules.checker.get("reference_results", {}).get(bench, {})
     value = ref.get(scenario) if isinstance(ref, dict) else None
     if isinstance(value, (int, float)) and value > 0:
@@ -272,8 +430,29 @@ def _columns(key: str) -> tuple[str, ...]:
         tuple(c for c in COLUMNS if c != "server_p99_ms")
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def summary(data: dict) -> dict:
+    """The counts at the top of every output: ranked entries, the baseline, flagged, invalid."""
+    rows = [r for rows in data["boards"].values() for r in rows]
+    return {"ranked": len({r["submission"] for r in rows if not r.get("baseline")}),
+            "baseline": next((r["submission"] for r in rows if r.get("baseline")), None),
+            "flagged": len(data.get("flagged", [])), "invalid": len(data["invalid"])}
+
+
+def summary_line(data: dict) -> str:
+    s = summary(data)
+    return (f"{s['ranked']} ranked, {s['flagged']} flagged, {s['invalid']} invalid "
+            f"(baseline: {'the committed reference' if s['baseline'] else 'none on the board'})")
+
+
 def to_markdown(data: dict) -> str:
-    lines = [f"# Leaderboard (profile {data['profile']})", ""]
+    lines = [f"# Leaderboard (profile {data['profile']})", "", summary_line(data), ""]
+    if not data["boards"]:
+        lines += ["**No valid entries**: nothing is ranked (see the flagged and invalid "
+                  "entries below).", ""]
     for key, rows in data["boards"].items():
         cols = _columns(key)
         ref = data.get("references", {}).get(key, {})
@@ -281,7 +460,8 @@ def to_markdown(data: dict) -> str:
                   f"({markdown(ref.get('source', 'none'))})", "",
                   "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows:
-            cells = [markdown(r.get(c, "")) for c in cols]
+            cells = [("baseline" if c == "rank" and r.get("baseline") else markdown(r.get(c, "")))
+                     for c in cols]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Flagged for review (not ranked)", ""]
@@ -291,8 +471,8 @@ def to_markdown(data: dict) -> str:
         lines.append("none")
     lines += ["", "## Invalid submissions", ""]
     for inv in data["invalid"]:
-        lines.append(f"- **{markdown(inv['submission'])}** ({inv['n_errors']} errors): "
-                     + markdown("; ".join(inv["reasons"])))
+        lines.append(f"- **{markdown(inv['submission'])}** ({_count(inv['n_errors'], 'error')}):")
+        lines += [f"  - {markdown(x)}" for x in inv["reasons"]]
     if not data["invalid"]:
         lines.append("none")
     return "\n".join(lines) + "\n"
@@ -301,36 +481,74 @@ def to_markdown(data: dict) -> str:
 def to_csv(data: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["benchmark", "scenario", "division", *COLUMNS])
+    w.writerow(["benchmark", "scenario", "division", *COLUMNS, "baseline"])
     for key, rows in data["boards"].items():
         b, s, d = key.split(" / ")
         for r in rows:
-            w.writerow([csv_cell(x) for x in (b, s, d, *[r.get(c, "") for c in COLUMNS])])
+            w.writerow([csv_cell(x) for x in (b, s, d, *[r.get(c, "") for c in COLUMNS],
+                                              bool(r.get("baseline")))])
     return buf.getvalue()
 
 
 def _cell(row: dict, col: str):
     """A row's value for the page: the p99 to 0.1 ms (the JSON and CSV keep it whole)."""
     v = row.get(col)
+    if col == "rank" and row.get("baseline"):
+        return "baseline"
     return f"{v:.1f}" if col == "server_p99_ms" and isinstance(v, float) else v
+
+
+_RULE_ID = re.compile(r"\b([LSGQATRBX]\d{3})\b")
+CSS = ("body{font-family:system-ui,sans-serif;margin:1.5rem;max-width:78rem}"
+       "table{border-collapse:collapse;margin-bottom:1.5rem;width:100%}"
+       "th,td{border:1px solid #ccc;padding:.25rem .45rem;text-align:left;vertical-align:top;"
+       "overflow-wrap:break-word}th{background:#f3f3f3}table.board{font-size:.85rem}"
+       "table.board th,td.rank,td.value,td.speedup,td.quality,td.server_p99_ms"
+       "{white-space:nowrap}td.submission,td.notes,td.system_name,td.accelerator"
+       "{overflow-wrap:anywhere}td.notes{min-width:12rem}table.findings td{overflow-wrap:anywhere}"
+       "tr.baseline td{background:#eef3fb;font-style:italic}"
+       ".chart svg{max-width:100%;height:auto}.ref{color:#333}"
+       ".summary{display:flex;gap:1rem;flex-wrap:wrap;margin:.5rem 0 1rem}"
+       ".summary a,.summary span{border:1px solid #ccc;border-radius:.4rem;padding:.4rem .8rem;"
+       "text-decoration:none;color:inherit}.summary b{font-size:1.3rem}"
+       ".legend{background:#fafafa;border:1px solid #ddd;padding:.5rem 1rem;font-size:.9rem}"
+       ".empty{font-size:1.1rem;font-weight:600;color:#a00;border:1px solid #e99;"
+       "padding:.6rem 1rem;background:#fff4f4}"
+       "details{border:1px solid #ddd;border-radius:.3rem;margin:.4rem 0;padding:.3rem .6rem}"
+       "details summary{cursor:pointer}details.invalid summary b{color:#a00}"
+       "details.flagged summary b{color:#a60}table.findings{font-size:.8rem;margin:.4rem 0}"
+       "tr.follow td:first-child{padding-left:1.4rem}tr.follow td{color:#555}")
 
 
 def to_html(data: dict) -> str:
     e = lambda v: html.escape(text(v if v is not None else ""), quote=True)  # noqa: E731
+
+    def rules(v) -> str:  # escaped text with its rule ids linked to their explanation
+        return _RULE_ID.sub(r'<a href="explain.html#\1">\1</a>', e(v))
+    s = summary(data)
     parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">",
              f"<title>Leaderboard ({e(data['profile'])})</title>",
-             "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:90rem}"
-             "table{border-collapse:collapse;margin-bottom:2rem}th,td{border:1px solid #ccc;"
-             "padding:.3rem .6rem;text-align:left}th{background:#f3f3f3}"
-             ".invalid li{color:#a00}.chart svg{max-width:100%;height:auto}"
-             ".wide{overflow-x:auto}.wide table{font-size:.85rem}"
-             ".wide td,.wide th{padding:.25rem .45rem}"
-             ".ref{color:#333}</style></head><body>",
+             f"<style>{CSS}</style></head><body>",
              f"<h1>Leaderboard <small>(profile {e(data['profile'])})</small></h1>",
-             "<p>speedup: the entry's figure over the reference's (for a latency metric, the "
-             "reference's over the entry's), the reference named under each board. "
-             "server_p99_ms: LoadGen's 99th percentile episode latency of the Server "
-             "performance run, in ms.</p>"]
+             "<div class=\"summary\" id=\"summary\">"
+             f"<a href=\"#boards\"><b>{s['ranked']}</b> ranked</a>"
+             f"<a href=\"#flagged\"><b>{s['flagged']}</b> flagged</a>"
+             f"<a href=\"#invalid\"><b>{s['invalid']}</b> invalid</a>"
+             f"<span>baseline: {'the committed reference' if s['baseline'] else 'none'}</span>"
+             "</div>",
+             "<div class=\"legend\" id=\"legend\"><b>Legend.</b> <span class=\"swatch\">"
+             "&#9670;</span> <i>baseline</i> row (shaded): the committed reference submission, "
+             "recognised by its runs' SHA-256 (not by its name); never ranked, never a copy; "
+             "speed-ups are over it (else over the reference figure in rules.yaml). "
+             "speedup: the entry's figure over the reference's (for a latency metric, the "
+             "reference's over the entry's). server_p99_ms: LoadGen's 99th percentile episode "
+             "latency of the Server performance run, in ms. Rule ids link to "
+             "<a href=\"explain.html\">their explanations</a> (what, why, how to fix).</div>",
+             "<div id=\"boards\"></div>"]
+    if not data["boards"]:
+        parts.append("<p class=\"empty\" id=\"empty\">No valid entries: nothing is ranked on "
+                     "this board. The flagged and invalid entries below say why.</p>")
     for i, (key, rows) in enumerate(data["boards"].items()):
         cols = _columns(key)
         ref = data.get("references", {}).get(key, {})
@@ -340,22 +558,69 @@ def to_html(data: dict) -> str:
         parts.append("<p class=\"ref\">Speed-ups are over "
                      + (f"{e(ref['value'])} {e(rows[0].get('metric'))}: "
                         if ref.get("value") is not None else "nothing: ")
-                     + f"{e(ref.get('source', 'none'))}.</p><div class=\"wide\"><table><thead><tr>"
-                     + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr></thead><tbody>")
+                     + f"{e(ref.get('source', 'none'))}.</p><table class=\"board\"><thead><tr>"
+                     + "".join(f"<th>{_wbr(e(c))}</th>" for c in cols)
+                     + "</tr></thead><tbody>")
         for r in rows:
-            parts.append("<tr>" + "".join(f"<td>{e(_cell(r, c))}</td>" for c in cols) + "</tr>")
-        parts.append("</tbody></table></div>")
-    parts.append("<h2>Flagged for review (not ranked)</h2><ul>")
-    parts += [f"<li><b>{e(fl['submission'])}</b>: {e(fl['reason'])}</li>"
-              for fl in data.get("flagged", [])] or ["<li>none</li>"]
-    parts.append("</ul><h2>Invalid submissions</h2><ul class=\"invalid\">")
-    for inv in data["invalid"]:
-        parts.append(f"<li><b>{e(inv['submission'])}</b> ({inv['n_errors']} errors)<ul>"
-                     + "".join(f"<li>{e(x)}</li>" for x in inv["reasons"]) + "</ul></li>")
+            cells = "".join(f"<td class=\"{e(c)}\">"
+                            + ("&#9670; baseline" if c == "rank" and r.get("baseline") else
+                               rules(_cell(r, c)) if c == "notes" else
+                               _wbr(e(_cell(r, c))) if c in ("metric", "quality_metric") else
+                               e(_cell(r, c)))
+                            + "</td>" for c in cols)
+            cls = ' class="baseline"' if r.get("baseline") else ""
+            parts.append(f"<tr{cls}>{cells}</tr>")
+        parts.append("</tbody></table>")
+    parts.append("<h2 id=\"flagged\">Flagged for review (not ranked)</h2>")
+    for n, fl in enumerate(data.get("flagged", [])):
+        parts.append(f"<details class=\"flagged\" id=\"flagged-{n}\"><summary><b>"
+                     f"{e(fl['submission'])}</b>: {rules(fl['reason'])}</summary>"
+                     + _findings_table(fl.get("findings") or [], e, rules) + "</details>")
+    if not data.get("flagged"):
+        parts.append("<p>none</p>")
+    parts.append("<h2 id=\"invalid\">Invalid submissions</h2>")
+    for n, inv in enumerate(data["invalid"]):
+        found = inv.get("findings") or [{"rule": "", "message": x} for x in inv["reasons"]]
+        shown = len(found)
+        more = inv["n_errors"] - shown
+        first = ", ".join(dict.fromkeys(f["rule"] for f in found if f.get("rule")))
+        parts.append(f"<details class=\"invalid\" id=\"invalid-{n}\"><summary><b>"
+                     f"{e(inv['submission'])}</b> ({_count(inv['n_errors'], 'error')}: "
+                     f"{rules(first)})</summary>" + _findings_table(found, e, rules)
+                     + (f"<p>and {more} more</p>" if more > 0 else "") + "</details>")
     if not data["invalid"]:
-        parts.append("<li>none</li>")
-    parts.append("</ul></body></html>")
+        parts.append("<p>none</p>")
+    parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _wbr(escaped: str) -> str:
+    """Break opportunities after underscores (samples_per_second), so a column can narrow."""
+    return escaped.replace("_", "_<wbr>")
+
+
+def _findings_table(findings: list[dict], e, rules) -> str:
+    """Every finding of an entry, follow-ons under their cause: rule (linked), where, what,
+    expected, found, hint."""
+    from compliance.causes import group_dicts
+    out = ["<table class=\"findings\"><thead><tr><th>rule</th><th>where</th><th>what</th>"
+           "<th>expected</th><th>found</th><th>hint</th></tr></thead><tbody>"]
+
+    def row(f: dict, cls: str = "") -> str:
+        where = f"{f.get('file') or ''} {f.get('location') or ''}".strip()
+        rid = f.get("rule") or ""
+        return (f"<tr{cls}><td>{rules(rid)}</td><td>{e(where)}</td><td>{e(f.get('message'))}"
+                f"</td><td>{e(f.get('expected'))}</td><td>{e(f.get('found'))}</td>"
+                f"<td>{e(f.get('hint'))}</td></tr>")
+    for g in group_dicts(findings):
+        out.append(row(g["cause"]))
+        if g["follow_on"]:
+            out.append(f"<tr class=\"follow\"><td colspan=\"6\"><i>"
+                       f"{_count(len(g['follow_on']), 'follow-on finding')} of the cause above:"
+                       "</i></td></tr>")
+            out += [row(f, " class=\"follow\"") for f in g["follow_on"]]
+    out.append("</tbody></table>")
+    return "".join(out)
 
 
 _SVG_ID = re.compile(r'(\bid="|href="#|url\(#)')
@@ -380,11 +645,11 @@ def _draw_bars(key, rows, ref_value, index, lower_is_better, Figure, FigureCanva
     fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(shown)), dpi=96, layout="constrained")
     FigureCanvasSVG(fig)
     ax = fig.subplots()
-    names = [text(f"{r['rank']}. {r['submission']}", 40).replace("$", r"\$") for r in shown]
+    names = [text(("baseline: " if r.get("baseline") else f"{r['rank']}. ") + r["submission"],
+                  40).replace("$", r"\$") for r in shown]
     values = [r["value"] for r in shown]
-    bars = ax.barh(range(len(shown)), values, height=0.6, color=["tab:orange" if r["submission"] ==
-                                                     REFERENCE_ENTRY else "tab:blue"
-                                                     for r in shown])
+    bars = ax.barh(range(len(shown)), values, height=0.6, color=["tab:gray" if r.get("baseline") else
+                                                     "tab:blue" for r in shown])
     ax.bar_label(bars, labels=[f"{v:,.4g}" for v in values], padding=3, fontsize=8)
     ax.set_yticks(range(len(shown)), names, fontsize=8)
     ax.invert_yaxis()
@@ -407,17 +672,21 @@ def _draw_bars(key, rows, ref_value, index, lower_is_better, Figure, FigureCanva
 
 def build_leaderboard(folder: Path, out: Path, profile: str = "official",
                       workers: int = 2, replay: int | None = None,
-                      replay_seed: int | None = None) -> dict:
-    data = collect(Path(folder), profile, workers, replay, replay_seed)
+                      replay_seed: int | None = None, progress=None) -> dict:
+    """Check and rank `folder`, write the board to `out` (leaderboard.{json,md,csv},
+    index.html and explain.html beside it), print one summary line; `progress(name)` is called
+    as each entry's check finishes."""
+    from compliance.explain import explain_html
+    data = collect(Path(folder), profile, workers, replay, replay_seed, progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.json").write_text(
-        json.dumps(json_value(data), indent=1, allow_nan=False) + "\n")
+        json.dumps(json_value({**data, "summary": summary(data)}), indent=1,
+                   allow_nan=False) + "\n")
     (out / "leaderboard.md").write_text(to_markdown(data))
     (out / "leaderboard.csv").write_text(to_csv(data))
     (out / "index.html").write_text(to_html(data))
-    n_valid = len({r["submission"] for rows in data["boards"].values() for r in rows})
-    print(f"{n_valid} ranked, {len(data['flagged'])} flagged, {len(data['invalid'])} invalid "
-          f"submissions; wrote {out}/"
-          "{leaderboard.md,leaderboard.csv,leaderboard.json,index.html}")
+    (out / "explain.html").write_text(explain_html())
+    print(f"{summary_line(data)}; wrote {out}/"
+          "{leaderboard.md,leaderboard.csv,leaderboard.json,index.html,explain.html}")
     return data

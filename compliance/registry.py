@@ -33,7 +33,13 @@ BUILTIN_DOCS = {
     "L104": "an archive member was refused: an absolute path, a '..' component, a link, "
             "a device or other special file, a member over the size limit, or too many members. "
             "Refused members are never extracted; nothing is written outside a temporary "
-            "directory.",
+            "directory. An archive that cannot be read to its end (truncated or corrupt) is "
+            "refused too, and every finding on what it lacks follows from that one.\n\n"
+            "Why: a submission is opened without trusting it; a hostile archive must not write "
+            "outside the checker's directory or fill the disk.\n\n"
+            "Fix: archive the submission directory again, as plain files (`tar czf "
+            "alice.tar.gz -C results/closed alice`), and check the archive before sending it "
+            "(a truncated upload shows up as 'archive unreadable').",
     "B701": "leaderboard, needs reproduction: a result above rules.yaml "
             "checker.plausibility_max_ratio times the reference result on comparable hardware "
             "(the reference CPU machine scaled by the probe's core count; "
@@ -41,13 +47,26 @@ BUILTIN_DOCS = {
             "but marked 'needs reproduction' for the instructor to re-run.",
     "B702": "leaderboard, identical runs: two entries that share any run's evidence "
             "(a byte-identical detail log or agent trace, or a tenth of a performance run's "
-            "episodes with the same sample and the same timings) are copies of one run; both "
-            "are listed as flagged for review and neither is ranked.",
+            "episodes with the same sample and the same timings) are copies of one run; every "
+            "member of the copy group is listed as flagged for review, with all the others "
+            "named, and none is ranked. An entry sharing runs with the committed reference "
+            "submission (results/closed/reference) is a copy of the reference; the reference "
+            "itself, recognised by its runs' SHA-256 and its name, is the board's baseline "
+            "row, never a copy and never ranked.\n\n"
+            "Why: two honest runs never produce the same log bytes or the same per-episode "
+            "timings; a copied run would rank someone else's work.\n\n"
+            "Fix: run `make submission` on your own system (starting from a copy of the "
+            "reference is fine, but its results must be replaced by your runs).",
     "B703": "leaderboard, one submitter one entry: a directory and an archive (or two "
             "archives) with the same submitter name are both refused.",
     "B704": "leaderboard, the entry's name is its submitter: every result's "
             "measurements.json names the submitter the entry (directory or archive) is named "
-            "after.",
+            "after. An entry named 'reference' must hold the committed reference submission's "
+            "runs.\n\n"
+            "Why: the board names each entry by its submitter; a mismatch would credit the "
+            "runs to someone else.\n\n"
+            "Fix: name the directory or archive after the SUBMITTER you ran `make submission` "
+            "with (results/<division>/<submitter>).",
     "R801": "replay (check --replay N [--replay-seed S]; leaderboard, rules.yaml "
             "checker.leaderboard_replay): N episodes of every run (accuracy, each split, "
             "performance, each audit) of every closed-division result, chosen by the "

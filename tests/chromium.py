@@ -115,9 +115,13 @@ def _errors(events: list[dict]) -> list[str]:
     return out
 
 
-def render(page: Path, timeout: float = 60.0) -> dict:
-    """Load `page` (a local HTML file) and return {"errors", "images", "svgs", "title"}."""
+def render(page: Path, timeout: float = 60.0, probe: str | None = None,
+           screenshot: Path | None = None) -> dict:
+    """Load `page` (a local HTML file) and return {"errors", "images", "svgs", "title"}, plus
+    "probe": the JSON value of the JavaScript expression `probe` (a string it evaluates to)
+    when given, and a full-page PNG of the 1280 px wide window written to `screenshot`."""
     exe = chromium()
+    extra = probe
     profile = tempfile.mkdtemp(prefix="chromium-test-")
     to_child, from_parent = os.pipe()   # commands: parent writes, child reads on fd 3
     to_parent, from_child = os.pipe()   # replies: child writes on fd 4, parent reads
@@ -143,9 +147,18 @@ def render(page: Path, timeout: float = 60.0) -> dict:
             pipe.call(f"{domain}.enable", session=sess)
         pipe.call("Page.navigate", {"url": Path(page).resolve().as_uri()}, session=sess)
         pipe.wait_event("Page.loadEventFired", timeout=timeout)
-        probe = pipe.call("Runtime.evaluate", {"expression": PROBE, "returnByValue": True},
-                          session=sess)
-        found = json.loads(probe["result"]["value"])
+        probe_result = pipe.call("Runtime.evaluate", {"expression": PROBE,
+                                                       "returnByValue": True}, session=sess)
+        found = json.loads(probe_result["result"]["value"])
+        if extra is not None:
+            found["probe"] = json.loads(pipe.call("Runtime.evaluate", {
+                "expression": extra, "returnByValue": True}, session=sess)["result"]["value"])
+        if screenshot is not None:
+            import base64
+            shot = pipe.call("Page.captureScreenshot", {"format": "png",
+                                                        "captureBeyondViewport": True},
+                             session=sess, timeout=timeout)
+            Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
         found["errors"] = _errors(pipe.events)
         try:
             pipe.call("Browser.close", timeout=10)

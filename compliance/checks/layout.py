@@ -9,7 +9,14 @@ from reference.rules import SCENARIOS
 
 
 def required_files(ctx: Ctx, rule: str):
-    """every file of the layout is present and a regular file."""
+    """every file of the layout is present and a regular file.
+
+    Why: each file is evidence for a figure (LoadGen's logs, the accuracy log, the trace, the
+    audits); a missing one means that figure cannot be verified.
+
+    Fix: run `make submission` again (a re-run for some benchmarks keeps the others); when
+    a whole result is missing, archive the submission directory again, complete. Findings
+    on files below a missing directory follow from it and are listed under it."""
     t = ctx.tree
     for rel in ("submission.json", "code/README.md"):
         if not t.is_file(rel):

@@ -168,7 +168,13 @@ def run_identity(ctx: Ctx, rule: str):
 
 
 def measurements_agree(ctx: Ctx, rule: str):
-    """measurements.json states what the detail log says (no forged throughput)."""
+    """measurements.json states what the detail log says (no forged throughput).
+
+    Why: the leaderboard ranks LoadGen's own figure; a measurements.json that claims more
+    than the log is a forged result, whatever the reason.
+
+    Fix: never edit measurements.json; regenerate it with `make submission` (it copies
+    LoadGen's figures)."""
     for r in ctx.results:
         rel = r.file("measurements.json")
         m = ctx.measurements(r)
@@ -201,7 +207,14 @@ def measurements_agree(ctx: Ctx, rule: str):
 
 
 def profile_eligible(ctx: Ctx, rule: str):
-    """results are of the expected profile; smoke results are never eligible."""
+    """results are of the expected profile; smoke results are never eligible.
+
+    Why: a smoke run is minutes long with small query counts, so its figures say nothing
+    about sustained throughput; only official runs may be ranked.
+
+    Fix: check a smoke submission as one (`make check PROFILE=smoke`, or `python -m
+    compliance check DIR --profile smoke`); for the board, run `make submission` with the
+    official profile."""
     for r in ctx.results:
         rel = r.file("measurements.json")
         m = ctx.measurements(r)
@@ -213,9 +226,11 @@ def profile_eligible(ctx: Ctx, rule: str):
                       expected=", ".join(ctx.rules.profiles), found=prof)
             continue
         if prof != ctx.expect_profile:
-            hint = ("smoke results are never eligible; check them with --profile smoke"
-                    if prof == "smoke" else "pass --profile to say which profile you expect")
-            yield err(rule, rel, f"a {prof} result where a {ctx.expect_profile} one was expected",
+            hint = ("smoke results are never eligible; check them with `make check "
+                    "PROFILE=smoke` (or --profile smoke)" if prof == "smoke" else
+                    f"check it with `make check PROFILE={prof}` (or --profile {prof})")
+            yield err(rule, rel, f"the result is of the {prof} profile where the "
+                      f"{ctx.expect_profile} profile was expected",
                       location="/profile", expected=ctx.expect_profile, found=prof, hint=hint)
         if m.get("eligible") is not ctx.rules.profile(prof).eligible:
             yield err(rule, rel, "the eligibility flag contradicts the profile",
