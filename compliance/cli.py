@@ -252,6 +252,9 @@ def _main(argv=None) -> int:
                     help="the course run's replay seed (default: fresh randomness, recorded "
                          "in leaderboard.json)")
     lb.add_argument("--workers", type=int, default=2, help="checks run in parallel")
+    lb.add_argument("--cluster", default=None, metavar="local|ADDRESS",
+                    help="run each entry's check as a Ray task: `local` starts a cluster on "
+                         "this machine, an address joins one (pip install -e '.[cluster]')")
     args = ap.parse_args(argv)
 
     if args.cmd == "explain":
@@ -280,9 +283,16 @@ def _main(argv=None) -> int:
             print(f"error: {args.dir} is not a directory (the folder of a course's "
                   "submissions: directories and/or archives)", file=sys.stderr)
             return EXIT_USAGE
+        if args.cluster:  # Ray missing or the cluster unreachable: one line, before any work
+            from compliance.cluster import ClusterError, connect
+            try:
+                connect(args.cluster)
+            except ClusterError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return EXIT_USAGE
         with progress(len(_entries(args.dir)), f"checking {args.dir}") as advance:
             build_leaderboard(args.dir, args.out, args.profile, args.workers, args.replay,
-                              progress=advance, **_seed(args))
+                              progress=advance, cluster=args.cluster, **_seed(args))
         return 0
 
     from compliance.check import check_path, submissions_in

@@ -203,7 +203,8 @@ def _check_one(path: str, profile: str, budget_s: float, replay: int = 0,
 
 
 def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0,
-               replay_seed: int | None = None, progress=None) -> list[dict]:
+               replay_seed: int | None = None, progress=None,
+               cluster: str | None = None) -> list[dict]:
     """Check every entry, `workers` at a time (both cores), within the leaderboard's total
     sandbox budget (rules.yaml checker.max_sandbox_s_leaderboard): each check gets what is
     left, so a folder of hostile submissions costs a bounded time."""
@@ -211,6 +212,12 @@ def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0,
     rules = load_rules()
     left = float(rules.checker["max_sandbox_s_leaderboard"])
     out: list[dict | None] = [None] * len(entries)
+    if cluster and entries:  # one Ray task per entry (compliance/cluster.py), results in order
+        from compliance.cluster import run_tasks
+        share = max(left, 0.0) / len(entries)
+        return run_tasks(cluster, _check_one, [(str(p), profile, share, replay, replay_seed)
+                                               for p in entries],
+                         progress=progress, labels=[p.name for p in entries])
     if workers <= 1 or len(entries) <= 1:
         for i, p in enumerate(entries):
             out[i] = _check_one(str(p), profile, max(left, 0.0), replay, replay_seed)
@@ -285,7 +292,7 @@ def _plausible(rules, row: dict) -> bool:
 
 
 def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = None,
-            replay_seed: int | None = None, progress=None) -> dict:
+            replay_seed: int | None = None, progress=None, cluster: str | None = None) -> dict:
     rules = load_rules()
     if replay is None:
         replay = int(rules.checker.get("leaderboard_replay", 0))
@@ -303,7 +310,7 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
     for want, prof in ((True, baseline["profile"] or profile), (False, profile)):
         idx = [i for i, r in enumerate(is_ref) if r is want]
         for i, res in zip(idx, _check_all([entries[i] for i in idx], prof, workers, replay,
-                                          replay_seed, progress)):
+                                          replay_seed, progress, cluster)):
             results[i] = res
     # an entry whose only errors say it copies the committed reference (COPY_RULES) is a copy:
     # flagged with its copy group, not invalid; for the baseline itself they do not apply
@@ -672,12 +679,13 @@ def _draw_bars(key, rows, ref_value, index, lower_is_better, Figure, FigureCanva
 
 def build_leaderboard(folder: Path, out: Path, profile: str = "official",
                       workers: int = 2, replay: int | None = None,
-                      replay_seed: int | None = None, progress=None) -> dict:
+                      replay_seed: int | None = None, progress=None,
+                      cluster: str | None = None) -> dict:
     """Check and rank `folder`, write the board to `out` (leaderboard.{json,md,csv},
     index.html and explain.html beside it), print one summary line; `progress(name)` is called
     as each entry's check finishes."""
     from compliance.explain import explain_html
-    data = collect(Path(folder), profile, workers, replay, replay_seed, progress)
+    data = collect(Path(folder), profile, workers, replay, replay_seed, progress, cluster)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.json").write_text(

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from compliance.checks import (audits, copies, episodes, identity, layout, limits, loadgen,
-                               provenance, quality, system, timing, traces)
+from compliance.checks import (audits, code, copies, episodes, identity, layout, limits,
+                               loadgen, provenance, quality, system, timing, traces)
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ REGISTRY: tuple[Rule, ...] = (
     Rule("L103", "known-names", "layout", layout.known_names),
     Rule("L104", "safe-archive", "layout", None),
     Rule("L105", "submitter-identity", "layout", identity.submitter_identity),
+    Rule("L106", "code-bundle", "layout", code.code_bundle),
     Rule("S201", "declaration-schema", "hardware", system.declaration_schema),
     Rule("S202", "declaration-matches-probe", "hardware", system.declaration_matches_probe),
     Rule("S203", "probe-consistent", "hardware", system.probe_consistent),
