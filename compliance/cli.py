@@ -252,6 +252,17 @@ def _main(argv=None) -> int:
                     help="the course run's replay seed (default: fresh randomness, recorded "
                          "in leaderboard.json)")
     lb.add_argument("--workers", type=int, default=2, help="checks run in parallel")
+    lb.add_argument("--reproduce", type=int, default=0, metavar="N",
+                    help="re-run the top N of every board and every entry flagged B701 "
+                         "(compliance reproduce, smoke profile); records beside the entries")
+    lb.add_argument("--rank", choices=["submitted", "reproduced"], default="submitted",
+                    help="rank by the submitted figures, or by reproduced ones (entries "
+                         "without a reproduction listed unranked)")
+    lb.add_argument("--nodes", type=Path, default=None, metavar="YAML",
+                    help="the course's node types: which Ray resources a reproduction of "
+                         "each system asks for (compliance/cluster.py)")
+    lb.add_argument("--allow-code", action="store_true",
+                    help="reproductions may run patched code (as nobody, no network)")
     lb.add_argument("--cluster", default=None, metavar="local|ADDRESS",
                     help="run each entry's check as a Ray task: `local` starts a cluster on "
                          "this machine, an address joins one (pip install -e '.[cluster]')")
@@ -283,16 +294,23 @@ def _main(argv=None) -> int:
             print(f"error: {args.dir} is not a directory (the folder of a course's "
                   "submissions: directories and/or archives)", file=sys.stderr)
             return EXIT_USAGE
-        if args.cluster:  # Ray missing or the cluster unreachable: one line, before any work
-            from compliance.cluster import ClusterError, connect
+        # Ray missing, the cluster unreachable, a bad node-type file: one line, before any work
+        if args.cluster or args.nodes:
+            from compliance.cluster import ClusterError, connect, load_node_types
             try:
-                connect(args.cluster)
+                if args.nodes:
+                    load_node_types(args.nodes)
+                if args.cluster:
+                    connect(args.cluster)
             except ClusterError as err:
                 print(f"error: {err}", file=sys.stderr)
                 return EXIT_USAGE
         with progress(len(_entries(args.dir)), f"checking {args.dir}") as advance:
             build_leaderboard(args.dir, args.out, args.profile, args.workers, args.replay,
-                              progress=advance, cluster=args.cluster, **_seed(args))
+                              progress=advance, cluster=args.cluster,
+                              reproduction={"reproduce_n": args.reproduce, "rank": args.rank,
+                                            "nodes": args.nodes, "allow_code": args.allow_code},
+                              **_seed(args))
         return 0
 
     from compliance.check import check_path, submissions_in

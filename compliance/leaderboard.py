@@ -428,7 +428,7 @@ def _speedup(value, ref, lower_is_better: bool) -> float | None:
 
 
 COLUMNS = ("rank", "submission", "system", "system_name", "accelerator", "metric", "value",
-           "speedup", "server_p99_ms", "quality_metric", "quality", "notes")
+           "speedup", "server_p99_ms", "quality_metric", "quality", "reproduced", "notes")
 
 
 def _columns(key: str) -> tuple[str, ...]:
@@ -680,12 +680,15 @@ def _draw_bars(key, rows, ref_value, index, lower_is_better, Figure, FigureCanva
 def build_leaderboard(folder: Path, out: Path, profile: str = "official",
                       workers: int = 2, replay: int | None = None,
                       replay_seed: int | None = None, progress=None,
-                      cluster: str | None = None) -> dict:
+                      cluster: str | None = None, reproduction: dict | None = None) -> dict:
     """Check and rank `folder`, write the board to `out` (leaderboard.{json,md,csv},
     index.html and explain.html beside it), print one summary line; `progress(name)` is called
     as each entry's check finishes."""
     from compliance.explain import explain_html
     data = collect(Path(folder), profile, workers, replay, replay_seed, progress, cluster)
+    from compliance.reproduce import attach_reproductions  # records beside the entries
+    attach_reproductions(data, Path(folder), cluster=cluster, progress=progress,
+                         **(reproduction or {}))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.json").write_text(

@@ -125,3 +125,50 @@ def test_a_patched_submission_reproduces_with_the_same_answers(tmp_path):
     assert r["ratio"] > 0 and record["machine"]["host_processor_core_count"] >= 1
     assert record["verdict"] == ("reproduced" if r["ratio"] >= record["min_ratio"]
                                  else "not reproduced")
+
+
+def _record(sub: Path, reproduced: float, ok: bool = True) -> None:
+    code = json.loads((sub / "code/code.json").read_text())["files"]
+    reproduce.write_record(sub, {
+        "created": "2026-12-07T10:00:00+00:00",
+        "code": {"system_sha256": code["system.yaml"], "patch_sha256": code.get("patch.diff")},
+        "check": {"valid": True}, "verdict": "reproduced",
+        "results": [{"benchmark": "nano-react", "scenario": "Offline", "submitted": 10.0,
+                     "reproduced": reproduced, "ratio": reproduced / 10.0,
+                     "reproduced_ok": ok}]})
+
+
+def test_rank_reproduced_orders_by_the_re_run_figures(tmp_path):
+    for name in ("alice", "bob", "carol"):
+        shutil.copytree(SMOKE / "code", tmp_path / name / "code")
+    _record(tmp_path / "alice", 9.0)
+    _record(tmp_path / "bob", 12.0)  # bob submitted less, reproduced more
+    rows = [{"submission": n, "rank": i + 1, "value": v, "baseline": False, "notes": ""}
+            for i, (n, v) in enumerate([("carol", 30.0), ("alice", 20.0), ("bob", 10.0)])]
+    data = {"boards": {"nano-react / Offline / closed": rows},
+            "references": {"nano-react / Offline / closed": {"lower_is_better": False}}}
+    reproduce.attach_reproductions(data, tmp_path, rank="reproduced")
+    board = data["boards"]["nano-react / Offline / closed"]
+    assert [(r["submission"], r["rank"]) for r in board] == [("bob", 1), ("alice", 2),
+                                                              ("carol", None)]
+    assert board[0]["reproduced"] == "1.20x (2026-12-07)" and board[2]["reproduced"] == "-"
+    # bob uploads other code: his record is stale and no longer counts
+    (tmp_path / "bob/code/system.yaml").write_text("other: code\n")
+    from tests.compliance.mutate import apply
+    apply(tmp_path / "bob", {"op": "code_rehash"})
+    assert reproduce.read_record(tmp_path / "bob") is None
+    assert reproduce.read_record(tmp_path / "alice") is not None
+
+
+def test_the_board_shows_the_reproduction_column(tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(SMOKE, course / "ci")
+    _record(course / "ci", 5.0, ok=False)
+    out = tmp_path / "board"
+    assert cli.main(["leaderboard", str(course), "--out", str(out), "--profile", "smoke",
+                     "--replay", "0"]) == 0
+    data = json.loads((out / "leaderboard.json").read_text())
+    row = data["boards"]["nano-react / Offline / closed"][0]
+    assert row["reproduced"] == "0.50x (2026-12-07) NOT REPRODUCED"
+    assert "reproduced" in (out / "leaderboard.csv").read_text().splitlines()[0]
+    assert "NOT REPRODUCED" in (out / "index.html").read_text()
