@@ -1,7 +1,7 @@
 """`make submission`: every benchmark x scenario in both modes, in the MLPerf layout.
 
     python -m loadgen_harness.submission --system cpu                  # official profile
-    python -m loadgen_harness.submission --system cpu --profile smoke  # about 3 minutes
+    python -m loadgen_harness.submission --system cpu --profile smoke  # about 9 minutes
     make submission SYSTEM=a100 PROFILE=smoke SUBMITTER=alice
 
 Reads systems/<system>.yaml, probes the machine (a contradiction stops the run unless
