@@ -39,6 +39,7 @@ help:
 	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s (BENCHMARK=...)"
 	@echo "make check         validate results/DIVISION/SUBMITTER (PROFILE=smoke for a smoke one)"
 	@echo "make leaderboard   SUBMISSIONS=dir BOARD=out: validate and rank a course's submissions"
+	@echo "                   (defaults: results/closed -> build/leaderboard)"
 	@echo "make report        RESULTS=dir OUT=dir [SWEEP=sweep.json]: plots and an HTML page"
 	@echo "make evaluate      closed-loop evaluation of a committed agent (BENCHMARK=nano-react|nano-codegen|nano-planner)"
 	@echo "make test          fast test suite (creates .venv if missing)"
