@@ -65,7 +65,8 @@ _PROT_EXEC = 0x4
 # mmap flags a private anonymous allocation uses (glibc malloc, pymalloc arenas, CPython's
 # obmalloc); anything else (MAP_SHARED = 0x01 and MAP_SHARED_VALIDATE, MAP_GROWSDOWN,
 # MAP_HUGETLB, MAP_SYNC, ...) is refused.
-_MAP_OK = 0x02 | 0x10 | 0x20 | 0x4000 | 0x20000 | 0x100000  # PRIVATE FIXED ANON NORESERVE STACK FIXED_NOREPLACE
+# PRIVATE, FIXED, ANONYMOUS, NORESERVE, STACK, FIXED_NOREPLACE
+_MAP_OK = 0x02 | 0x10 | 0x20 | 0x4000 | 0x20000 | 0x100000
 _ALL_BITS = 2**64 - 1
 _PR_GETS = (3, 16, 21, 39)  # PR_GET_DUMPABLE, PR_GET_NAME, PR_GET_SECCOMP, PR_GET_NO_NEW_PRIVS
 

@@ -178,7 +178,8 @@ def decode_report(data: bytes, limits: dict) -> dict:
     """The child's frame as {"kind", "output" or "detail"}; any malformed frame is a
     `sandbox_error` outcome (never an exception)."""
     def bad(why: str) -> dict:
-        return {"kind": "sandbox_error", "detail": f"malformed report from the program's process ({why})"}
+        return {"kind": "sandbox_error",
+                "detail": f"malformed report from the program's process ({why})"}
     if len(data) > max_report_bytes(limits):
         return bad(f"{len(data)} bytes, more than {max_report_bytes(limits)}")
     if len(data) < 9 or data[:4] != MAGIC:
