@@ -47,7 +47,8 @@ def run_test(spec: RunSpec | dict, timeout_s: float, poll_s: float = 0.2, on_pol
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "loadgen_harness.child", str(spec_path)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+                                start_new_session=True, preexec_fn=_die_with_parent,
+                                cwd=Path(__file__).resolve().parent.parent)
         t0 = time.monotonic()
         deadline = t0 + timeout_s
         try:
@@ -73,6 +74,17 @@ def run_test(spec: RunSpec | dict, timeout_s: float, poll_s: float = 0.2, on_pol
             why = status.get("error") or f"the run's process exited with code {proc.returncode}"
         raise RunError(f"{spec.scenario} {spec.mode} run failed: {why}\n{_tail(log_path)}")
     return status
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the parent dies (a harness killed outright
+    leaves no run going on alone; Linux's PR_SET_PDEATHSIG, a no-op elsewhere)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -35,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -483,18 +484,16 @@ def _check_machine(system: str, allow_mismatch: bool, rules) -> tuple[dict, dict
     names an unknown benchmark, stops the run whatever the override."""
     doc = load_system(system)
     found = probe()
-    problems = tuning_problems(doc, found, rules.benchmarks, SCENARIOS)
-    if problems:
-        raise SubmissionError(f"systems/{system}.yaml cannot run here:\n  - "
-                              + "\n  - ".join(problems))
     bad = mismatches(doc["declaration"], found)
     if bad and not allow_mismatch:
         raise SubmissionError(
             f"systems/{system}.yaml does not describe this machine:\n  - " + "\n  - ".join(bad)
             + "\nFix the declaration, pick another SYSTEM, or override with --allow-mismatch"
               " (ALLOW_MISMATCH=1); an override is recorded in the submission.")
-    if doc["tuning"]["device"] == "cuda" and not found["accelerators"]:
-        raise SubmissionError(f"systems/{system}.yaml runs on cuda, but this machine has no GPU")
+    problems = tuning_problems(doc, found, rules.benchmarks, SCENARIOS)
+    if problems:
+        raise SubmissionError(f"systems/{system}.yaml cannot run here:\n  - "
+                              + "\n  - ".join(problems))
     return doc, found, bad
 
 
@@ -689,7 +688,8 @@ def _must_replace(final: Path, system: str, profile, doc: dict, replace: bool,
               f"this {profile.name} run", file=sys.stderr)
         return True
     kept_benchmarks = {p.name for p in kept.iterdir() if p.is_dir()}
-    changed = [k for k in ("declaration",) if before.get(k) != doc.get(k)]
+    changed = [f"systems/{system}.yaml's {k}" for k in ("declaration",)
+               if before.get(k) != doc.get(k)]
     entry = index["systems"][system]
     if git is not None and (entry.get("commit"), entry.get("dirty")) != \
             (git["commit"], git["dirty"]) or git and git["dirty"] and \
@@ -697,15 +697,16 @@ def _must_replace(final: Path, system: str, profile, doc: dict, replace: bool,
         changed.append("the suite's code (commit or uncommitted changes)")
     shared = lambda t: {k: v for k, v in (t or {}).items() if k != "benchmarks"}  # noqa: E731
     if shared(before.get("tuning")) != shared(doc.get("tuning")):
-        changed.append("tuning (workers, threads, device, draft)")
-    changed += [f"tuning.benchmarks.{b}" for b in sorted(kept_benchmarks)
+        changed.append(f"systems/{system}.yaml's tuning (workers, threads, device, draft)")
+    changed += [f"systems/{system}.yaml's tuning.benchmarks.{b}"
+                for b in sorted(kept_benchmarks)
                 if (before.get("tuning") or {}).get("benchmarks", {}).get(b)
                 != doc["tuning"]["benchmarks"].get(b)]
     if changed:
         raise SubmissionError(
-            f"systems/{system}.yaml changed since the results kept in {final} were run "
-            f"({', '.join(changed)}): they would no longer match their declaration. Re-run "
-            f"every benchmark with REPLACE=1 (--replace), or use another SUBMITTER")
+            f"{', '.join(changed)} changed since the results kept in {final} were run "
+            f"(systems/{system}.yaml and the suite's code must be the ones they ran with). "
+            f"Re-run every benchmark with REPLACE=1 (--replace), or use another SUBMITTER")
     return False
 
 
@@ -808,6 +809,10 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"unknown scenario(s) {', '.join(bad)}; choose from {', '.join(SCENARIOS)}")
     from reference import attention  # here: it imports torch, which this parent needs not
+
+    def terminated(signum, frame):  # `kill` or a CI timeout: clean up as Ctrl-C does
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, terminated)
     try:
         attention.mode()  # a mistyped NANO_ATTENTION is one line here, not a failed run
         path = make_submission(args.system, args.profile,
