@@ -79,12 +79,17 @@ def _write(dest: Path, rel: str, src, size_left: int, problems: list[str], name:
         return 0
     target.parent.mkdir(parents=True, exist_ok=True)
     written = 0
+    # a member stored gzip-compressed (NAME.gz, tree.COMPRESSIBLE) is read decompressed: its
+    # inflated size counts against the budget too, measured as it streams (nothing kept)
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if rel.endswith(".gz") else None
     with open(target, "wb") as out:
         while True:
             chunk = src.read(1 << 20)
             if not chunk:
                 break
             written += len(chunk)
+            if inflate is not None:
+                written += _inflated(inflate, chunk, MAX_MEMBER_BYTES + 1)
             if written > MAX_MEMBER_BYTES or written > size_left:
                 out.close()
                 target.unlink()
@@ -93,6 +98,19 @@ def _write(dest: Path, rel: str, src, size_left: int, problems: list[str], name:
                 return written
             out.write(chunk)
     return written
+
+
+def _inflated(d, chunk: bytes, cap: int) -> int:
+    """Bytes `chunk` inflates to through decompressor `d` (at most about `cap` more), output
+    discarded; a corrupt or finished stream counts nothing more (the tree reports it)."""
+    n = 0
+    try:
+        while chunk and not d.eof and n <= cap:
+            n += len(d.decompress(chunk, 1 << 20))
+            chunk = d.unconsumed_tail
+    except zlib.error:
+        pass
+    return n
 
 
 def _extract_tar(archive: Path, dest: Path, problems: list[str], budget: int) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from compliance.archive import extract, is_archive
 from compliance.check import check_path, find_root
+from compliance.checks.identity import normalise_name
 from compliance.safe import csv_cell, json_value, markdown, text
 from compliance.tree import Tree
 from reference.rules import load_rules
@@ -275,20 +276,70 @@ def _wait(pending):
     return wait(pending, return_when=FIRST_COMPLETED).done
 
 
-def _plausible(rules, row: dict) -> bool:
-    """Whether a result is within the plausibility ratio of the reference on comparable
-    hardware (the reference CPU machine scaled by the probe's core count)."""
+def _cores(v) -> int | None:
+    return v if type(v) is int and v >= 1 else None
+
+
+def expected_bound(rules, row: dict) -> tuple[float | None, str]:
+    """(the expected bound of a result, what it rests on) from rules.yaml: a CPU's is the
+    reference's figure per core x min(declared, probed) cores (1 when either is missing) x
+    checker.plausibility_max_ratio; a known accelerator's (checker.device_classes) the
+    reference's figure x its memory bandwidth / the CPU's x the ratio; (None, why) for an
+    accelerator not in the table or a scenario without a reference figure. For a latency
+    metric the bound is a floor (the reference's figure divided by the same factor)."""
+    from compliance.checks.limits import classify
     c = rules.checker
     ref = c["reference_results"].get(row["benchmark"], {})
-    value, base = row.get("value"), ref.get(row["scenario"])
-    if not isinstance(value, (int, float)) or not base or _lower(rules, row["benchmark"],
-                                                                  row["scenario"]):
-        return True
-    cores = row.get("probe_cores") if isinstance(row.get("probe_cores"), int) else 1
-    scale = max(1.0, cores / ref.get("cores", 1))
-    ratio = c["plausibility_max_ratio_accelerator"] if row.get("probe_accelerators") \
-        else c["plausibility_max_ratio"]
-    return value <= ratio * base * scale
+    base = ref.get(row["scenario"]) if isinstance(ref, dict) else None
+    classes = c.get("device_classes") or {}
+    cls, spec = classify(classes, row.get("accelerator"))
+    if cls == "cpu" and row.get("probe_accelerators"):
+        cls, spec = "unknown", {}  # the probe found accelerators the declaration omits
+    if cls == "unknown":
+        return None, (f"accelerator {str(row.get('accelerator'))[:40]!r} is not in rules.yaml "
+                      "checker.device_classes")
+    if not isinstance(base, (int, float)) or base <= 0:
+        return None, ""
+    if cls == "cpu":
+        both = (_cores(row.get("declared_cores")), _cores(row.get("probe_cores")))
+        cores = min(both) if None not in both else 1
+        scale, basis = cores / max(1, ref.get("cores", 1)), f"{cores} cores"
+    else:
+        scale = spec.get("memory_bandwidth_gbs", 0) / \
+            max(1e-9, classes.get("cpu", {}).get("memory_bandwidth_gbs", 1))
+        basis = f"{cls}, {spec.get('memory_bandwidth_gbs')} GB/s"
+    factor = max(scale, 1e-9) * c["plausibility_max_ratio"]
+    lower = _lower(rules, row["benchmark"], row["scenario"])
+    return (base / factor if lower else base * factor), basis
+
+
+def _plausible(rules, row: dict) -> tuple[bool, str]:
+    """(whether a result is within its expected bound, the B701 note when not): above the
+    bound (below it for a latency), or on a device without a bound, it needs reproduction."""
+    bound, basis = expected_bound(rules, row)
+    value = row.get("value")
+    if bound is None:
+        return (False, f"B701: needs reproduction ({basis})") if basis else (True, "")
+    lower = _lower(rules, row["benchmark"], row["scenario"])
+    if (value < bound) if lower else (value > bound):
+        return False, (f"B701: needs reproduction ({value:.4g} is beyond the expected bound "
+                       f"{bound:.4g} for {basis})")
+    return True, ""
+
+
+MAX_FIGURE = 1e15  # as G313: no figure a real run logs comes near it
+
+
+def _figure_problem(row: dict) -> str | None:
+    """Why a row's figure cannot be ranked or drawn (None when it can): every figure is a
+    finite number in (0, MAX_FIGURE] before it is compared, divided or plotted."""
+    import math
+    v = row.get("value")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return f"no figure ({type(v).__name__})"
+    if not math.isfinite(v) or not 0 < v <= MAX_FIGURE:
+        return f"the figure {v!r:.30} is not a finite number in (0, {MAX_FIGURE:g}]"
+    return None
 
 
 def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = None,
@@ -324,16 +375,34 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
     for name, res in zip(names, results):
         if res.get("copy_of_reference") and name != ref_name and name not in groups:
             groups[name] = ([name], True)
-    for p, name, res in zip(entries, names, results):
+    # identity by normalised name (NFKC, casefold, confusable skeleton): an entry whose
+    # results name someone else is refused alone (B704), so it never makes the real one a
+    # duplicate; entries that are each their submitter and share one are all refused (B703)
+    own = [_is_own(name, res) for name, res in zip(names, results)]
+    claims: dict[str, list[str]] = {}
+    for name, mine in zip(names, own):
+        if mine:
+            claims.setdefault(normalise_name(name), []).append(name)
+    for p, name, res, mine in zip(entries, names, results, own):
         errors = [f for f in res["findings"] if f["severity"] == "error"
                   and not (res.get("copy_of_reference") and f["rule"] in COPY_RULES)]
-        if names.count(name) > 1:
+        same = claims.get(normalise_name(name), []) if mine else []
+        if len(same) > 1:
             errors.insert(0, {"rule": "B703", "message": f"more than one entry for submitter "
-                              f"{name!r} (directory and archive)", "file": ""})
+                              f"{name!r}: {', '.join(repr(n) for n in same)} (one person's "
+                              "name, compared as NFKC, casefold and confusable skeleton)",
+                              "file": ""})
         subs = res["meta"].get("submitters", [])
-        if res["valid"] and subs != [name]:
+        if res["valid"] and not mine:
             errors.insert(0, {"rule": "B704", "message": f"the results name submitter "
-                              f"{', '.join(subs)}, not the entry's name {name!r}", "file": ""})
+                              f"{', '.join(map(str, subs))}, not the entry's name {name!r}",
+                              "file": ""})
+        bad = sorted({f"{r.get('benchmark')} {r.get('scenario')}: {why}"
+                      for r in res["meta"].get("rows", []) if (why := _figure_problem(r))})
+        if res["valid"] and bad:
+            errors.insert(0, {"rule": "G313", "message": "a figure the board cannot rank: "
+                              + "; ".join(bad)[:300], "file": "",
+                              "expected": f"a finite figure in (0, {MAX_FIGURE:g}]"})
         if name == REFERENCE_ENTRY and res["valid"] and name != ref_name:
             errors.insert(0, {"rule": "B704", "message": "the entry is named 'reference' but its "
                               "runs are not the committed reference submission's", "file": "",
@@ -368,9 +437,9 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
             row_notes = list(notes)
             if row.get("override"):
                 row_notes.insert(0, "S202: hardware declaration override (ALLOW_MISMATCH)")
-            if not _plausible(rules, row):
-                row_notes.insert(0, "B701: needs reproduction (far beyond the reference on "
-                                    "comparable hardware)")
+            ok, why = _plausible(rules, row)
+            if not ok:
+                row_notes.insert(0, why)
             key = f"{row['benchmark']} / {row['scenario']} / {row['division']}"
             p99 = res.get("p99s", {}).get(f"{row['system']}/{row['benchmark']}") \
                 if row["scenario"] == "Server" else None
@@ -383,6 +452,7 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
     references = {}
     for key, rows in boards.items():
         lower = _lower(rules, *key.split(" / ")[:2])
+        rows[:] = _one_row_each(rows, lower)
         rows.sort(key=lambda r: (not r["baseline"], r["value"] if lower else -r["value"],
                                  r["submission"]))
         rank = 0
@@ -392,9 +462,81 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
         references[key] = ref = {**_reference(rules, key, rows), "lower_is_better": lower}
         for r in rows:
             r["speedup"] = _speedup(r.get("value"), ref["value"], lower)
-    return {"profile": profile, "replay_per_run": replay, "replay_seed": replay_seed,
+    data = {"profile": profile, "replay_per_run": replay, "replay_seed": replay_seed,
             "boards": dict(sorted(boards.items())), "invalid": invalid,
             "flagged": flagged, "references": dict(sorted(references.items()))}
+    _drawable(data)
+    return data
+
+
+def _is_own(name: str, res: dict) -> bool:
+    """Whether an entry's results name the submitter the entry is named after (normalised)."""
+    subs = res["meta"].get("submitters", [])
+    return bool(subs) and {normalise_name(s) for s in subs} == {normalise_name(name)}
+
+
+def _one_row_each(rows: list[dict], lower: bool) -> list[dict]:
+    """One row per submission on a board: a submission with several systems keeps its best
+    result, the others named in its notes."""
+    best: dict[str, dict] = {}
+    others: dict[str, list[str]] = {}
+    for r in sorted(rows, key=lambda r: r["value"] if lower else -r["value"]):
+        if r["submission"] in best:
+            others[r["submission"]].append(str(r.get("system")))
+        else:
+            best[r["submission"]], others[r["submission"]] = r, []
+    for name, rest in others.items():
+        if rest:
+            r = best[name]
+            r["notes"] = "; ".join(filter(None, [r["notes"], "best of its systems (also: "
+                                                 + ", ".join(rest)[:200] + ")"]))
+    return [r for r in rows if best.get(r["submission"]) is r]
+
+
+def _drawable(data: dict) -> None:
+    """Draw each board's chart once, here: a chart that fails is the failing entry's finding
+    (X901: a checker bug; the entry is taken off the board and listed invalid), or the board's
+    when no single entry explains it (its chart is left out). The page reuses the drawings."""
+    for i, (key, rows) in enumerate(list(data["boards"].items())):
+        ref = data["references"].get(key, {})
+        err = _try_chart(key, rows, ref, i)
+        if err is None:
+            continue
+        culprits = [r for r in rows if _try_chart(key, [r], ref, i, keep=False) is not None]
+        for r in culprits:
+            rows.remove(r)
+            data["invalid"].append({"submission": r["submission"], "n_errors": 1,
+                                    "reasons": [f"X901: the chart of {key} cannot draw this "
+                                                f"entry: {err}"],
+                                    "findings": [_plain({
+                                        "rule": "X901", "message": f"the chart of {key} cannot "
+                                        "draw this entry", "found": err,
+                                        "hint": "a bug in the checker; please report it"})]})
+        if not culprits or _try_chart(key, rows, ref, i) is not None:
+            data.setdefault("board_findings", []).append(
+                {"rule": "X901", "board": key, "message": f"the chart could not be drawn: {err}"})
+            _CHARTS[_chart_key(key, rows, ref, i)] = "<p>chart not drawn (a checker bug: " \
+                f"{html.escape(text(err, 200))})</p>"
+
+
+_CHARTS: dict[tuple, str] = {}  # drawn SVGs by what they show: _drawable draws, to_html reuses
+
+
+def _chart_key(key, rows, ref, index) -> tuple:
+    return (key, index, ref.get("value"), ref.get("lower_is_better", False),
+            tuple((r.get("submission"), r.get("rank"), r.get("value"), bool(r.get("baseline")),
+                   r.get("metric")) for r in rows))
+
+
+def _try_chart(key, rows, ref, index, keep=True) -> str | None:
+    """Draw a board's chart (kept for the page when `keep`); the error's text if it fails."""
+    try:
+        svg = _draw_chart(key, rows, ref.get("value"), index, ref.get("lower_is_better", False))
+    except Exception as exc:  # a drawing bug: the caller's finding
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    if keep:
+        _CHARTS[_chart_key(key, rows, ref, index)] = svg
+    return None
 
 
 def _lower(rules, benchmark: str, scenario: str) -> bool:
@@ -637,7 +779,20 @@ def bar_chart_svg(key: str, rows: list[dict], ref_value, index: int,
                   lower_is_better: bool = False) -> str:
     """One board's bar chart as inline SVG: an entry's figure per bar, best at the top, the
     reference dashed. Text is drawn as paths (no submission text becomes markup) and every
-    SVG id gets the chart's prefix (several charts share one page)."""
+    SVG id gets the chart's prefix (several charts share one page). Never raises: collect()
+    has drawn it (a failure is a finding there); a failure here is a note on the page."""
+    ref = {"value": ref_value, "lower_is_better": lower_is_better}
+    got = _CHARTS.pop(_chart_key(key, rows, ref, index), None)
+    if got is not None:
+        return got
+    try:
+        return _draw_chart(key, rows, ref_value, index, lower_is_better)
+    except Exception as exc:  # a drawing bug must not cost the page
+        return f"<p>chart not drawn (a checker bug: {html.escape(text(repr(exc), 200))})</p>"
+
+
+def _draw_chart(key: str, rows: list[dict], ref_value, index: int,
+                lower_is_better: bool = False) -> str:
     import matplotlib
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure

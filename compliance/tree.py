@@ -33,6 +33,11 @@ def _gunzip(data: bytes) -> tuple[bytes | None, str]:
         return None, "a truncated gzip file, or data after its end"
     return out, ""
 MAX_INT_DIGITS = 24          # the longest honest integer is a 20-digit LoadGen seed
+# a LoadGen detail log holds about 100 records (the reference's longest: 100 lines); past this
+# many lines the rest is one malformed stretch, never parsed (64 MB of one-byte garbage lines
+# took 40 s and 2 GB, and made a finding per line that said `error`)
+MAX_LOG_LINES = 10_000
+MAX_LISTED = 20              # lines listed per kind of log problem; __counts__ has them all
 # Keys LoadGen itself logs more than once; any other key twice means an edited log.
 REPEATABLE_KEYS = {"generic_message", "error", "warning"}
 
@@ -236,46 +241,63 @@ class Tree:
         """LoadGen detail log: {key: (value, line number)} of each key's FIRST record, plus
         '__errors__' [(msg, line)], '__bad_lines__' [line] (garbage, disguised or unparsable
         lines), '__dups__' [(key, line)] (a key logged twice), '__times__' [time_ms] and
-        '__time_problems__' [line] (a stamp missing, negative or going back in time)."""
+        '__time_problems__' [line] (a stamp missing, negative or going back in time). Each
+        problem list holds its first MAX_LISTED; '__counts__' {list: how many in all}. Lines
+        past MAX_LOG_LINES are not parsed: they count as malformed."""
         def parse(text):
             out: dict = {"__errors__": [], "__bad_lines__": [], "__dups__": [], "__times__": [],
                          "__time_problems__": []}
+            counts = out["__counts__"] = dict.fromkeys(("__errors__", "__bad_lines__",
+                                                        "__dups__", "__time_problems__"), 0)
+
+            def note(kind, item):
+                counts[kind] += 1
+                if len(out[kind]) < MAX_LISTED:
+                    out[kind].append(item)
+            n_lines = text.count("\n") + 1
+            if n_lines > MAX_LOG_LINES:  # parse the head only (never split the whole text)
+                cut = -1
+                for _ in range(MAX_LOG_LINES):
+                    cut = text.find("\n", cut + 1)
+                text = text[:cut]
+                note("__bad_lines__", MAX_LOG_LINES + 1)
+                counts["__bad_lines__"] += n_lines - MAX_LOG_LINES - 1
             last_t = 0.0
             for i, line in enumerate(_lines(text), 1):
                 if not line.strip():
                     continue
                 if not line.startswith(":::MLLOG {"):
-                    out["__bad_lines__"].append(i)
+                    note("__bad_lines__", i)
                     if "error" in line.lower():  # an error line behind a changed prefix
-                        out["__errors__"].append((line[:200], i))
+                        note("__errors__", (line[:200], i))
                     continue
                 try:
                     rec = strict_loads(line[len(":::MLLOG "):])
                     k = rec["key"]
                 except (ValueError, KeyError, TypeError, RecursionError):
-                    out["__bad_lines__"].append(i)
+                    note("__bad_lines__", i)
                     if "error" in line.lower():
-                        out["__errors__"].append((line[:200], i))
+                        note("__errors__", (line[:200], i))
                     continue
                 if not isinstance(k, str) or not k or k.startswith("__"):
-                    out["__bad_lines__"].append(i)
+                    note("__bad_lines__", i)
                     continue
                 t = rec.get("time_ms")
                 if not isinstance(t, (int, float)) or isinstance(t, bool) or t < 0 or \
                         t + 1e-6 < last_t:
-                    out["__time_problems__"].append(i)
+                    note("__time_problems__", i)
                 else:
                     last_t = float(t)
                     out["__times__"].append(last_t)
                 if k in out:
                     if k not in REPEATABLE_KEYS:
-                        out["__dups__"].append((k, i))
+                        note("__dups__", (k, i))
                 else:
                     out[k] = (rec.get("value"), i)
                 meta = rec.get("metadata")
                 if not isinstance(meta, dict) or not isinstance(meta.get("is_error"), bool):
-                    out["__bad_lines__"].append(i)  # LoadGen flags every record
+                    note("__bad_lines__", i)  # LoadGen flags every record
                 if k == "error" or (isinstance(meta, dict) and meta.get("is_error") is True):
-                    out["__errors__"].append((str(rec.get("value"))[:200], i))
+                    note("__errors__", (str(rec.get("value"))[:200], i))
             return out, ""
         return self._parsed("mllog", rel, parse)

@@ -73,10 +73,18 @@ def trace_episodes_distinct(ctx: Ctx, rule: str):
                           found=distinct)
 
 
-def _step_problem(workload, closed: bool, s: dict) -> str | None:
-    if closed and s["generated_tokens"] != len(s["text"].encode("utf-8")):
+def _step_problem(workload, closed: bool, s: dict, seen: dict) -> str | None:
+    """`seen` memoises by (text, tool, tool_input), all a workload's step_problem reads: an
+    episode's steps recur across the runs of a result (57 k planner steps, 9 k distinct
+    texts; T607 1.6 s -> 0.5 s)."""
+    key = (s["text"], s["tool"], s["tool_input"])
+    got = seen.get(key)
+    if got is None:
+        got = seen[key] = (len(s["text"].encode("utf-8")), workload.step_problem(
+            {"text": s["text"], "tool": s["tool"], "tool_input": s["tool_input"]}))
+    if closed and s["generated_tokens"] != got[0]:
         return "generated_tokens is not the byte length of the step's text (byte-level tokens)"
-    return workload.step_problem(s)
+    return got[1]
 
 
 def trace_self_consistent(ctx: Ctx, rule: str):
@@ -90,6 +98,7 @@ def trace_self_consistent(ctx: Ctx, rule: str):
         workload = ctx.workload(r.benchmark)
         m = ctx.measurements(r) or {}
         closed = m.get("division") == "closed"
+        seen: dict = {}
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             for line, rec in trace_records(ctx, rel):
@@ -108,7 +117,7 @@ def trace_self_consistent(ctx: Ctx, rule: str):
                     problem = p
                 else:
                     problem = next((p for s in steps
-                                    if (p := _step_problem(workload, closed, s))), None)
+                                    if (p := _step_problem(workload, closed, s, seen))), None)
                 if problem:
                     yield err(rule, rel, problem, location=f"line {line}",
                               hint="a trace is written by the harness, never by hand")

@@ -58,15 +58,16 @@ def no_errors(ctx: Ctx, rule: str):
             if d["__bad_lines__"]:
                 yield err(rule, rel, "malformed :::MLLOG lines (a truncated or edited log)",
                           location=f"line {d['__bad_lines__'][0]}",
-                          found=f"{len(d['__bad_lines__'])} bad lines")
+                          found=f"{d['__counts__']['__bad_lines__']} bad lines")
             if d["__dups__"]:
                 k, line = d["__dups__"][0]
                 yield err(rule, rel, f"the key {k!r} is logged twice (an edited log)",
-                          location=f"line {line}", found=f"{len(d['__dups__'])} repeated keys")
+                          location=f"line {line}",
+                          found=f"{d['__counts__']['__dups__']} repeated keys")
             if d["__time_problems__"]:
                 yield err(rule, rel, "time stamps missing or going back (an edited log)",
                           location=f"line {d['__time_problems__'][0]}",
-                          found=f"{len(d['__time_problems__'])} lines")
+                          found=f"{d['__counts__']['__time_problems__']} lines")
             for key in ("effective_scenario", "effective_test_mode", "loadgen_version") + \
                     (("num_errors",) if mode == "PerformanceOnly" else ()):
                 if key not in d:

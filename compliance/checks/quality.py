@@ -194,12 +194,11 @@ def split_quality(ctx: Ctx, rule: str):
                     not math.isclose(claimed, round(got, 4), abs_tol=1e-4):
                 yield err(rule, f"{base}/accuracy.json", f"the {name} split's stated accuracy "
                           "differs from its log", expected=f"{got:.4f}", found=claimed)
-            from compliance.tracecheck import record_problem
-            from compliance.checks.traces import _budget_left
-            trel = f"{base}/agent_trace.jsonl"  # past the record budget: T609's finding
-            rows, _ = ctx.tree.json_lines(trel) if _budget_left(ctx, trel) else (None, "")
-            traced = {rec.get("qsl_idx"): rec.get("answer") or "" for _, rec, p in rows or ()
-                      if not p and record_problem(rec) is None and rec["mode"] == "AccuracyOnly"}
+            from compliance.checks.traces import trace_records
+            # well-formed records only; past the record budget none (T609's finding)
+            traced = {rec["qsl_idx"]: rec["answer"] or "" for _, rec in
+                      trace_records(ctx, f"{base}/agent_trace.jsonl")
+                      if rec["mode"] == "AccuracyOnly"}
             yield from _split_log(ctx, rule, r, name, f"{base}/mlperf_log_detail.txt")
             if traced != first:
                 yield err(rule, f"{base}/agent_trace.jsonl", f"the {name} split's trace does "
@@ -214,7 +213,7 @@ def _split_log(ctx: Ctx, rule: str, r, name: str, rel: str):
     if d is None:
         yield err(rule, rel, f"the {name} split's detail log is missing or unreadable: {problem}")
         return
-    problems = [f"{len(d[k])} {what}" for k, what in
+    problems = [f"{d['__counts__'][k]} {what}" for k, what in
                 (("__bad_lines__", "malformed lines"), ("__dups__", "repeated keys"),
                  ("__errors__", "errors"), ("__time_problems__", "bad time stamps")) if d[k]]
     want = {"effective_test_mode": "AccuracyOnly", "effective_scenario": r.scenario,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
-from compliance.tracecheck import RECORD_KEYS, record_problem
+from compliance.tracecheck import RECORD_KEYS, parse_trace, record_problem
 from compliance.tree import _lines, has_duplicate_keys
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
@@ -28,9 +28,17 @@ def checked_trace_rows(ctx: Ctx, rel: str):
 
 
 def _check_rows(ctx: Ctx, rel: str) -> list:
-    rows, _ = ctx.tree.json_lines(rel) if _budget_left(ctx, rel) else (None, "")
+    """A trace past the record budget, or unreadable, gives no rows. One parse of the whole
+    trace when every line is well formed (parse_trace); else line by line, each line's problem
+    its own."""
+    if not _budget_left(ctx, rel):
+        return []
     text, _ = ctx.tree.text(rel)
     lines = _lines(text) if text else []
+    fast = parse_trace(lines)
+    if fast is not None:
+        return [(line, rec, "") for line, rec in fast]
+    rows, _ = ctx.tree.json_lines(rel)
     out = []
     for line, rec, problem in rows or ():
         problem = problem or record_problem(rec) or ""
@@ -86,12 +94,12 @@ def trace_schema(ctx: Ctx, rule: str):
             rel = f"{base}/agent_trace.jsonl"
             if not _budget_left(ctx, rel):
                 continue
-            rows, problem = ctx.tree.json_lines(rel)  # within the budget: checked above
-            if rows is None:
+            text, problem = ctx.tree.text(rel)  # within the budget: checked above
+            if text is None:
                 if ctx.tree.kind(rel) != "missing":
                     yield err(rule, rel, f"trace unreadable: {problem}")
                 continue
-            if not rows:
+            if not checked_trace_rows(ctx, rel):
                 yield err(rule, rel, "the trace is empty", expected=">= 1 episode", found=0)
             shown = 0
             for line, rec, problem in checked_trace_rows(ctx, rel):
@@ -154,9 +162,9 @@ def trace_matches_performance_logs(ctx: Ctx, rule: str):
                 continue
             d, _ = ctx.tree.mllog(f"{base}/mlperf_log_detail.txt")
             rel = f"{base}/agent_trace.jsonl"
-            rows, _ = ctx.tree.json_lines(rel) if _budget_left(ctx, rel) else (None, "")
-            if d is None or rows is None:
+            if d is None or not _budget_left(ctx, rel) or ctx.tree.text(rel)[0] is None:
                 continue
+            rows = checked_trace_rows(ctx, rel)
             q = d.get("generated_query_count", (None,))[0]
             spq = d.get("generated_samples_per_query", (None,))[0]
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (q, spq)):

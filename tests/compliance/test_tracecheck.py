@@ -66,3 +66,32 @@ def test_stricter_than_the_schema_on_numbers(value):
     rec = copy.deepcopy(_some_records(1)[0])
     rec["generated_tokens"] = value      # 3.0 passes the schema's "integer"; not here
     assert record_problem(rec) is not None
+
+
+def _line(rec) -> str:
+    return json.dumps(rec, separators=(",", ":"))
+
+
+def test_a_whole_trace_parses_in_one_call_exactly_as_line_by_line():
+    from compliance.tracecheck import parse_trace
+    recs = _some_records(6)
+    lines = [_line(r) for r in recs] + ["", "  "]
+    assert parse_trace(lines) == [(i, r) for i, r in enumerate(recs, 1)]
+
+
+def test_records_split_across_lines_never_pass_the_one_call_parse():
+    from compliance.tracecheck import parse_trace
+    rec = _line(_some_records(1)[0])
+    cut = rec.index('"steps":[') + len('"steps":[')
+    step = rec[cut:-2]  # the steps' objects, without the closing `]}`
+    # line 1 opens the steps, line 2 closes them: as one text it is a valid record, and
+    # line 3 holds two records to keep the count; line by line, lines 1 to 3 are not records
+    lines = [rec[:cut] + step, step + "]}", rec + "," + rec]
+    assert parse_trace(lines) is None
+
+
+def test_a_duplicate_key_fails_the_one_call_parse():
+    from compliance.tracecheck import parse_trace
+    rec = _line(_some_records(1)[0])
+    assert parse_trace([rec, '{"seq":5,' + rec[1:]]) is None
+    assert parse_trace([rec, rec.replace('"seq":', '"seq" :')]) is None
