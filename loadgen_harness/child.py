@@ -54,7 +54,8 @@ def run(spec: RunSpec) -> int:
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)  # LoadGen aborts later if its log dir is missing
     torch.set_num_threads(spec.threads)
-    model = load_model(Path(spec.checkpoint), spec.device)
+    # the Ray backend's replicas load the model themselves; the driver runs only LoadGen
+    model = load_model(Path(spec.checkpoint), spec.device) if spec.backend == "local" else None
     benchmark = spec.benchmark
     # The episode bound is a rule: rules.yaml's max_steps, the number the checker holds traces to.
     rules = load_rules(Path(spec.rules)) if spec.rules else load_rules()
@@ -65,17 +66,24 @@ def run(spec: RunSpec) -> int:
     fault = spec.fault  # fault injection, used only by the watchdog tests
     trace = TraceWriter(out / "agent_trace.jsonl", tasks, spec.mode)
 
-    def on_episode(idx, result):
+    def on_episode(idx, result, served_by=None):
         if fault == "raise":
             raise RuntimeError("injected SUT fault")
         if fault == "hang":
             threading.Event().wait()
-        trace.write(idx, result)
+        trace.write(idx, result, served_by)
 
+    pool = None
+    if spec.backend == "ray":  # Ray is an optional extra: imported only for this backend
+        from loadgen_harness import ray_pool
+        ray_pool.connect(spec)
+
+        def pool(on_done):
+            return ray_pool.RayPool(spec, on_done, fault=fault)
     sut = SUTS[spec.scenario](model, tasks, n_workers=spec.workers,
                                  on_episode=on_episode, max_batch=spec.max_batch,
                                  draft=spec.draft,
-                                 make_env=make_env)
+                                 make_env=make_env, pool=pool)
     qsl = QSL(len(tasks), spec.performance_sample_count or len(tasks))
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(out)
@@ -92,8 +100,11 @@ def run(spec: RunSpec) -> int:
         if sut.errors:
             err = sut.errors[0]
             _status(out, ok=False, error=f"SUT worker failed: {type(err).__name__}: {err}",
-                    traceback="".join(traceback.format_exception(err)))
+                    traceback="".join(traceback.format_exception(err)),
+                    completed=sut.completed)
             trace.close()
+            if spec.backend == "ray":  # a local cluster's processes must not outlive the run
+                ray_pool.shutdown(sut.pool)
             sys.stderr.flush()
             os._exit(3)  # StartTest would wait forever for the samples that worker held
     wall = time.time() - t0
@@ -102,10 +113,11 @@ def run(spec: RunSpec) -> int:
     trace.close()
     make_env.close()
     stats = [e.stats for e in sut.pool.engines]
+    extra = {"replicas": sut.pool.where} if spec.backend == "ray" else {}
     _status(out, ok=True, completed=sut.completed, wall_s=round(wall, 3),
             tokens_decoded=sum(s["tokens_decoded"] for s in stats),
             tokens_drafted=sum(s["drafted"] for s in stats),
-            drafted_tokens_kept=sum(s["accepted"] for s in stats))
+            drafted_tokens_kept=sum(s["accepted"] for s in stats), **extra)
     return 0
 
 

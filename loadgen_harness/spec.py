@@ -9,7 +9,8 @@
 (loadgen_harness.child), written once as run_spec.json beside the run's logs; an unknown or
 missing field is an error, never a silent default. `Tuning` holds the defaults a system file
 may leave out (max_batch per scenario; draft, which is 0 when a system file does not ask for
-drafts).
+drafts; the backend, `local` (engine threads in the run's process) unless the file asks for
+`ray`: one engine per Ray actor, loadgen_harness.ray_pool).
 """
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ class Tuning:
     max_batch: int
     loadgen: dict = field(default_factory=dict)   # the scenario's LoadGen knobs (expected qps...)
     draft: int = 0                                # tokens drafted per row and decode step
+    backend: str = "local"        # local: engine threads in the run's process | ray: actors
+    replicas: int = 1             # ray: engine replicas, each a Ray actor with its own engine
+    num_cpus: float = 1.0         # ray: CPUs reserved per replica
+    num_gpus: float = 0.0         # ray: GPUs per replica (Ray sets its visible device)
+    cluster: str = "local"        # ray: local (a cluster of this machine) | a cluster's ADDRESS
+    routing: str = "least_loaded"  # ray: least_loaded | round_robin (loadgen_harness.ray_pool)
 
     @classmethod
     def of(cls, tuning: dict, benchmark: str, scenario: str) -> "Tuning":
@@ -44,12 +51,29 @@ class Tuning:
         knobs = {k: v for k, v in scen.items() if k != "max_batch"}
         return cls(tuning["device"], int(tuning.get("workers", 1)), int(tuning.get("threads", 1)),
                    int(scen.get("max_batch", DEFAULT_MAX_BATCH[scenario])), knobs,
-                   int(tuning.get("draft", 0)))
+                   int(tuning.get("draft", 0)), **backend_fields(tuning))
 
     def run_fields(self) -> dict:
         """The RunSpec fields this tuning sets."""
-        return {"device": self.device, "workers": self.workers, "threads": self.threads,
-                "max_batch": self.max_batch, "draft": self.draft}
+        out = {"device": self.device, "workers": self.workers, "threads": self.threads,
+               "max_batch": self.max_batch, "draft": self.draft}
+        if self.backend != "local":  # a local run's run_spec.json stays as it was
+            out.update(backend=self.backend, replicas=self.replicas, num_cpus=self.num_cpus,
+                       num_gpus=self.num_gpus, cluster=self.cluster, routing=self.routing)
+        return out
+
+
+def backend_fields(tuning: dict) -> dict:
+    """A system file's backend keys (tuning.backend and, for ray, its replicas, resources,
+    cluster and routing) as Tuning / RunSpec fields; {} for the local backend."""
+    if tuning.get("backend", "local") == "local":
+        return {}
+    threads = int(tuning.get("threads", 1))
+    return {"backend": tuning["backend"], "replicas": int(tuning.get("replicas", 1)),
+            "num_cpus": float(tuning.get("num_cpus", threads)),
+            "num_gpus": float(tuning.get("num_gpus", 0)),
+            "cluster": str(tuning.get("cluster", "local")),
+            "routing": str(tuning.get("routing", "least_loaded"))}
 
 
 @dataclass
@@ -71,6 +95,12 @@ class RunSpec:
     performance_sample_count: int | None = None   # None: every task
     rules: str | None = None         # a rules.yaml other than the suite's (tests)
     fault: str | None = None         # fault injection for the watchdog tests: raise | hang
+    backend: str = "local"           # local | ray (Tuning's fields of the same names)
+    replicas: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    cluster: str = "local"
+    routing: str = "least_loaded"
 
     def __post_init__(self):
         for name in ("out_dir", "checkpoint", "eval_set", "rules"):

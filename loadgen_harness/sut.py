@@ -125,11 +125,14 @@ class AgentSUT:
     max_batch = 32
 
     def __init__(self, model, tasks, make_env: Callable, n_workers: int = 1,
-                 on_episode: Callable[[int, EpisodeResult], None] | None = None,
-                 max_batch: int | None = None, draft: int = 0):
+                 on_episode: Callable[..., None] | None = None,
+                 max_batch: int | None = None, draft: int = 0, pool: Callable | None = None):
+        """`pool(on_done)` makes another pool with WorkerPool's interface (the Ray backend,
+        loadgen_harness.ray_pool); its on_done passes a fourth argument, served_by, on to
+        on_episode(idx, result, served_by)."""
         self.on_episode = on_episode
-        self.pool = WorkerPool(model, tasks, self._complete, make_env, n_workers,
-                               max_batch or self.max_batch, draft)
+        self.pool = pool(self._complete) if pool is not None else WorkerPool(
+            model, tasks, self._complete, make_env, n_workers, max_batch or self.max_batch, draft)
         self.completed = 0
         self._lock = threading.Lock()
         self.sut = lg.ConstructSUT(self.issue_queries, self.flush_queries)
@@ -153,13 +156,17 @@ class AgentSUT:
         self.pool.stop()
         lg.DestroySUT(self.sut)
 
-    def _complete(self, response_id: int, idx: int, result: EpisodeResult) -> None:
+    def _complete(self, response_id: int, idx: int, result: EpisodeResult,
+                  served_by: dict | None = None) -> None:
         buf = array.array("B", (result.answer or "").encode("utf-8"))
         addr, n = buf.buffer_info()
         # LoadGen copies the bytes inside QuerySamplesComplete; `buf` stays alive until then.
         resp = lg.QuerySampleResponse(response_id, addr, n, result.generated_tokens)
         if self.on_episode is not None:
-            self.on_episode(idx, result)
+            if served_by is None:
+                self.on_episode(idx, result)
+            else:
+                self.on_episode(idx, result, served_by)
         lg.QuerySamplesComplete([resp])
         with self._lock:
             self.completed += 1

@@ -156,11 +156,32 @@ def tuning_problems(doc: dict, found: dict, benchmarks, scenarios=None) -> list[
     if tuning.get("device") == "cuda" and isinstance(accel, list) and not accel:
         out.append("tuning.device is cuda, but this machine has no GPU")
     cores = found.get("host_processor_core_count")
+    if tuning.get("backend") == "ray":
+        if tuning.get("cluster", "local") == "local":  # a remote cluster's nodes: not probed here
+            out += _ray_problems(tuning, cores, accel)
+        return out
     used = tuning.get("workers", 1), tuning.get("threads", 1)
-    if isinstance(cores, int) and all(isinstance(u, int) and not isinstance(u, bool)
-                                      for u in used) and used[0] * used[1] > max(cores, 1):
+    if isinstance(cores, int) and all(_count(u) for u in used) and used[0] * used[1] > max(cores, 1):
         out.append(f"tuning uses {used[0]} workers x {used[1]} threads = {used[0] * used[1]} "
                    f"cores, but the machine has {cores}")
+    return out
+
+
+def _count(u) -> bool:
+    return isinstance(u, (int, float)) and not isinstance(u, bool)
+
+
+def _ray_problems(tuning: dict, cores, accel) -> list[str]:
+    """A local Ray cluster is this machine: its replicas' CPUs (and GPUs) must fit it."""
+    out = []
+    n, cpus = tuning.get("replicas", 1), tuning.get("num_cpus", tuning.get("threads", 1))
+    gpus = tuning.get("num_gpus", 0)
+    if isinstance(cores, int) and _count(n) and _count(cpus) and n * cpus > max(cores, 1):
+        out.append(f"tuning uses {n} Ray replicas x {cpus:g} CPUs = {n * cpus:g} cores, but the "
+                   f"machine has {cores}")
+    if isinstance(accel, list) and _count(n) and _count(gpus) and n * gpus > len(accel):
+        out.append(f"tuning uses {n} Ray replicas x {gpus:g} GPUs = {n * gpus:g} GPUs, but the "
+                   f"machine has {len(accel)}")
     return out
 
 

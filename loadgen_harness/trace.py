@@ -29,15 +29,21 @@ def trace_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 
 
-def episode_record(seq: int, idx: int, task_id: str, mode: str, result: "EpisodeResult") -> dict:
+def episode_record(seq: int, idx: int, task_id: str, mode: str, result: "EpisodeResult",
+                   served_by: dict | None = None) -> dict:
+    """served_by: {"replica", "node"} of the Ray replica that ran the episode (absent for
+    the local backend, whose traces stay as they were)."""
     constrained = any(s.mask_ms > 0 for s in result.steps)
-    return {
+    rec = {
         "schema_version": SCHEMA_VERSION, "seq": seq, "qsl_idx": idx, "task_id": task_id,
         "mode": mode, "question": result.question, "answer": result.answer,
         "stop_reason": result.stop_reason, "latency_ms": round(result.latency_ms, 3),
         "generated_tokens": result.generated_tokens,
         "steps": [_step(s, constrained) for s in result.steps],
     }
+    if served_by is not None:
+        rec["replica"], rec["node"] = int(served_by["replica"]), str(served_by["node"])
+    return rec
 
 
 def _step(s, constrained: bool) -> dict:
@@ -60,9 +66,9 @@ class TraceWriter:
         self.seq = 0
         self.lock = threading.Lock()
 
-    def write(self, idx: int, result: "EpisodeResult") -> None:
+    def write(self, idx: int, result: "EpisodeResult", served_by: dict | None = None) -> None:
         with self.lock:
-            rec = episode_record(self.seq, idx, self.tasks[idx].id, self.mode, result)
+            rec = episode_record(self.seq, idx, self.tasks[idx].id, self.mode, result, served_by)
             self.f.write(json.dumps(rec, separators=(",", ":")) + "\n")
             self.seq += 1
 
