@@ -3,6 +3,7 @@
     python -m loadgen_harness.bench                 # make bench
     python -m loadgen_harness.bench --tasks 1000 --naive-tasks 50 --agreement
     python -m loadgen_harness.bench --benchmark nano-codegen --server-qps 10,20
+    python -m loadgen_harness.bench --system cpu-ray --tasks 400 --json OUT   # Ray replicas
 
 All three run in one invocation on the same machine, so their ratios are comparable even on a
 shared, noisy machine. The engine and the LoadGen SUT use the same engine setup (workers x
@@ -23,6 +24,11 @@ benchmark decoded under a schema (nano-planner) the engine also runs the first
 --constraint-tasks episodes with and without the constraint and prints both times per token
 and the schema violations of each.
 
+A Ray system (tuning.backend ray, loadgen_harness.ray_pool) runs the engine through its
+replicas, directly and through LoadGen, and today's worker pool with one worker per replica on
+the same episodes, in the same ABBA rounds: the Ray overhead against the pool, and whether
+the answers are identical.
+
 Limits: the naive baseline is slow (the whole context per token), so it runs a subset.
 """
 from __future__ import annotations
@@ -42,7 +48,7 @@ import torch
 from loadgen_harness.logs import read_detail
 from loadgen_harness.roofline import episode_work, machine_limits, report
 from loadgen_harness.runner import run_test
-from loadgen_harness.spec import RunSpec, SpecError, Tuning
+from loadgen_harness.spec import RunSpec, SpecError, Tuning, backend_fields
 from loadgen_harness.sut import EpisodeFactory, WorkerPool
 from loadgen_harness.system import DeclarationError, load_system
 from reference import attention
@@ -77,6 +83,29 @@ def engine_rate(model, tasks, workers: int, max_batch: int, make_env,
     if breakdown is not None:
         breakdown.update(time_breakdown(pool.engines, results, wall * workers))
     return len(tasks) / wall, results
+
+
+def ray_engine_rate(spec: RunSpec, n: int, breakdown: dict | None = None) -> tuple[float, list]:
+    """The engine through Ray replicas (tuning.backend ray) without LoadGen: the first n tasks
+    submitted at once, as engine_rate does; the replicas' start (model loads) is not timed."""
+    from loadgen_harness import ray_pool  # Ray is an optional extra
+    results = [None] * n
+
+    def on_done(key, idx, result, served_by):
+        results[idx] = result
+
+    pool = ray_pool.RayPool(spec, on_done)
+    t0 = time.perf_counter()
+    for i in range(n):
+        pool.submit(i, i)
+    pool.start()
+    pool.stop()
+    wall = time.perf_counter() - t0
+    if pool.errors:
+        raise pool.errors[0]
+    if breakdown is not None:
+        breakdown.update(time_breakdown(pool.engines, results, wall * len(pool.engines)))
+    return n / wall, results
 
 
 def time_breakdown(engines, results, worker_s: float) -> dict:
@@ -252,7 +281,8 @@ def _performance_run(rules, bench, checkpoint, scenario: str, tuning: dict, max_
                        device=tuning["device"], workers=tuning.get("workers", 1),
                        threads=tuning.get("threads", 1), max_batch=max_batch,
                        draft=int(tuning.get("draft", 0)),
-                       performance_sample_count=performance_sample_count)
+                       performance_sample_count=performance_sample_count,
+                       **backend_fields(tuning))
         run_test(spec, timeout_s=timeout_s)
         return read_detail(Path(spec.out_dir) / "mlperf_log_detail.txt")
 
@@ -347,6 +377,9 @@ def _main(argv, stage) -> int:
                     help="a schema-constrained benchmark (nano-planner): episodes decoded with "
                          "and without the constraint to compare their time per token, and run "
                          "with each executor (the translator, the function-caller model)")
+    ap.add_argument("--routing", choices=("least_loaded", "round_robin"), default=None,
+                    help="a Ray system (tuning.backend ray): how queries are routed to replicas; "
+                         "default: the system file's tuning.routing")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
     args = ap.parse_args(argv)
     try:
@@ -373,13 +406,27 @@ def _main(argv, stage) -> int:
             ap.error(f"--{flag.replace('_', '-')}: a count, {least} or more")
     if args.draft is not None:
         tuning = {**tuning, "draft": args.draft}
+    if args.routing is not None:
+        tuning = {**tuning, "routing": args.routing}
     draft = int(tuning.get("draft", 0))
+    ray_spec = None
+    if tuning.get("backend") == "ray":  # replicas take the place of worker threads
+        ray_spec = RunSpec(bench.name, "Offline", "PerformanceOnly", "", str(checkpoint),
+                           str(bench.eval_set), {}, device=tuning["device"],
+                           threads=tuning.get("threads", 1), max_batch=max_batch, draft=draft,
+                           **backend_fields(tuning))
+        from loadgen_harness import ray_pool
+        ray_pool.connect(ray_spec)
+        tuning = {**tuning, "workers": ray_spec.replicas}
     workers, threads = tuning.get("workers", 1), tuning.get("threads", 1)
     torch.set_num_threads(threads)
     tasks = load_tasks(args.benchmark, bench.eval_set)[: args.tasks]
     make_env = EpisodeFactory(rules, args.benchmark)
-    print(f"{args.benchmark}: {len(tasks)} episodes, {workers} workers x {threads} threads, "
-          f"max_batch {max_batch}, draft {draft}, attention {attention_path}", flush=True)
+    print(f"{args.benchmark}: {len(tasks)} episodes, "
+          + (f"Ray {ray_spec.replicas} replicas ({ray_spec.routing}, cluster {ray_spec.cluster})"
+             if ray_spec else f"{workers} workers") +
+          f" x {threads} threads, max_batch {max_batch}, draft {draft}, attention "
+          f"{attention_path}", flush=True)
 
     # The naive baseline, one episode at a time, uses every core it is given.
     torch.set_num_threads(workers * threads)
@@ -391,22 +438,39 @@ def _main(argv, stage) -> int:
     # rounds, LoadGen first in odd ones): on a shared machine whose speed drifts by tens of
     # percent within minutes, one run of each compares two moments; the means of an ABBA
     # sequence cancel a steady drift.
-    rates, runs = [], []
+    # A Ray system also runs today's worker pool with as many workers as it has replicas (the
+    # same episodes, in the same ABBA order): its rate, and whether the answers are identical.
+    rates, runs, pool_answers = [], [], None
+    kinds = ("pool", "direct", "loadgen") if ray_spec else ("direct", "loadgen")
     for r in range(args.rounds):
-        for kind in (("direct", "loadgen") if r % 2 == 0 else ("loadgen", "direct")):
+        row = {}
+        for kind in (kinds if r % 2 == 0 else kinds[::-1]):
             stage(f"engine {'called directly' if kind == 'direct' else 'through LoadGen'}, "
                   f"{len(tasks)} episodes (round {r + 1} of {args.rounds})")
             if kind == "direct":
                 breakdown: dict = {}
-                eng, results = engine_rate(model, tasks, workers, max_batch, make_env, breakdown,
-                                           draft)
+                if ray_spec:
+                    eng, results = ray_engine_rate(ray_spec, len(tasks), breakdown)
+                else:
+                    eng, results = engine_rate(model, tasks, workers, max_batch, make_env,
+                                               breakdown, draft)
                 runs.append((eng, results, breakdown))
-                print(f"engine, direct     {eng:8.2f} episodes/s", flush=True)
+                row["engine_eps"] = round(eng, 3)
+                print(f"engine, {'Ray' if ray_spec else 'direct'}"
+                      f"{'        ' if ray_spec else '     '}{eng:8.2f} episodes/s", flush=True)
+            elif kind == "pool":
+                pool_eps, pool_results = engine_rate(model, tasks, workers, max_batch, make_env,
+                                                     None, draft)
+                pool_answers = [x.answer for x in pool_results]
+                row["pool_eps"] = round(pool_eps, 3)
+                print(f"engine, pool       {pool_eps:8.2f} episodes/s ({workers} worker "
+                      "threads, no Ray)", flush=True)
             else:
-                lg_eps = loadgen_rate(rules, bench, checkpoint, len(tasks), runs[-1][0],
-                                      tuning, max_batch)  # round 0 runs direct first
+                lg_eps = loadgen_rate(rules, bench, checkpoint, len(tasks),
+                                      runs[-1][0] if runs else 80.0, tuning, max_batch)
+                row["loadgen_eps"] = round(lg_eps, 3)
                 print(f"engine, LoadGen    {lg_eps:8.2f} episodes/s", flush=True)
-        rates.append({"engine_eps": round(eng, 3), "loadgen_eps": round(lg_eps, 3)})
+        rates.append(row)
     engine = sum(r["engine_eps"] for r in rates) / len(rates)
     through = sum(r["loadgen_eps"] for r in rates) / len(rates)
     _, engine_results, breakdown = max(runs, key=lambda run: run[0])
@@ -447,6 +511,20 @@ def _main(argv, stage) -> int:
                "loadgen_overhead_pct": round(100 * (1 - through / engine), 2),
                "rounds": rates,
                "roofline": roof, "engine_time_breakdown": breakdown}
+    if ray_spec:
+        pool = sum(r["pool_eps"] for r in rates) / len(rates)
+        same = sum(a == x.answer for a, x in zip(pool_answers, engine_results))
+        figures["ray"] = {"replicas": ray_spec.replicas, "num_cpus": ray_spec.num_cpus,
+                          "num_gpus": ray_spec.num_gpus, "cluster": ray_spec.cluster,
+                          "routing": ray_spec.routing, "pool_workers": workers,
+                          "pool_eps": round(pool, 3),
+                          "ray_overhead_pct": round(100 * (1 - engine / pool), 2),
+                          "ray_loadgen_overhead_pct": round(100 * (1 - through / pool), 2),
+                          "answers_identical": f"{same}/{len(tasks)}"}
+        print(f"Ray overhead       {figures['ray']['ray_overhead_pct']:8.2f}% engine through Ray "
+              f"against the pool ({workers} workers), "
+              f"{figures['ray']['ray_loadgen_overhead_pct']:.2f}% through Ray and LoadGen; "
+              f"answers identical {same}/{len(tasks)}", flush=True)
     if cost:
         figures["constraint"] = cost
     if execs:

@@ -140,7 +140,7 @@ class RayPool:
         if self.routing not in ("least_loaded", "round_robin"):
             raise ValueError(f"unknown routing {self.routing!r}")
         self.cap = spec.max_batch + max(2, spec.max_batch // 4)  # least_loaded: per replica
-        self.fault = fault            # tests: "kill-replica" kills replica 1 mid-run
+        self.fault = fault            # tests: "kill-replica": ray.kill replica 1 once it completes
         actor = ray.remote(max_concurrency=4)(Replica)
         handles = [actor.options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
                                  max_restarts=0).remote(i, spec.to_dict())
@@ -247,7 +247,7 @@ class RayPool:
                     r.done += 1
                     self.cond.notify_all()
                 self.on_done(key, idx, result, served)
-            if self.fault == "kill-replica" and r.index == 1 and r.done >= 4:
+            if self.fault == "kill-replica" and r.index == 1 and r.done >= 1:
                 self.fault = None
                 ray.kill(r.handle)
 
