@@ -29,11 +29,12 @@ def _info(name, data=b"x", kind=tarfile.REGTYPE, linkname=""):
 
 
 def test_valid_submission_archive_passes(tmp_path):
-    path = tmp_path / "alice.tar.gz"
+    # the smoke fixture's submitter is `ci`: an archive is named after its submitter (L105)
+    path = tmp_path / "ci.tar.gz"
     with tarfile.open(path, "w:gz") as tf:
-        tf.add(SMOKE, arcname="alice")
+        tf.add(SMOKE, arcname="ci")
     assert check_path(path, "smoke").valid
-    zpath = tmp_path / "alice.zip"
+    zpath = tmp_path / "ci.zip"
     shutil.make_archive(str(zpath.with_suffix("")), "zip", SMOKE)
     assert check_path(zpath, "smoke").valid
 
@@ -96,11 +97,11 @@ def test_garbage_archive_is_a_finding_not_a_crash(tmp_path):
 
 def test_a_zip_without_mode_bits_is_read_as_regular_files(tmp_path):
     """ZipFile.writestr (and Windows tools) write members with no file type bits."""
-    path = tmp_path / "alice.zip"
+    path = tmp_path / "ci.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for p in sorted(SMOKE.rglob("*")):
             if p.is_file():
-                zf.writestr(zipfile.ZipInfo(f"alice/{p.relative_to(SMOKE).as_posix()}"),
+                zf.writestr(zipfile.ZipInfo(f"ci/{p.relative_to(SMOKE).as_posix()}"),
                             p.read_bytes())
     assert zipfile.ZipFile(path).infolist()[0].external_attr >> 16 in (0, 0o600)
     report = check_path(path, "smoke")
