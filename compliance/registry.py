@@ -40,11 +40,16 @@ BUILTIN_DOCS = {
             "Fix: archive the submission directory again, as plain files (`tar czf "
             "alice.tar.gz -C results/closed alice`), and check the archive before sending it "
             "(a truncated upload shows up as 'archive unreadable').",
-    "B701": "leaderboard, needs reproduction: a result above rules.yaml "
-            "checker.plausibility_max_ratio times the reference result on comparable hardware "
-            "(the reference CPU machine scaled by the probe's core count; "
-            "plausibility_max_ratio_accelerator when the probe found accelerators) is ranked "
-            "but marked 'needs reproduction' for the instructor to re-run.",
+    "B701": "leaderboard, needs reproduction: a result beyond its device class's expected "
+            "bound (rules.yaml checker.device_classes: the reference's figure per core x "
+            "min(declared, probed) cores x plausibility_max_ratio; a known accelerator's by "
+            "its memory bandwidth), or on an accelerator the table does not know or the "
+            "declaration omits, is ranked but marked 'needs reproduction' (leaderboard "
+            "--reproduce N re-runs it).\n\n"
+            "Why: a timing that every file agrees with is still only the submitter's word; "
+            "beyond what the declared hardware can do, only a re-run can settle it.\n\n"
+            "Fix: nothing to fix if the result is real: the instructor reproduces it "
+            "(`python -m compliance reproduce`); declare the machine the run used.",
     "B702": "leaderboard, identical runs: two entries that share any run's evidence "
             "(a byte-identical detail log or agent trace, or a tenth of a performance run's "
             "episodes with the same sample and the same timings) are copies of one run; every "
@@ -58,7 +63,10 @@ BUILTIN_DOCS = {
             "Fix: run `make submission` on your own system (starting from a copy of the "
             "reference is fine, but its results must be replaced by your runs).",
     "B703": "leaderboard, one submitter one entry: a directory and an archive (or two "
-            "archives) with the same submitter name are both refused.",
+            "archives) with the same submitter name, compared after NFKC, casefolding and "
+            "a confusable skeleton (alice, Alice and a Cyrillic-a alice are one name), are "
+            "both refused. An entry whose results name someone else is refused by B704 alone "
+            "and never makes another entry a duplicate.",
     "B704": "leaderboard, the entry's name is its submitter: every result's "
             "measurements.json names the submitter the entry (directory or archive) is named "
             "after. An entry named 'reference' must hold the committed reference submission's "
