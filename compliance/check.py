@@ -185,8 +185,18 @@ def _rows(ctx: Ctx) -> list[dict]:
                      "probe_cores": probe.get("host_processor_core_count"),
                      "probe_accelerators": len(probe.get("accelerators") or [])
                      if isinstance(probe.get("accelerators"), list) else 0,
-                     "override": bool(isinstance(sysdoc, dict) and sysdoc.get("mismatch_override"))})
+                     "override": bool(isinstance(sysdoc, dict) and sysdoc.get("mismatch_override")),
+                     # what each figure rests on (issue 31): quality is recomputed from evidence
+                     # the checker owns; a timing only a re-run can prove
+                     "basis": dict(BASIS)})
     return rows
+
+
+BASIS = {"quality": "recomputed: the accuracy log's answers scored against the frozen set",
+         "answers": "checked: tool calls re-executed, programs re-verified; replayed with "
+                    "--replay N",
+         "timing": "the submission's own LoadGen logs and traces only, within the limits a "
+                   "real run obeys (G313, G314, T610, B701): not reproduced"}
 
 
 def check_path(path: Path, expect_profile: str = "official", rules: Rules | None = None,

@@ -103,6 +103,12 @@ def print_report(report: Report, seconds: float, con=None) -> None:
                 con.print(f"        {f.rule} {_escape(where)}: {_escape(line)}")
     if "replay" in report.meta or "replay_seconds" in report.meta:
         _print_replay(report, con)
+    rows = report.meta.get("results") or []
+    if rows:
+        from compliance.check import BASIS
+        con.print(f"quality figures rest on evidence the checker owns ({BASIS['quality']}); "
+                  f"{_count(len(rows), 'timing figure')} rest on {BASIS['timing']}: "
+                  "`python -m compliance reproduce` re-runs them")
 
 
 def _print_replay(report: Report, con) -> None:

@@ -75,18 +75,50 @@ def _pairs(sub: Path, system: str, benchmark: str | None, scenario: str | None):
     return chosen
 
 
+def _closed_ancestor(path: Path) -> Path | None:
+    """The outermost directory above `path` that other users cannot enter (e.g. /root, mode
+    0700, holding the interpreter), or None."""
+    for parent in reversed(path.parents):
+        try:
+            if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
+                return parent
+        except OSError:
+            return None
+    return None
+
+
 def _sandboxed(cmd: list[str], tree: Path) -> list[str]:
-    """The command as untrusted code: nobody, no network, limits (rules.md section 10)."""
+    """The command as untrusted code (rules.md, reproduction): the user nobody, a new network
+    namespace (no network) and mount namespace, CPU-time, process and file-size limits. When
+    the interpreter sits in a directory nobody may enter (pyenv under /root), that directory
+    is replaced, in the new mount namespace only, by an empty one holding just the
+    interpreter's prefix (read-only): nobody can run Python and sees nothing else of it."""
+    import shlex
     if os.geteuid() != 0:
         raise ReproduceError("--allow-code runs the patch as the user nobody, which needs root "
                              "(run reproduce as root, or inside a container)")
-    for tool in ("unshare", "setpriv", "prlimit"):
+    for tool in ("unshare", "setpriv", "prlimit", "mount"):
         if shutil.which(tool) is None:
             raise ReproduceError(f"--allow-code needs {tool} (util-linux)")
     subprocess.run(["chown", "-R", "nobody:nogroup", str(tree)], check=True)
-    return ["unshare", "--net", "--", "prlimit", "--nproc=4096", "--fsize=4294967296",
-            "--cpu=36000", "--", "setpriv", "--reuid=nobody", "--regid=nogroup",
-            "--clear-groups", "--", *cmd]
+    prefix = Path(sys.base_prefix).resolve()
+    mounts = []
+    closed = _closed_ancestor(prefix)
+    if closed is not None:
+        stage = tree / ".interpreter"
+        stage.mkdir()
+        q = shlex.quote
+        mounts = [f"mount --bind {q(str(prefix))} {q(str(stage))}",
+                  f"mount -o remount,bind,ro {q(str(stage))}",
+                  f"mount -t tmpfs -o mode=0755,size=1m tmpfs {q(str(closed))}",
+                  f"mkdir -p {q(str(prefix))}",
+                  f"mount --bind {q(str(stage))} {q(str(prefix))}"]
+    inner = shlex.join(["prlimit", "--nproc=4096", "--fsize=4294967296", "--cpu=36000", "--",
+                        "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        "--", *cmd])
+    script = " && ".join([*mounts, f"exec {inner}"])
+    return ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c",
+            script]
 
 
 def _answers(run: Path) -> dict[int, str]:
@@ -153,6 +185,7 @@ def reproduce(sub: Path, benchmark: str | None = None, scenario: str | None = No
         if patch and not suite_only:
             cmd = _sandboxed(cmd, scratch)
         env = {k: v for k, v in os.environ.items() if k not in ("SUBMITTER",)}
+        env["HOME"] = str(scratch)  # caches (torch, matplotlib) in the scratch tree
         env["PYTHONPATH"] = str(tree)  # the scratch tree's packages, not this checkout's
         # git in the scratch worktree (the run names its code) as another user than the
         # repository's owner
@@ -398,12 +431,15 @@ def attach_reproductions(data: dict, folder: Path, reproduce_n: int = 0,
                 r["reproduction"] = {**res, "created": rec.get("created"),
                                      "verdict": rec.get("verdict")}
                 ratio = res.get("ratio")
+                if isinstance(r.get("basis"), dict) and res.get("reproduced_ok"):
+                    r["basis"] = {**r["basis"], "timing": "reproduced: a re-run of the "
+                                  "submission's code on the checker's machine"}
                 r["reproduced"] = (f"{ratio:.2f}x" if isinstance(ratio, (int, float)) else "?") \
                     + f" ({str(rec.get('created', ''))[:10]})" \
                     + ("" if res.get("reproduced_ok") else " NOT REPRODUCED")
             else:
                 r["reproduction"] = {"error": fail} if fail else None
-                r["reproduced"] = f"failed: {fail}" if fail else "-"
+                r["reproduced"] = f"failed: {fail}" if fail else "unreproduced"
     if rank == "reproduced":
         for key, rows in data["boards"].items():
             lower = data["references"].get(key, {}).get("lower_is_better", False)

@@ -44,7 +44,8 @@ def _tar(src: Path, path: Path, arcname: str) -> None:
 
 
 def _board(course: Path, out: Path, workers: int = 2) -> dict:
-    leaderboard.build_leaderboard(course, out, "smoke", workers)
+    # replay is R801's (test_replay.py); here it would only re-run the same episodes
+    leaderboard.build_leaderboard(course, out, "smoke", workers, replay=0)
     return json.loads((out / "leaderboard.json").read_text())
 
 
@@ -57,7 +58,8 @@ def test_leaderboard_ranks_valid_and_lists_invalid(tmp_path):
                    "value": 1e9})
     (course / "notes.txt").write_text("not a submission")
     out = tmp_path / "board"
-    assert cli.main(["leaderboard", str(course), "--out", str(out), "--profile", "smoke"]) == 0
+    assert cli.main(["leaderboard", str(course), "--out", str(out), "--profile", "smoke",
+                     "--replay", "0"]) == 0
     data = json.loads((out / "leaderboard.json").read_text())
     offline = data["boards"]["nano-react / Offline / closed"]
     assert [(r["submission"], r["rank"]) for r in offline] == [("alice", 1)]
@@ -118,7 +120,7 @@ def test_formula_names_are_neutralised_in_the_csv(tmp_path):
     course = tmp_path / "course"
     course.mkdir()
     _as(course / "=1+1", "=1+1")
-    leaderboard.build_leaderboard(course, tmp_path / "board", "smoke", 1)
+    leaderboard.build_leaderboard(course, tmp_path / "board", "smoke", 1, replay=0)
     rows = list(csv.reader(io.StringIO((tmp_path / "board/leaderboard.csv").read_text())))
     assert rows[1][4] == "'=1+1"
 

@@ -53,7 +53,7 @@ def test_the_page_has_a_chart_per_board_p99_and_speedups_and_renders_in_chromium
             assert logged in _detail(bench, scenario)
         else:
             assert row["server_p99_ms"] is None
-    html = (out / "index.html").read_text()
+    html = (out / "index.html").read_text().replace("<wbr>", "")  # break hints in headers
     assert html.count("<th>server_p99_ms</th>") == 3 and html.count("<th>speedup</th>") == 6
     page = render(out / "index.html")
     assert page["errors"] == []

@@ -18,24 +18,38 @@ def _accuracy(root):
     return json.loads((root / f"results/cpu/{BENCH}/Offline/accuracy/accuracy.json").read_text())
 
 
+def _waste(rec: dict) -> None:
+    text = dump_step({"thought": "x", "task": "Look up the value of e", "tool": "lookup"})
+    final = rec["steps"][-1]
+    rec["steps"].insert(-1, {**final, "text": text, "tool": "lookup",
+                             "tool_input": "Look up the value of e",
+                             "observation": "2.71828", "generated_tokens": len(text),
+                             "generation_ms": 0.0, "tool_ms": 0.0, "mask_ms": 0.0,
+                             "executor_ms": 0.0})
+    rec["generated_tokens"] += len(text)
+
+
 def _add_a_wasted_step(root: Path, n: int) -> None:
     """Before the final answer of n accuracy episodes, a real lookup no oracle plan asked for
-    (consistent with its text, its tool and the episode's token counts: only Q409 sees it)."""
+    (consistent with its text, its tool and the episode's token counts, and the same in every
+    run's episode of those samples, as greedy decoding would write it: only Q409 sees it)."""
     path = root / TRACE
-    out = []
+    out, samples = [], set()
     for k, line in enumerate(path.read_text().splitlines()):
         rec = json.loads(line)
         if k < n:
-            text = dump_step({"thought": "x", "task": "Look up the value of e", "tool": "lookup"})
-            final = rec["steps"][-1]
-            rec["steps"].insert(-1, {**final, "text": text, "tool": "lookup",
-                                     "tool_input": "Look up the value of e",
-                                     "observation": "2.71828", "generated_tokens": len(text),
-                                     "generation_ms": 0.0, "tool_ms": 0.0, "mask_ms": 0.0,
-                                     "executor_ms": 0.0})
-            rec["generated_tokens"] += len(text)
+            _waste(rec)
+            samples.add(rec["qsl_idx"])
         out.append(json.dumps(rec, separators=(",", ":")))
     path.write_text("\n".join(out) + "\n")
+    for other in (root / f"results/cpu/{BENCH}/Offline").glob("*/**/agent_trace.jsonl"):
+        if other == path or "accuracy" in other.parts:
+            continue
+        lines = [json.loads(line) for line in other.read_text().splitlines()]
+        for rec in lines:
+            if rec["qsl_idx"] in samples:
+                _waste(rec)
+        other.write_text("\n".join(json.dumps(r, separators=(",", ":")) for r in lines) + "\n")
 
 
 def test_the_smoke_submission_states_its_planner_bounds_and_meets_them():
