@@ -40,6 +40,17 @@ def _patch(commit: str, path: str, old: str, new: str) -> bytes:
     return diff.replace(b"a/a/", b"a/").replace(b"b/b/", b"b/")
 
 
+def _patch_engine(sub: Path) -> None:
+    """The submission's code bundle gains a real patch (the engine's docstring), consistently
+    hashed: what make submission writes for a student who edited the suite."""
+    doc = json.loads((sub / "code/code.json").read_text())
+    (sub / "code/patch.diff").write_bytes(_patch(doc["suite_commit"], "reference/engine.py",
+                                                 '"""', '"""Patched. '))
+    doc["dirty"] = True
+    (sub / "code/code.json").write_text(json.dumps(doc))
+    _rehash(sub, add=["patch.diff"])
+
+
 def test_write_code_bundles_the_working_tree_and_verifies(tmp_path):
     doc = codepack.write_code(tmp_path / "code", "cpu", ROOT / "systems/cpu.yaml", 4 << 20)
     assert codepack.COMMIT.fullmatch(doc["suite_commit"])
@@ -77,12 +88,7 @@ def test_a_broken_bundle_is_one_line_and_runs_nothing(tmp_path, capsys, edit, sa
 def test_patched_code_needs_allow_code(tmp_path, capsys):
     sub = tmp_path / "bob"
     shutil.copytree(SMOKE, sub)
-    doc = json.loads((sub / "code/code.json").read_text())
-    (sub / "code/patch.diff").write_bytes(_patch(doc["suite_commit"], "reference/engine.py",
-                                                 '"""', '"""Patched. '))
-    doc["dirty"] = True
-    (sub / "code/code.json").write_text(json.dumps(doc))
-    _rehash(sub, add=["patch.diff"])
+    _patch_engine(sub)
     assert cli.main(["reproduce", str(sub), "--benchmark", "nano-react"]) == 2
     err = capsys.readouterr().err
     assert "untrusted code" in err and "--allow-code" in err and "reference/engine.py" in err
@@ -107,12 +113,7 @@ def test_a_patched_submission_reproduces_with_the_same_answers(tmp_path):
     checked, and compared: the same answers on every sample both runs scored."""
     sub = tmp_path / "carol"
     shutil.copytree(REFERENCE, sub, ignore=shutil.ignore_patterns("nano-react", "nano-planner"))
-    doc = json.loads((sub / "code/code.json").read_text())
-    (sub / "code/patch.diff").write_bytes(_patch(doc["suite_commit"], "reference/engine.py",
-                                                 '"""', '"""Patched. '))
-    doc["dirty"] = True
-    (sub / "code/code.json").write_text(json.dumps(doc))
-    _rehash(sub, add=["patch.diff"])
+    _patch_engine(sub)
     out = tmp_path / "record.json"
     rc = cli.main(["reproduce", str(sub), "--benchmark", "nano-codegen", "--scenario",
                    "Offline", "--allow-code", "--json", str(out)])
