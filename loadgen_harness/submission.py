@@ -466,7 +466,7 @@ def make_submission(system: str, profile_name: str = "official", benchmarks=None
         if compress_traces:
             compress_all_traces(staging)
         _swap_in(staging, final, system, replace)
-        _update_index(final, system, profile, git, created)
+        _update_index(final, system, profile, git, created, replace)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -738,12 +738,18 @@ def _swap_in(staging: Path, final: Path, system: str, replace: bool) -> None:
             shutil.rmtree(trash) if trash.is_dir() else trash.unlink()
 
 
-def _update_index(final: Path, system: str, profile, git: dict, created: str) -> None:
+def _update_index(final: Path, system: str, profile, git: dict, created: str,
+                  replace: bool = True) -> None:
+    """submission.json's entry for the system. A merged re-run keeps the first run's date:
+    the checker's G312 holds every run to start after it (kept results started earlier)."""
     index_path = final / "submission.json"
     try:
         index = json.loads(index_path.read_text())
     except (OSError, json.JSONDecodeError):
         index = {"schema_version": 1, "systems": {}}
+    kept = index.get("systems", {}).get(system)
+    if not replace and isinstance(kept, dict) and isinstance(kept.get("created"), str):
+        created = min(created, kept["created"])
     index["systems"][system] = {"profile": profile.name, "eligible": profile.eligible,
                                 "created": created, "commit": git["commit"],
                                 "dirty": git["dirty"]}
