@@ -216,3 +216,21 @@ def test_interrupting_bench_is_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "interrupted" in err
 
+
+
+def test_a_merged_re_run_keeps_the_first_runs_date(tmp_path):
+    """The checker's G312 holds every run to start after submission.json's date: a re-run
+    that keeps earlier results must not move that date past them (a replacing one does)."""
+    final = tmp_path / "closed/alice"
+    final.mkdir(parents=True)
+    git = {"commit": "c" * 40, "dirty": False}
+    smoke = RULES.profile("smoke")
+    submission._update_index(final, "cpu", smoke, git, "2026-12-07T10:00:00+00:00")
+    submission._update_index(final, "cpu", smoke, git, "2026-12-07T11:00:00+00:00",
+                             replace=False)
+    entry = json.loads((final / "submission.json").read_text())["systems"]["cpu"]
+    assert entry["created"] == "2026-12-07T10:00:00+00:00"
+    submission._update_index(final, "cpu", smoke, git, "2026-12-07T12:00:00+00:00",
+                             replace=True)
+    entry = json.loads((final / "submission.json").read_text())["systems"]["cpu"]
+    assert entry["created"] == "2026-12-07T12:00:00+00:00"
