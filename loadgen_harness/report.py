@@ -42,6 +42,7 @@ from pathlib import Path
 
 from compliance.safe import text as printable
 from compliance.tree import Tree, strict_loads
+from loadgen_harness.atomic import swap_path
 from loadgen_harness.spec import Tuning
 from loadgen_harness.report_plots import (plot_kv, plot_latency_qps, plot_steps,
                                           plot_throughput, plot_tool_vs_generation)
@@ -313,16 +314,10 @@ def _publish(tmp: Path, out: Path) -> None:
     """Move the finished report into place, replacing only an earlier report."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ReportError(f"--out {printable(out)}: exists and is not a directory")
-    trash = None
-    if out.exists():
-        if any(out.iterdir()) and not (out / MARKER).is_file():
-            raise ReportError(f"--out {printable(out)}: a non-empty directory that is not a "
-                              "report; refusing to replace it")
-        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(trash)
-    tmp.rename(out)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ReportError(f"--out {printable(out)}: a non-empty directory that is not a "
+                          "report; refusing to replace it")
+    swap_path(tmp, out)
 
 
 def build_report(results: Path, out: Path, sweep_path: Path | None = None) -> dict:
@@ -364,7 +359,7 @@ def run_sweep(path: Path, benchmarks: list[str], system: str, batches: list[int]
     from loadgen_harness.bench import loadgen_rate, server_p99_ms
     from reference.rules import RulesError, load_rules
     from loadgen_harness.runner import RunError
-    from loadgen_harness.submission import git_state
+    from loadgen_harness.submission.write import git_state
     from loadgen_harness.system import DeclarationError, load_system
     rules = load_rules()
     try:

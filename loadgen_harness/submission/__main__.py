@@ -1,0 +1,6 @@
+"""python -m loadgen_harness.submission"""
+import sys
+
+from loadgen_harness.submission import main
+
+sys.exit(main())
