@@ -28,14 +28,14 @@ from loadgen_harness.trace import TraceWriter
 from reference.checkpoint import load_model
 from reference.workloads import get_workload
 
-SCENARIOS = {"Offline": lg.TestScenario.Offline, "Server": lg.TestScenario.Server,
-             "SingleStream": lg.TestScenario.SingleStream}
+LOADGEN_SCENARIO = {"Offline": lg.TestScenario.Offline, "Server": lg.TestScenario.Server,
+                    "SingleStream": lg.TestScenario.SingleStream}
 MODES = {"AccuracyOnly": lg.TestMode.AccuracyOnly, "PerformanceOnly": lg.TestMode.PerformanceOnly}
 
 
 def test_settings(spec: RunSpec) -> lg.TestSettings:
     ts = lg.TestSettings()
-    ts.scenario = SCENARIOS[spec.scenario]
+    ts.scenario = LOADGEN_SCENARIO[spec.scenario]
     ts.mode = MODES[spec.mode]
     for name, value in spec.settings.items():
         if not hasattr(ts, name):

@@ -46,12 +46,12 @@ from loadgen_harness.atomic import swap_path
 from loadgen_harness.spec import Tuning
 from loadgen_harness.report_plots import (plot_kv, plot_latency_qps, plot_steps,
                                           plot_throughput, plot_tool_vs_generation)
+from reference.rules import SCENARIOS
 
 SCHEMA_VERSION = 1
 SWEEP_KIND = "nano-agent-perf/sweep"
 MARKER = "report.json"          # an --out directory holding this is ours to replace
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SCENARIOS = ("Offline", "Server", "SingleStream")
 MAX_EPISODES = 20_000           # per trace: the official runs hold 1,000
 MAX_STEPS = 64                  # per episode: rules.yaml bounds episodes far below this
 MAX_SWEEP_BYTES = 2**20

@@ -12,12 +12,23 @@ KV-cache plot draws at most SAMPLE_LINES episodes as lines (the median uses them
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from compliance.safe import text as printable
 
-if TYPE_CHECKING:  # report.py imports this module
-    from loadgen_harness.report import Run
+
+class Run(Protocol):
+    """What a plot reads of one performance run (report.py's Run is one)."""
+    system: str
+    benchmark: str
+    scenario: str
+    max_batch: int | None
+    episodes: list     # [[(gen_ms, tool_ms, context, kv_bytes)]] per episode
+
+    @property
+    def name(self) -> str: ...
+
+    def key(self, k: str) -> float | None: ...
 
 MIN_EPISODES_PER_STEP = 3      # a step index fewer episodes reach is not drawn
 SAMPLE_LINES = 200              # episodes drawn as thin lines in the KV-cache plot
