@@ -144,6 +144,7 @@ class TrainConfig:
     mix: str = ""                   # nano-react: template weights ('sum_lengths=1.5,...')
     variety: str = ""               # nano-codegen: '', 'words', 'wide', 'copy', 'copy-long'
     broad: float = 0.0              # nano-react: share from the broadened distribution
+    space: str = ""                 # 'full': that share from the whole declared input space
     replay: float = 0.0             # share replayed from nano-react's own training data
     miscopy: float = 0.0            # nano-codegen: share of repair detours that miscopy
     seed: int = TRAIN_SEED
@@ -227,6 +228,11 @@ def parse_args(argv=None) -> TrainConfig:
                     help="nano-react: share of trajectories (and of validation) from the "
                          "broadened distribution: random words of 1-12 letters, operands of "
                          "1-6 digits, negatives, decimals (reference/react/tasks.py TRAIN_DIST)")
+    ap.add_argument("--space", choices=["", "full"], default=d.space,
+                    help="'full': the broadened share (nano-react, nano-planner: --broad) is drawn "
+                         "from the whole declared input space (mixed case, repeated letters, "
+                         "words of 1-20 letters, strings up to 60 characters, counts up to 6, "
+                         "1-8 digit operands; reference/space.py), never a held-out value")
     ap.add_argument("--replay", type=float, default=d.replay,
                     help="a workload trained from nano-react's weights: this share of its "
                          "trajectories replayed from nano-react's own training data (the recipe "

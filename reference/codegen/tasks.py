@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reference.react.tasks import WORDS, is_heldout_word
+from reference.space import DIM_NEEDS, Space, is_heldout_number
 
 DATA_DIR = Path(__file__).parent / "data"
 EVAL_PATH = DATA_DIR / "eval.jsonl"
@@ -151,19 +152,61 @@ CODE_COPY_LONG = CodeDist("train", "train", (1, 12), (2, 10), (1, 6), 0.15, p_sa
 # 7-digit integers; 7-digit scalars (as nano-react's split: one digit past training).
 CODE_HELDOUT = CodeDist("heldout", "heldout", (2, 12), (3, 10), (7, 7), 0.15, p_long=0.5)
 # the training varieties drawn from the broadened distribution (half of validation from it)
-BROADENED = ("wide", "copy", "copy-long")
+BROADENED = ("wide", "copy", "copy-long", "space")
 DISTS = {"words": VARIETY, "wide": CODE_TRAIN, "copy": CODE_COPY, "copy-long": CODE_COPY_LONG,
          "heldout": CODE_HELDOUT}
 
 
-def _dist(variety) -> CodeDist | None:
-    """`variety` as given to `generate`: False/'' (frozen set), True/'words', 'wide', 'heldout'."""
+# The whole declared input space (issue 34): words of 1-20 letters in any case with repeated
+# letters, lists of 2-20 integers of 1-8 digits (negatives), counts (repeat times) up to 6.
+# `--variety space` trains on its `train` side; reference/space_eval.py builds generalisation
+# sets from its `heldout` side. The frozen sets keep None / CODE_HELDOUT, byte-identically.
+CODE_SPACE = Space("train", vocabulary=tuple(WORDS))
+DISTS["space"] = CODE_SPACE
+# What each template's inputs are (the dimensions space_eval forces), and the bounds episodes
+# impose: a list's text is at most MAX_LIST_CHARS (it is copied into each of 3 attempts inside
+# a 1024-token context); sum_range's bound has at most SUM_RANGE_DIGITS digits (the sandbox
+# runs the range: 10**8 additions would take seconds), so it has no 8-digit input.
+TEMPLATE_INPUTS = {
+    "sum_list": {"lists", "numbers"},
+    "reverse_string": {"words", "strings"},
+    "length": {"words", "strings"},
+    "power": {"numbers"},
+    "sorted_list": {"lists", "numbers"},
+    "max_list": {"lists", "numbers"},
+    "min_list": {"lists", "numbers"},
+    "repeat": {"words", "counts"},
+    "range_list": {"numbers", "lists"},
+    "upper": {"words", "strings"},
+    "count_char": {"words"},
+    "sum_range": {"small_numbers"},
+    "reverse_list": {"lists", "numbers"},
+}
+MAX_LIST_CHARS = 160
+SUM_RANGE_DIGITS = 6
+
+
+def _space_ints(rng: random.Random, d: Space) -> list[int]:
+    """A list of the space within MAX_LIST_CHARS (redrawn until it fits)."""
+    while True:
+        xs = d.ints(rng)
+        if len(str(xs)) <= MAX_LIST_CHARS:
+            return xs
+
+
+def _dist(variety) -> CodeDist | Space | None:
+    """`variety` as given to `generate`: False/'' (frozen set), True/'words', 'wide', 'heldout',
+    'space', or a Space."""
+    if isinstance(variety, Space):
+        return variety
     if variety is True:
         return VARIETY
     return DISTS[variety] if variety else None
 
 
 def _ints(rng, lo=1, hi=30, n=None, d: CodeDist | None = None):
+    if isinstance(d, Space):
+        return _space_ints(rng, d)
     if d is not None and d.name != "variety":
         return d.ints(rng)
     return [rng.randint(lo, hi) for _ in range(n or rng.randint(3, 8))]
@@ -171,15 +214,21 @@ def _ints(rng, lo=1, hi=30, n=None, d: CodeDist | None = None):
 
 def _items(rng, lo=1, hi=30, d: CodeDist | None = None):
     """`_ints` for a template whose list may hold strings too (the copy stage's digit strings)."""
-    if d is not None and d.p_str_list:
+    if d is not None and not isinstance(d, Space) and d.p_str_list:
         return d.items(rng)
     return _ints(rng, lo, hi, d=d)
 
 
-def _tpl(rng: random.Random, variety=False):
+def _tpl(rng: random.Random, variety=False, templates: list[str] | None = None):
     """(template, prompt, oracle program) for one random task."""
-    name = rng.choice(sorted(TEMPLATES))
+    name = rng.choice(sorted(templates or TEMPLATES))
     return (name, *TEMPLATES[name](rng, _dist(variety)))
+
+
+def _text(r: random.Random, d: CodeDist | Space | None) -> str:
+    """A quoted string: a word, or with the declared space any string of it (up to 60
+    characters, several words)."""
+    return d.phrase(r) if isinstance(d, Space) else _word(r, d)
 
 
 def _word(r: random.Random, d: CodeDist | None) -> str:
@@ -200,8 +249,15 @@ def _scalar(r: random.Random, d: CodeDist | None, lo: int, hi: int) -> int:
 
 def _range_list(r, d):
     v = d is not None
-    a, n = _scalar(r, d, 0, 20), r.randint(2, 12)
-    b = a + n - 1
+    if isinstance(d, Space):  # both ends are values of the prompt: both on the space's side
+        while True:
+            a, n = _scalar(r, d, 0, 20), r.randint(*d.list_len)
+            b = a + n - 1
+            if len(str(b)) < 3 or is_heldout_number(str(b)) == (d.name == "heldout"):
+                break
+    else:
+        a, n = _scalar(r, d, 0, 20), r.randint(2, 12)
+        b = a + n - 1
     # with training variety the oracle needs no arithmetic: range(a, b + 1), not range(a, b+1)
     return (f"Return a list of the numbers from {a} to {b}",
             f"result = list(range({a}, {b} + 1))" if v else f"result = list(range({a}, {a + n}))")
@@ -209,7 +265,11 @@ def _range_list(r, d):
 
 def _sum_range(r, d):
     v = d is not None
-    n = _scalar(r, d, 3, 50)
+    if isinstance(d, Space):
+        lo, hi = d.digits
+        n = max(3, d.int(r, digits=(min(lo, SUM_RANGE_DIGITS), min(hi, SUM_RANGE_DIGITS))))
+    else:
+        n = _scalar(r, d, 3, 50)
     return (f"Return the sum of the numbers from 1 to {n}",
             f"result = sum(range(1, {n} + 1))" if v else f"result = sum(range(1, {n + 1}))")
 
@@ -221,6 +281,8 @@ def _count_char(r, d):
 
 
 def _repeat_word(r, d):
+    if isinstance(d, Space):
+        return d.word(r)
     if d is None or d.name == "variety":
         return "".join(r.choice(LETTERS) for _ in range(r.randint(1, 3)))
     return d.word(r, (1, 4) if d.name == "train" else (2, 4))
@@ -229,6 +291,8 @@ def _repeat_word(r, d):
 def _power_base(r, d):
     # 9 ** 12 in the frozen set; wider bases (training: 1-6 digits, like every training
     # integer) keep the exponent small so outputs stay short
+    if isinstance(d, Space):
+        return max(2, d.int(r))
     return r.randint(2, 9) if d is None or d.name == "variety" else \
         (max(2, d.int(r)) if d.name == "train" else r.randint(1_000_000, 9_999_999))
 
@@ -238,15 +302,15 @@ def _power_base(r, d):
 # generated with None.
 TEMPLATES = {
     "sum_list": lambda r, d: (lambda xs: (f"Return the sum of {xs}", f"result = sum({xs})"))(_ints(r, d=d)),
-    "reverse_string": lambda r, d: (lambda w: (f"Reverse the string '{w}'", f"result = '{w}'[::-1]"))(_word(r, d)),
-    "length": lambda r, d: (lambda w: (f"Return the length of '{w}'", f"result = len('{w}')"))(_word(r, d)),
+    "reverse_string": lambda r, d: (lambda w: (f"Reverse the string '{w}'", f"result = '{w}'[::-1]"))(_text(r, d)),
+    "length": lambda r, d: (lambda w: (f"Return the length of '{w}'", f"result = len('{w}')"))(_text(r, d)),
     "power": lambda r, d: (lambda b, e: (f"Return {b} to the power of {e}", f"result = {b} ** {e}"))(_power_base(r, d), r.randint(2, 12 if d is None or d.name == "variety" else 4)),
     "sorted_list": lambda r, d: (lambda xs: (f"Return the sorted version of {xs}", f"result = sorted({xs})"))(_items(r, 0, 9, d=d)),
     "max_list": lambda r, d: (lambda xs: (f"Return the maximum of {xs}", f"result = max({xs})"))(_items(r, d=d)),
     "min_list": lambda r, d: (lambda xs: (f"Return the minimum of {xs}", f"result = min({xs})"))(_items(r, d=d)),
-    "repeat": lambda r, d: (lambda w, n: (f"Repeat the string '{w}' {n} times", f"result = '{w}' * {n}"))(_repeat_word(r, d), r.randint(2, 5)),
+    "repeat": lambda r, d: (lambda w, n: (f"Repeat the string '{w}' {n} times", f"result = '{w}' * {n}"))(_repeat_word(r, d), d.count(r) if isinstance(d, Space) else r.randint(2, 5)),
     "range_list": _range_list,
-    "upper": lambda r, d: (lambda w: (f"Return '{w}' in upper case", f"result = '{w}'.upper()"))(_word(r, d)),
+    "upper": lambda r, d: (lambda w: (f"Return '{w}' in upper case", f"result = '{w}'.upper()"))(_text(r, d)),
     "count_char": _count_char,
     "sum_range": _sum_range,
     "reverse_list": lambda r, d: (lambda xs: (f"Reverse the list {xs}", f"result = {xs}[::-1]"))(_items(r, 0, 9, d=d)),
@@ -310,11 +374,13 @@ def miscopied_program(rng: random.Random, oracle: str, prompt: str = "") -> str 
 
 
 def generate(seed: int, n: int, verifier, exclude=frozenset(), with_seed_tasks=False,
-             prefix="code-", variety: bool | str = False):
+             prefix="code-", variety: bool | str | Space = False,
+             templates: list[str] | None = None):
     """n tasks with ground truth from running the oracle through `verifier` (a Verifier);
     `variety` widens words and numbers and writes arithmetic-free oracles: True or 'words'
     (the first variety stage), 'wide' (broadened training), 'heldout' (the generalisation
-    split); False for the frozen set's distribution."""
+    split), 'space' or a Space (the declared space); False for the frozen set's distribution.
+    `templates`: draw only these (default all)."""
     rng = random.Random(seed)
     seen = set(exclude)
     out = []
@@ -325,7 +391,7 @@ def generate(seed: int, n: int, verifier, exclude=frozenset(), with_seed_tasks=F
             out.append(CodeTask(f"{prefix}{len(out):05d}", template, prompt, answer, oracle))
             seen.add(prompt)
     while len(out) < n:
-        template, prompt, oracle = _tpl(rng, variety)
+        template, prompt, oracle = _tpl(rng, variety, templates)
         if prompt in seen:
             continue
         seen.add(prompt)
@@ -347,6 +413,27 @@ def load_generalisation_set(path: Path = GEN_PATH) -> list[CodeTask]:
 def generalisation_tasks(verifier) -> list[CodeTask]:
     """The generalisation split as generated (the frozen file must equal it)."""
     return generate(GEN_SEED, GEN_SIZE, verifier, prefix="code-gen-", variety="heldout")
+
+
+SPACE_SEED = 20261208  # fresh generalisation sets over the declared space (reference.space_eval)
+
+
+def space_tasks(dim: str, n: int, verifier=None, seed: int = SPACE_SEED) -> list[CodeTask]:
+    """n tasks from the held-out side of the declared space with dimension `dim` forced
+    (reference.space.DIMS), drawn evenly over the templates that have that kind of input; no
+    prompt of the frozen set or of its generalisation split. Without a verifier, one sandbox
+    worker is started for the ground truth."""
+    if verifier is None:
+        from reference.codegen.sandbox import Verifier
+        with Verifier(1) as v:
+            return space_tasks(dim, n, v, seed)
+    need = DIM_NEEDS[dim]
+    names = [k for k, kinds in TEMPLATE_INPUTS.items() if need is None or need in kinds]
+    if not names:
+        return []
+    frozen = {t.prompt for t in load_eval_set()} | {t.prompt for t in load_generalisation_set()}
+    return generate(seed, n, verifier, exclude=frozen, prefix=f"code-space-{dim}-",
+                    variety=CODE_SPACE.heldout().force(dim), templates=names)
 
 
 def freeze_eval_set(verifier, path: Path = EVAL_PATH, tasks=None) -> str:

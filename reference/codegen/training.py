@@ -6,7 +6,7 @@ Ground truth comes from the sandboxed verifier, which this context owns. `config
 'words' (random words besides the vocabulary, arithmetic-free oracles), 'wide' (also longer
 lists and 1-6 digit integers, never a held-out word; half of validation from it), 'copy'
 ('wide' with lists of quoted digit strings) or 'copy-long' (those lists up to 16 long, some
-of words).
+of words); with `config.space` 'full' ('--space full'), the whole declared space (tasks.CODE_SPACE).
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from reference.react.tasks import VAL_SEED
 class CodegenTraining:
     def __init__(self, config, verifier):
         self.config, self.verifier = config, verifier
+        # `--space full`: the broadened share comes from the whole declared space (CODE_SPACE)
+        self.variety = "space" if getattr(config, "space", "") == "full" else config.variety
 
     def eval_prompts(self) -> set[str]:
         """Every prompt of the frozen set and of its generalisation split."""
@@ -29,17 +31,17 @@ class CodegenTraining:
 
     def validation_tasks(self, n: int) -> list:
         tasks = generate(VAL_SEED, n, self.verifier, exclude=self.eval_prompts(), prefix="val-")
-        if self.config.variety in BROADENED:  # half of validation from the broadened distribution
+        if self.variety in BROADENED:  # half of validation from the broadened distribution
             half = n // 2
-            tasks = tasks[:n - half] + generate(VAL_SEED + 1, half, self.verifier,
-                                                exclude=self.eval_prompts(), prefix="valw-",
-                                                variety="wide")
+            tasks = tasks[:n - half] + generate(
+                VAL_SEED + 1, half, self.verifier, exclude=self.eval_prompts(), prefix="valw-",
+                variety="space" if self.variety == "space" else "wide")
         return tasks
 
     def stream(self, seed: int, exclude: set[str]):
         """Endless oracle trajectories as (role, text) segment lists."""
         from reference.codegen.agent import trajectory
-        variety = self.config.variety
+        variety = self.variety
         rng = random.Random(seed + 1)
         for chunk in range(sys.maxsize):  # ground truth comes from the sandbox, in chunks
             tasks = generate(seed * 1_000_003 + chunk, 256, self.verifier, exclude=exclude,

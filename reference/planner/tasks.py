@@ -38,7 +38,8 @@ from pathlib import Path
 
 from reference.planner.executor import execute
 from reference.planner.schema import dump_step
-from reference.react.tasks import CONSTANTS, CMP_Q, Dist, Trajectory
+from reference.react.tasks import CONSTANTS, CMP_Q, WORDS, Dist, Trajectory
+from reference.space import DIM_NEEDS, Space
 
 DATA_DIR = Path(__file__).parent / "data"
 EVAL_PATH = DATA_DIR / "eval.jsonl"
@@ -168,8 +169,8 @@ def _tpl_length_diff_arith(rng, d):
 
 
 def _tpl_average_length(rng, d):
-    k = rng.randint(2, 4)
-    ss = [d.phrase(rng) for _ in range(k)]
+    k = rng.randint(2, 4) if d.space is None else d.space.count(rng, 2, 6)  # k + 2 calls <= 8
+    ss = [d.phrase(rng, k) for _ in range(k)]
     return (f"What is the average length of {_q(ss)}?",
             [_len_step(rng, s, f"string {i + 1}") for i, s in enumerate(ss)] +
             [("Now add the lengths.", "calculator", lambda o: _add(o[:k])),
@@ -188,7 +189,7 @@ def _tpl_scaled_const_vs_const_plus(rng, d):
 
 
 def _tpl_two_longest_times_const(rng, d):
-    k = rng.randint(3, 4)
+    k = rng.randint(3, 4) if d.space is None else d.space.count(rng, 3, 5)  # k + 3 calls <= 8
     ws = [d.word(rng) for _ in range(k)]
     c = rng.choice(CONSTANTS)
 
@@ -266,15 +267,21 @@ TEMPLATES = {
 
 
 class _Words:
-    """A Dist with the phrase helper the templates use (1..max_words words)."""
+    """A Dist with the phrase helper the templates use (1..max_words words); or a Space (the
+    whole declared space), whose quoted strings a template bounds by how many it quotes."""
 
-    def __init__(self, dist: Dist):
+    def __init__(self, dist: Dist | Space):
         self.dist = dist
+        self.space = dist if isinstance(dist, Space) else None
 
     def word(self, rng) -> str:
         return self.dist.word(rng)
 
-    def phrase(self, rng) -> str:
+    def phrase(self, rng, k: int = 2) -> str:
+        """A quoted string; with the space, of at most its share (k strings) of
+        MAX_QUOTED_CHARS."""
+        if self.space is not None:
+            return self.space.phrase(rng, MAX_QUOTED_CHARS // max(2, k))
         return " ".join(self.dist.word(rng) for _ in range(rng.randint(1, self.dist.max_words)))
 
     def number(self, rng, nonzero: bool = False) -> str:
@@ -282,6 +289,32 @@ class _Words:
             n = self.dist.number(rng, nonzero=nonzero)
             if not nonzero or float(n) != 0:
                 return n
+
+
+# The whole declared input space (issue 34): words of 1-20 letters in any case with repeated
+# letters, quoted strings up to 60 characters, counts up to 6 where a template counts (2-6
+# strings averaged; 3-5 words for the two longest: k + 3 calls within MAX_CALLS), operands of
+# 1-8 digits, negatives and decimals. `--space full` trains on its `train` side (its share is
+# --broad); reference/space_eval.py builds generalisation sets from its `heldout` side. The
+# frozen sets keep BASE_DIST / HELDOUT_DIST, byte-identically.
+PLANNER_SPACE = Space("train", vocabulary=tuple(WORDS))
+# A template's quoted strings total at most MAX_QUOTED_CHARS (each is copied into the request,
+# a step's task and its thought-free JSON: the longest trajectory stays inside the 1280-token
+# context; tests/test_space.py checks it).
+MAX_QUOTED_CHARS = 120
+TEMPLATE_INPUTS = {
+    "length_const_plus": {"words", "strings", "numbers"},
+    "scaled_const_vs_number": {"numbers"},
+    "consts_sum_times": {"numbers"},
+    "length_diff_arith": {"words", "strings", "numbers"},
+    "average_length": {"words", "strings", "counts"},
+    "scaled_const_vs_const_plus": {"numbers"},
+    "two_longest_times_const": {"words", "counts"},
+    "sum_lengths_vs_scaled_const": {"words", "strings", "numbers"},
+    "consts_sum_times_length": {"words", "strings"},
+    "scaled_lengths_compare": {"words", "strings"},
+    "total_lengths_compare": {"words"},
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,25 +375,45 @@ def parse_mix(spec: str) -> dict[str, float]:
 
 
 def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "t",
-             p_detour: float = 0.0, dist: Dist = BASE_DIST, unique: bool = True,
-             templates: list[str] | None = None, mix: dict[str, float] | None = None):
+             p_detour: float = 0.0, dist: Dist | Space = BASE_DIST, unique: bool = True,
+             templates: list[str] | None = None, mix: dict[str, float] | None = None,
+             broad: float = 0.0, broad_dist: Space = PLANNER_SPACE):
     """Yield n oracle trajectories, requests not in `exclude`; templates drawn uniformly, or
-    by the weights of `mix` (training only: the frozen sets are drawn uniformly)."""
+    by the weights of `mix` (training only: the frozen sets are drawn uniformly). With `broad`
+    > 0 that share of the tasks draws from `broad_dist` (the declared space) instead."""
     rng = random.Random(seed)
     words = _Words(dist)
+    broad_words = _Words(broad_dist)
     names = sorted(templates or TEMPLATES)
     weights = None if mix is None else [mix.get(k, 1.0) for k in names]
     seen = set(exclude)
     count = 0
     while count < n:
         name = rng.choice(names) if weights is None else rng.choices(names, weights)[0]
-        request, plan = TEMPLATES[name](rng, words)
+        request, plan = TEMPLATES[name](rng, broad_words if broad and rng.random() < broad
+                                         else words)
         if request in seen:
             continue
         if unique:
             seen.add(request)
         yield solve(f"{prefix}{count:05d}", name, request, plan, rng, p_detour)
         count += 1
+
+
+SPACE_SEED = 20261209  # fresh generalisation sets over the declared space (reference.space_eval)
+
+
+def space_tasks(dim: str, n: int, seed: int = SPACE_SEED) -> list[Task]:
+    """n tasks from the held-out side of the declared space with dimension `dim` forced
+    (reference.space.DIMS), drawn evenly over the templates that have that kind of input; no
+    request of the frozen set or of its generalisation split."""
+    need = DIM_NEEDS[dim]
+    names = [k for k, kinds in TEMPLATE_INPUTS.items() if need is None or need in kinds]
+    if not names:
+        return []
+    frozen = {t.request for t in load_eval_set()} | {t.request for t in load_generalisation_set()}
+    return [t.task for t in generate(seed, n, exclude=frozen, prefix=f"planner-space-{dim}-",
+                                     dist=PLANNER_SPACE.heldout().force(dim), templates=names)]
 
 
 def eval_tasks() -> list[Task]:

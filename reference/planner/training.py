@@ -18,23 +18,35 @@ from contextlib import contextmanager
 from reference.planner.tasks import (VAL_SEED, generate, load_eval_set, load_generalisation_set,
                                      parse_mix)
 
+# `--space full`: this share of trajectories (and half of validation) from the whole declared
+# space (tasks.PLANNER_SPACE); the rest keep the frozen set's distribution
+SPACE_SHARE = 0.7
+
 
 class PlannerTraining:
     def __init__(self, config):
         self.config = config
         self.mix = parse_mix(config.mix) if config.mix else None
+        self.broad = SPACE_SHARE if getattr(config, "space", "") == "full" else 0.0
 
     def eval_prompts(self) -> set[str]:
         """Every request of the frozen set and of its generalisation split."""
         return {t.request for t in load_eval_set()} | {t.request for t in load_generalisation_set()}
 
     def validation_tasks(self, n: int) -> list:
-        return [t.task for t in generate(VAL_SEED, n, exclude=self.eval_prompts(), prefix="val-")]
+        if not self.broad:
+            return [t.task for t in generate(VAL_SEED, n, exclude=self.eval_prompts(),
+                                             prefix="val-")]
+        half = n // 2
+        return [t.task for t in generate(VAL_SEED, n - half, exclude=self.eval_prompts(),
+                                         prefix="val-")] + \
+            [t.task for t in generate(VAL_SEED + 1, half, exclude=self.eval_prompts(),
+                                      prefix="vals-", broad=1.0)]
 
     def stream(self, seed: int, exclude: set[str]):
         """Endless oracle trajectories as (role, text) segment lists."""
         for traj in generate(seed, sys.maxsize, exclude=exclude, p_detour=self.config.p_detour,
-                             unique=False, prefix="train-", mix=self.mix):
+                             unique=False, prefix="train-", mix=self.mix, broad=self.broad):
             yield traj.segments
 
     def solved(self, model, task) -> bool:

@@ -26,6 +26,7 @@ from pathlib import Path
 from reference.hashing import file_sha256
 from reference.react.format import (ACTION, ACTION_INPUT, FINAL_ANSWER, THOUGHT,
                                     observation_line, question_line)
+from reference.space import DIM_NEEDS, Space, is_heldout_number
 from reference.tools import LOOKUP_TABLE, run_tool
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -61,7 +62,7 @@ CONSTANTS = list(LOOKUP_TABLE)
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 OPS = {"plus": "+", "minus": "-", "times": "*", "divided by": "/"}
 CMP_Q = "greater than, less than or equal to"
-ORDINALS = ["first", "second", "third"]
+ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,39 @@ class Dist:
         return text
 
 
+# The whole declared input space (issue 34): words of 1-20 letters in any case with repeated
+# letters, quoted strings up to 60 characters, 2-6 strings where a template counts them,
+# operands of 1-8 digits, negatives and decimals. Training draws its `train` side with
+# `--space full`; reference/space_eval.py builds generalisation sets from its `heldout` side.
+# The frozen sets keep TRAIN_DIST / HELDOUT_DIST / None below, byte-identically.
+SPACE = Space("train", vocabulary=tuple(WORDS))
+# What each template's inputs are (the dimensions reference/space_eval.py can force), and the
+# bounds its episode imposes: sum_lengths counts 2..MAX_COUNT strings (each one a tool call:
+# MAX_COUNT + 2 steps within the episode's 8); quoted text totals at most MAX_QUOTED_CHARS,
+# and for sum_lengths at most what keeps the trajectory inside CONTEXT_BUDGET bytes of the
+# model's 1024-token context: measured, its text is 138 + 128 k bytes with 1-character strings
+# and each quoted character appears twice (question, Action Input), so 6 strings leave about
+# 7 characters each (tests/test_space.py checks the bound). A longer context (rotary
+# positions: no weight depends on it) would widen this; the next recipe decides.
+TEMPLATE_INPUTS = {
+    "const_op_number": {"numbers"},
+    "length_arith": {"words", "strings", "numbers"},
+    "compare_consts": {"numbers"},
+    "compare_lengths": {"words", "strings"},
+    "sum_lengths": {"words", "strings", "counts"},
+    "const_op_const": set(),
+    "product_vs_number": {"numbers"},
+    "length_const_vs_const": {"words", "strings"},
+}
+MAX_COUNT = 6
+MAX_QUOTED_CHARS = 150
+CONTEXT_BUDGET = 1000  # bytes of a detour-free trajectory (a detour may add about 170)
+
+
+def quoted_budget(k: int) -> int:
+    """Characters per string when sum_lengths sums k strings (the context bound above)."""
+    return min(MAX_QUOTED_CHARS, (CONTEXT_BUDGET - 140 - 128 * k) // 2) // k
+
 # Training: half the words random strings of 1-12 letters, operands of 1-6 digits, negatives
 # and decimals; phrases of up to 4 words so quoted strings move around the context.
 TRAIN_DIST = Dist("train", p_random_word=0.5, word_len=(1, 12), max_words=4, digits=(1, 6),
@@ -146,7 +180,9 @@ HELDOUT_DIST = Dist("heldout", p_random_word=1.0, word_len=(2, 12), max_words=3,
 # A plan step: (thought, tool, input); input may be a function of the observations so far.
 # Every template takes (rng, dist); with dist None it draws exactly what it drew when the
 # frozen set was made (the vocabulary, 2-digit numbers), so that set regenerates identically.
-def _phrase(rng: random.Random, d: Dist | None = None) -> str:
+def _phrase(rng: random.Random, d: Dist | Space | None = None, max_chars: int | None = None) -> str:
+    if isinstance(d, Space):
+        return d.phrase(rng, max_chars)
     if d is None:
         return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
     return " ".join(d.word(rng) for _ in range(rng.randint(1, d.max_words)))
@@ -186,7 +222,7 @@ def _tpl_compare_consts(rng, d=None):
 
 
 def _tpl_compare_lengths(rng, d=None):
-    s1, s2 = _phrase(rng, d), _phrase(rng, d)
+    s1, s2 = _phrase(rng, d, MAX_QUOTED_CHARS // 2), _phrase(rng, d, MAX_QUOTED_CHARS // 2)
     return (f"Is the length of '{s1}' {CMP_Q} the length of '{s2}'?",
             [("I need the length of the first string.", "string_length", s1),
              ("I need the length of the second string.", "string_length", s2),
@@ -194,8 +230,12 @@ def _tpl_compare_lengths(rng, d=None):
 
 
 def _tpl_sum_lengths(rng, d=None, ks=(2, 2, 3)):
-    k = rng.choice(ks)
-    ss = [_phrase(rng, d) for _ in range(k)]
+    if isinstance(d, Space):
+        k = d.count(rng, 2, MAX_COUNT)
+        ss = [_phrase(rng, d, quoted_budget(k)) for _ in range(k)]
+    else:
+        k = rng.choice(ks)
+        ss = [_phrase(rng, d) for _ in range(k)]
     q = " plus ".join(f"the length of '{s}'" for s in ss)
     steps = [(f"I need the length of the {ORDINALS[i]} string.", "string_length", s)
              for i, s in enumerate(ss)]
@@ -216,6 +256,10 @@ def _tpl_product_vs_number(rng, d=None):
     a, b = _num(rng, d, 2, 99), _num(rng, d, 2, 99)
     if d is None:
         c = a * b if rng.random() < 0.1 else rng.randint(1, 9999)
+    elif isinstance(d, Space):  # an equal product now and then, else as wide as the product
+        c = run_tool("calculator", f"{a} * {b}")  # (only if on this side of the partition)
+        if rng.random() >= 0.1 or is_heldout_number(c) != (d.name == "heldout"):
+            c = d.number(rng, digits=(1, 2 * d.digits[1]))
     else:  # an equal product now and then, else a number as wide as the product
         c = run_tool("calculator", f"{a} * {b}") if rng.random() < 0.1 else \
             Dist("c", 0, (1, 1), 1, (1, 2 * d.digits[1]), d.p_negative, d.p_decimal).number(rng)
@@ -329,14 +373,16 @@ def solve(task_id: str, template: str, question: str, plan, rng: random.Random |
 
 def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "t",
              p_detour: float = 0.0, with_seed_tasks: bool = False, unique: bool = True,
-             mix: dict[str, float] | None = None, dist: Dist | None = None, broad: float = 0.0,
-             templates: list[str] | None = None):
+             mix: dict[str, float] | None = None, dist: Dist | Space | None = None,
+             broad: float = 0.0, templates: list[str] | None = None,
+             broad_dist: Dist | Space = TRAIN_DIST):
     """Yield n oracle trajectories, questions not in exclude (and, with unique, not repeated).
 
     Templates are drawn uniformly (from `templates`, default all), or by the weights of `mix`
     (see `parse_mix`; training only: the frozen and validation sets are drawn uniformly).
     Words and numbers come from `dist` (None: the frozen set's vocabulary and ranges); with
-    `broad` > 0 that share of the tasks comes from TRAIN_DIST instead (training and validation)."""
+    `broad` > 0 that share of the tasks comes from `broad_dist` instead (training and
+    validation): TRAIN_DIST by default, SPACE (the whole declared space) with `--space full`."""
     rng = random.Random(seed)
     seen = set(exclude)
     count = 0
@@ -358,7 +404,7 @@ def generate(seed: int, n: int, exclude: set[str] = frozenset(), prefix: str = "
             name, tpl = TRAIN_VARIANTS[name]
         else:
             tpl = TEMPLATES[name]
-        d = TRAIN_DIST if broad and rng.random() < broad else dist
+        d = broad_dist if broad and rng.random() < broad else dist
         question, plan = tpl(rng, d)
         if question in seen:
             continue
@@ -382,6 +428,22 @@ def generalisation_tasks() -> list[Task]:
     names = [k for k in TEMPLATES if k != "const_op_const"]
     return [t.task for t in generate(GEN_SEED, GEN_SIZE, prefix="react-gen-", dist=HELDOUT_DIST,
                                      templates=names)]
+
+
+SPACE_SEED = 20261207  # fresh generalisation sets over the declared space (reference.space_eval)
+
+
+def space_tasks(dim: str, n: int, seed: int = SPACE_SEED) -> list[Task]:
+    """n tasks from the held-out side of the declared space with dimension `dim` forced
+    (reference.space.DIMS), drawn evenly over the templates that have that kind of input;
+    no question of the frozen set or of its generalisation split."""
+    need = DIM_NEEDS[dim]
+    names = [k for k, kinds in TEMPLATE_INPUTS.items() if kinds and (need is None or need in kinds)]
+    if not names:
+        return []  # no template of this benchmark has that kind of input
+    frozen = {t.question for t in load_eval_set()} | {t.question for t in load_generalisation_set()}
+    return [t.task for t in generate(seed, n, exclude=frozen, prefix=f"react-space-{dim}-",
+                                     dist=SPACE.heldout().force(dim), templates=names)]
 
 
 def _write_frozen(tasks: list[Task], path: Path) -> str:
