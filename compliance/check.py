@@ -61,7 +61,7 @@ def submissions_in(top: Path, max_depth: int = 4) -> list[Path]:
 
 def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
                sandbox_budget_s: float | None = None, replay: int = 0,
-               replay_seed: int | None = None) -> Report:
+               replay_seed: int | None = None, parallel: bool | None = None) -> Report:
     report = Report(label)
     ctx = Ctx(Tree(root), rules, expect_profile, sandbox_budget_s)
     if is_archive(Path(label)):  # L105: an archive's name is its submitter's, as a folder's
@@ -70,7 +70,7 @@ def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of parsed trace objects, no cycles: the collector's scans of them
     try:          # cost a third of a check (reference: 10.5 s -> 7.3 s of CPU)
-        _run_rules(ctx, report)
+        _run_rules(ctx, report, parallel)
         rows = _guarded(report, "rows", lambda: _rows(ctx), [])
         evidence = _guarded(report, "evidence", lambda: _evidence(ctx), {})
         prints = _guarded(report, "episode prints", lambda: _episode_prints(ctx), [])
@@ -119,23 +119,43 @@ def _evidence(ctx: Ctx) -> dict:
     return out
 
 
-def _run_rules(ctx: Ctx, report: Report) -> None:
-    for rule in REGISTRY:
-        if rule.check is None:
-            continue
+def _run_rules(ctx: Ctx, report: Report, parallel: bool | None = None) -> None:
+    """Every rule, in registry order; on both cores (compliance.parallel) when `parallel`,
+    or when None and it pays. The findings are the same either way."""
+    from compliance import parallel as par
+    rules = [rule for rule in REGISTRY if rule.check is not None]
+    found = None
+    if parallel is None:
+        parallel = par.worth_forking(ctx)
+    if parallel:
         try:
-            report.findings.extend(rule.check(ctx, rule.id))
-        except BudgetExceeded as exc:  # a hostile or broken submission, not a checker bug
-            report.findings.append(Finding(
-                "T609", Severity.ERROR, "", f"rule {rule.id} not checked to the end: {exc}",
-                expected=f"<= {ctx.sandbox_budget_s:.0f} s of sandbox time",
-                hint="the submission's programs take too long to re-verify in the sandbox"))
-        except Exception as exc:  # a checker bug: its own finding, never a silent verdict
-            tb = traceback.extract_tb(exc.__traceback__)[-1]
-            report.findings.append(Finding(
-                "X901", Severity.ERROR, "", f"rule {rule.id} crashed: {type(exc).__name__}: {exc}",
-                location=f"{Path(tb.filename).name}:{tb.lineno}",
-                hint="a bug in the checker; please report it with this submission"))
+            par.share_evidence(ctx)
+        except Exception:  # the rule that meets it reports it (X901), run serially
+            parallel = False
+    if parallel:
+        found = par.run_split(ctx, rules, _run_rule)
+    for i, rule in enumerate(rules):
+        report.findings.extend(found[i] if found is not None else _run_rule(ctx, rule))
+
+
+def _run_rule(ctx: Ctx, rule) -> list[Finding]:
+    """One rule's findings; a crash is its own finding (X901), a sandbox budget spent T609."""
+    from compliance.parallel import ParentOnly
+    try:
+        return list(rule.check(ctx, rule.id))
+    except BudgetExceeded as exc:  # a hostile or broken submission, not a checker bug
+        return [Finding(
+            "T609", Severity.ERROR, "", f"rule {rule.id} not checked to the end: {exc}",
+            expected=f"<= {ctx.sandbox_budget_s:.0f} s of sandbox time",
+            hint="the submission's programs take too long to re-verify in the sandbox")]
+    except ParentOnly:  # a forked rule that needs the sandbox: compliance.parallel reruns it
+        raise
+    except Exception as exc:  # a checker bug: its own finding, never a silent verdict
+        tb = traceback.extract_tb(exc.__traceback__)[-1]
+        return [Finding(
+            "X901", Severity.ERROR, "", f"rule {rule.id} crashed: {type(exc).__name__}: {exc}",
+            location=f"{Path(tb.filename).name}:{tb.lineno}",
+            hint="a bug in the checker; please report it with this submission")]
 
 
 def _episode_prints(ctx: Ctx) -> list[str]:
@@ -201,9 +221,10 @@ BASIS = {"quality": "recomputed: the accuracy log's answers scored against the f
 
 def check_path(path: Path, expect_profile: str = "official", rules: Rules | None = None,
                sandbox_budget_s: float | None = None, replay: int = 0,
-               replay_seed: int | None = None) -> Report:
+               replay_seed: int | None = None, parallel: bool | None = None) -> Report:
     """Check a submission directory or archive; never raises on bad input. Replay (R801) of
-    `replay` episodes per run is seeded by `replay_seed`, else by fresh randomness."""
+    `replay` episodes per run is seeded by `replay_seed`, else by fresh randomness. The rules
+    run on two cores when `parallel` (None: when it pays; compliance.parallel)."""
     rules = rules or load_rules()
     path = Path(path)
     if is_archive(path) and path.is_file():
@@ -214,7 +235,7 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
                 report = Report(str(path))
             else:
                 report = check_tree(root, rules, expect_profile, str(path), sandbox_budget_s,
-                                    replay, replay_seed)
+                                    replay, replay_seed, parallel)
             for p in problems:
                 report.findings.insert(0, Finding("L104", Severity.ERROR, path.name,
                                                   f"archive member refused: {p}",
@@ -236,4 +257,4 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
                                        "no submission.json found", expected="results/<division>/<submitter>/submission.json"))
         return report
     return check_tree(root, rules, expect_profile, str(path), sandbox_budget_s, replay,
-                      replay_seed)
+                      replay_seed, parallel)

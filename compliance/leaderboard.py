@@ -188,11 +188,12 @@ def _server_p99s(path: Path) -> dict[str, float]:
 
 
 def _check_one(path: str, profile: str, budget_s: float, replay: int = 0,
-               replay_seed: int | None = None) -> dict:
-    """Check one entry in a worker process: the report as plain data (never raises)."""
+               replay_seed: int | None = None, parallel: bool | None = None) -> dict:
+    """Check one entry in a worker process: the report as plain data (never raises). Several
+    workers already hold the cores: they pass parallel=False (no fork per check)."""
     try:
         report = check_path(Path(path), profile, sandbox_budget_s=budget_s, replay=replay,
-                            replay_seed=replay_seed)
+                            replay_seed=replay_seed, parallel=parallel)
         p99s = _server_p99s(Path(path)) if report.valid else {}
         return {"valid": report.valid, "meta": report.meta, "p99s": p99s,
                 "findings": [f.to_dict() for f in report.findings]}
@@ -216,8 +217,8 @@ def _check_all(entries: list[Path], profile: str, workers: int, replay: int = 0,
     if cluster and entries:  # one Ray task per entry (compliance/cluster.py), results in order
         from compliance.cluster import run_tasks
         share = max(left, 0.0) / len(entries)
-        return run_tasks(cluster, _check_one, [(str(p), profile, share, replay, replay_seed)
-                                               for p in entries],
+        return run_tasks(cluster, _check_one, [(str(p), profile, share, replay, replay_seed,
+                                                False) for p in entries],
                          progress=progress, labels=[p.name for p in entries])
     if workers <= 1 or len(entries) <= 1:
         for i, p in enumerate(entries):
@@ -254,7 +255,7 @@ def _check_pooled(pool, entries, profile, workers, replay, replay_seed, progress
         while queue and len(pending) < workers:
             i, p = queue.pop(0)
             pending[pool.submit(_check_one, str(p), profile, max(left, 0.0) / workers,
-                                replay, replay_seed)] = i
+                                replay, replay_seed, False)] = i
         done = next(iter(_wait(pending)))
         i = pending.pop(done)
         try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 
+import orjson
+
 from reference.rules import SCHEMA_DIR
 
 SCHEMA_PATH = SCHEMA_DIR / "agent_trace.schema.json"
@@ -103,6 +105,23 @@ def record_ok(rec) -> bool:
 
 
 _SPACED_COLON = re.compile(r'"\s+:')  # a key written `"k" :` escapes the quick count
+_SPACED_COLON_B = re.compile(rb'"\s+:')
+
+
+def _records(parsed, numbered_lines, n_colons: int, spaced) -> list[tuple[int, dict]] | None:
+    """parse_trace's verdict on one parsed `[[line 1], [line 2], ...]` (see there)."""
+    if type(parsed) is not list or len(parsed) != len(numbered_lines):
+        return None
+    out, n_keys = [], 0
+    for i, e in zip(numbered_lines, parsed):
+        if type(e) is not list or len(e) != 1 or not record_ok(e[0]):
+            return None
+        rec = e[0]
+        out.append((i, rec))
+        n_keys += len(rec) + len(rec["steps"]) * len(rec["steps"][0])
+    if n_colons != n_keys or spaced:
+        return None
+    return out
 
 
 def parse_trace(lines: list[str]) -> list[tuple[int, dict]] | None:
@@ -110,33 +129,41 @@ def parse_trace(lines: list[str]) -> list[tuple[int, dict]] | None:
     (record_ok) without a duplicate key, else None (the caller then parses line by line, to
     say which line is wrong and why).
 
-    One json.loads of the whole trace (2.5 s -> 1.9 s for the reference's 53 MB: keys are
-    shared, one call): each line is wrapped as `[line]`, the wrappers joined by `\n,`. Why
-    that is exact: a string cannot span lines (a raw newline is refused), so each inserted
-    `],[` is structural; its comma separates two arrays, which only the outer list holds
-    when no record holds an array of arrays (record_ok: steps are objects of scalars). So
-    when the outer list has one element per line and each is `[record]`, element k is line k
-    alone. Duplicate keys: outside a string every `":` ends a key (a record's keys are known
-    names, none ending in a backslash), so the text's count exceeds the records' key count
-    exactly when some key is given twice."""
+    One JSON parse of the whole trace (keys are shared, one call): each line is wrapped as
+    `[line]`, the wrappers joined by `\n,`. Why that is exact: a string cannot span lines (a
+    raw newline is refused), so each inserted `],[` is structural; its comma separates two
+    arrays, which only the outer list holds when no record holds an array of arrays
+    (record_ok: steps are objects of scalars). So when the outer list has one element per
+    line and each is `[record]`, element k is line k alone. Duplicate keys: outside a string
+    every `":` ends a key (a record's keys are known names, none ending in a backslash), so the
+    text's count exceeds the records' key count exactly when some key is given twice."""
     numbered = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
     body = "]\n,[".join([line for _, line in numbered])  # adds no `"` and no `:`
     try:
         parsed = json.loads("[[" + body + "]]")
     except (ValueError, RecursionError):
         return None
-    if type(parsed) is not list or len(parsed) != len(numbered):
+    return _records(parsed, [i for i, _ in numbered],
+                    body.count('":') - body.count('\\":'), _SPACED_COLON.search(body))
+
+
+def parse_trace_bytes(data: bytes) -> list[tuple[int, dict]] | None:
+    """parse_trace of a trace's raw bytes, for the common shape (records separated by `\n`
+    alone, no blank line): the same wrapping made by one replace, parsed by orjson from the
+    bytes (it refuses invalid UTF-8, NaN, Infinity and numbers that overflow a double; a big
+    integer becomes a float, which record_ok refuses where an integer belongs). Whatever it
+    refuses, or any other shape, goes to parse_trace (the standard library's parser), so
+    this only ever decides faster, never differently: test_tracecheck.py holds the two equal.
+    The reference's 53 MB: 1.4 s -> 0.8 s of CPU."""
+    if b"\r" in data or not data:
         return None
-    out, n_keys = [], 0
-    for (i, _), e in zip(numbered, parsed):
-        if type(e) is not list or len(e) != 1 or not record_ok(e[0]):
-            return None
-        rec = e[0]
-        out.append((i, rec))
-        n_keys += len(rec) + len(rec["steps"]) * len(rec["steps"][0])
-    if body.count('":') - body.count('\\":') != n_keys or _SPACED_COLON.search(body):
+    body = data[:-1] if data.endswith(b"\n") else data
+    try:
+        parsed = orjson.loads(b"[[" + body.replace(b"\n", b"]\n,[") + b"]]")
+    except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
         return None
-    return out
+    return _records(parsed, range(1, body.count(b"\n") + 2),
+                    body.count(b'":') - body.count(b'\\":'), _SPACED_COLON_B.search(body))
 
 
 def record_problem(rec) -> str | None:

@@ -73,18 +73,29 @@ def trace_episodes_distinct(ctx: Ctx, rule: str):
                           found=distinct)
 
 
-def _step_problem(workload, closed: bool, s: dict, seen: dict) -> str | None:
-    """`seen` memoises by (text, tool, tool_input), all a workload's step_problem reads: an
-    episode's steps recur across the runs of a result (57 k planner steps, 9 k distinct
-    texts; T607 1.6 s -> 0.5 s)."""
+def _step_problem(workload, s: dict, seen: dict) -> tuple[int, str | None]:
+    """(UTF-8 byte length of the step's text, workload.step_problem) memoised by (text, tool,
+    tool_input), all that step_problem is given: an episode's steps recur across the runs of a
+    result (57 k planner steps, 9 k distinct texts; T607 1.6 s -> 0.5 s)."""
     key = (s["text"], s["tool"], s["tool_input"])
     got = seen.get(key)
     if got is None:
         got = seen[key] = (len(s["text"].encode("utf-8")), workload.step_problem(
             {"text": s["text"], "tool": s["tool"], "tool_input": s["tool_input"]}))
-    if closed and s["generated_tokens"] != got[0]:
-        return "generated_tokens is not the byte length of the step's text (byte-level tokens)"
-    return got[1]
+    return got
+
+
+def _answer_problem(workload, rec: dict, seen: dict) -> str | None:
+    """workload.answer_problem memoised by what it is given: the stop reason, the answer and
+    the last step's text (a workload that reads more fails loudly: X901)."""
+    key = (rec["stop_reason"], rec["answer"], rec["steps"][-1]["text"])
+    if key not in seen:
+        seen[key] = workload.answer_problem({"stop_reason": key[0], "answer": key[1],
+                                             "steps": [{"text": key[2]}]})
+    return seen[key]
+
+
+_TOKENS_PROBLEM = "generated_tokens is not the byte length of the step's text (byte-level tokens)"
 
 
 def trace_self_consistent(ctx: Ctx, rule: str):
@@ -99,25 +110,38 @@ def trace_self_consistent(ctx: Ctx, rule: str):
         m = ctx.measurements(r) or {}
         closed = m.get("division") == "closed"
         seen: dict = {}
+        answers: dict = {}
         for base, _ in r.runs:
             rel = f"{base}/agent_trace.jsonl"
             for line, rec in trace_records(ctx, rel):
                 i = rec["qsl_idx"]
                 steps = rec["steps"]
+                total, last, shrinks = 0, -1, False  # one pass over the steps' numbers
+                for s in steps:
+                    total += s["generated_tokens"]
+                    c = s["context_tokens"]
+                    shrinks = shrinks or c < last
+                    last = c
                 problem = None
                 if not 0 <= i < len(tasks):
                     problem = "the sample index is out of range"
                 elif rec["task_id"] != tasks[i].id or rec["question"] != tasks[i].question:
                     problem = f"the episode is not sample {i}'s task"
-                elif rec["generated_tokens"] != sum(s["generated_tokens"] for s in steps):
+                elif rec["generated_tokens"] != total:
                     problem = "the episode's generated tokens are not the sum of its steps'"
-                elif any(b["context_tokens"] < a["context_tokens"] for a, b in zip(steps, steps[1:])):
+                elif shrinks:
                     problem = "context tokens shrink from one step to the next"
-                elif (p := workload.answer_problem(rec)):
+                elif (p := _answer_problem(workload, rec, answers)):
                     problem = p
                 else:
-                    problem = next((p for s in steps
-                                    if (p := _step_problem(workload, closed, s, seen))), None)
+                    for s in steps:
+                        n_bytes, p = _step_problem(workload, s, seen)
+                        if closed and s["generated_tokens"] != n_bytes:
+                            problem = _TOKENS_PROBLEM
+                            break
+                        if p:
+                            problem = p
+                            break
                 if problem:
                     yield err(rule, rel, problem, location=f"line {line}",
                               hint="a trace is written by the harness, never by hand")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
-from compliance.tracecheck import RECORD_KEYS, parse_trace, record_problem
+from compliance.tracecheck import RECORD_KEYS, parse_trace, parse_trace_bytes, record_problem
 from compliance.tree import _lines, has_duplicate_keys
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
@@ -27,15 +27,24 @@ def checked_trace_rows(ctx: Ctx, rel: str):
     return ctx.tree.memo(("trace_rows", rel), lambda: _check_rows(ctx, rel))
 
 
+def adopt_trace_rows(ctx: Ctx, rel: str, rows: list) -> None:
+    """checked_trace_rows(ctx, rel) as computed by a forked copy of this check (the same
+    code on the same bytes: compliance.parallel), so this process need not parse it again."""
+    ctx.tree.memo(("trace_rows", rel), lambda: rows)
+
+
 def _check_rows(ctx: Ctx, rel: str) -> list:
     """A trace past the record budget, or unreadable, gives no rows. One parse of the whole
     trace when every line is well formed (parse_trace); else line by line, each line's problem
     its own."""
     if not _budget_left(ctx, rel):
         return []
-    text, _ = ctx.tree.text(rel)
-    lines = _lines(text) if text else []
-    fast = parse_trace(lines)
+    data, _ = ctx.tree.bytes(rel)
+    fast = parse_trace_bytes(data) if data else None
+    if fast is None:
+        text, _ = ctx.tree.text(rel)
+        lines = _lines(text) if text else []
+        fast = parse_trace(lines)
     if fast is not None:
         return [(line, rec, "") for line, rec in fast]
     rows, _ = ctx.tree.json_lines(rel)
