@@ -173,6 +173,20 @@ def generate(seed: int, n: int, verifier, space: Space | None = None,
     return out
 
 
+def trajectory(verifier, task: HiddenCaseTask) -> list[tuple[str, str]]:
+    """A training trajectory as (role, text) segments: on a non-default task the default
+    program (masked) and its real feedback, then the intended program (learned)."""
+    from reference.codegen.format import END, FEEDBACK, PROGRAM, TASK
+    segs = [("prompt", f"{TASK}{task.prompt}\n")]
+    default = FAMILIES[task.family][1][0]
+    if task.variant != 0:
+        ok, feedback = check(verifier, task, default)
+        assert not ok, (task, feedback)
+        segs += [("agent_masked", f"{PROGRAM}\n{default}\n{END}\n"),
+                 ("observation", f"{FEEDBACK}{feedback}\n")]
+    return segs + [("agent", f"{PROGRAM}\n{task.oracle}\n{END}\n")]
+
+
 def scripted_episode(verifier, task: HiddenCaseTask, max_attempts: int = 3) -> list[str]:
     """The policy the design expects the model to learn: the family's default first, then the
     convention the feedback's (case, expected) pair singles out. Returns the feedback lines."""
@@ -201,6 +215,7 @@ def main() -> None:
         for t in generate(args.seed, args.show, v):
             print(f"{t.family}/{t.variant}: {t.prompt}\n  hidden: {list(t.cases)} -> "
                   f"{list(t.answers)}\n  episode: {scripted_episode(v, t)}")
+            print("".join(text for _, text in trajectory(v, t)))
 
 
 if __name__ == "__main__":

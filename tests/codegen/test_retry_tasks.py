@@ -41,3 +41,14 @@ def test_following_the_feedback_passes_within_three_attempts_and_first_only_by_d
     assert [len(e) == 1 for e in episodes] == [t.variant == 0 for t in tasks]
     share = sum(t.variant == 0 for t in tasks) / len(tasks)
     assert 0.45 <= share <= 0.85  # P_DEFAULT 0.65: pass@1 of the scripted policy
+
+
+def test_a_training_trajectory_masks_the_default_attempt_and_learns_the_named_fix(
+        tasks_and_verifier):
+    tasks, v = tasks_and_verifier
+    t = next(t for t in tasks if t.variant != 0)
+    roles = [r for r, _ in rt.trajectory(v, t)]
+    assert roles == ["prompt", "agent_masked", "observation", "agent"]
+    assert t.oracle in rt.trajectory(v, t)[-1][1]
+    d = next(t for t in tasks if t.variant == 0)
+    assert [r for r, _ in rt.trajectory(v, d)] == ["prompt", "agent"]
