@@ -95,3 +95,40 @@ def test_a_duplicate_key_fails_the_one_call_parse():
     rec = _line(_some_records(1)[0])
     assert parse_trace([rec, '{"seq":5,' + rec[1:]]) is None
     assert parse_trace([rec, rec.replace('"seq":', '"seq" :')]) is None
+
+
+def _bytes_variants(recs) -> dict[str, bytes]:
+    text = "\n".join(_line(r) for r in recs)
+    first = _line(recs[0])
+    return {
+        "plain": (text + "\n").encode(), "no final newline": text.encode(),
+        "a blank line": (text + "\n\n" + first + "\n").encode(),
+        "a spaces-only line": (text + "\n  \n").encode(),
+        "CRLF": (text.replace("\n", "\r\n") + "\r\n").encode(),
+        "a duplicate key": (text + "\n" + '{"seq":5,' + first[1:] + "\n").encode(),
+        "a spaced colon": (text + "\n" + first.replace('"seq":', '"seq"\t:') + "\n").encode(),
+        "NaN": (text + "\n" + first.replace('"latency_ms":', '"latency_ms":NaN,"x":')).encode(),
+        "an overflowing float": text.replace('"latency_ms":', '"latency_ms":1e400,"x":', 1).encode(),
+        "a big integer": text.replace('"seq":', '"seq":123456789012345678901234567890,"x":',
+                                      1).encode(),
+        "a lone surrogate": text.replace('"question":"', '"question":"\\ud800', 1).encode(),
+        "not UTF-8": text.encode() + b"\n\xff\n",
+        "a byte-order mark": b"\xef\xbb\xbf" + text.encode(),
+        "empty": b"", "a newline": b"\n",
+        "a record over two lines": text.replace(',"steps":', ',\n"steps":', 1).encode(),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bytes_variants(_some_records(3))))
+def test_the_bytes_parse_never_decides_otherwise_than_the_line_parse(name):
+    from compliance.tracecheck import parse_trace, parse_trace_bytes
+    from compliance.tree import _lines
+    data = _bytes_variants(_some_records(3))[name]
+    fast = parse_trace_bytes(data)
+    try:
+        slow = parse_trace(_lines(data.decode("utf-8")))
+    except UnicodeDecodeError:
+        slow = None
+    assert fast is None or fast == slow
+    if name in ("plain", "no final newline"):
+        assert fast is not None and fast == slow
