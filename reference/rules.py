@@ -8,7 +8,11 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +27,162 @@ SCENARIOS = ("Offline", "Server", "SingleStream")
 
 class RulesError(Exception):
     """rules.yaml is missing something the harness or the checker needs."""
+
+
+class Section(Mapping):
+    """A rules.yaml section as a frozen dataclass: built by `typed`, which refuses an unknown
+    key, a missing one and a value of the wrong type with one clear RulesError at load, so a
+    typo never surfaces partway through a check. Read it by attribute (`rules.checker.
+    max_trace_records`); it is also a read-only mapping of its fields, for code written
+    against the sections as dicts."""
+
+    def __getitem__(self, key: str):
+        if key not in self._keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self):
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    @classmethod
+    def _keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _coerce(value, tp, where: str):
+    """`value` as the annotated type `tp` (bool, int, float, str, Section subclasses, and
+    dict / list / tuple / Optional of them), or a RulesError naming `where`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        return _coerce(value, tp, where)
+    if isinstance(tp, type) and issubclass(tp, Section):
+        return typed(tp, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RulesError(f"rules.yaml {where}: expected a mapping, found {value!r}")
+        kt, vt = args or (str, typing.Any)
+        return {_coerce(k, kt, where): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if origin in (list, tuple):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise RulesError(f"rules.yaml {where}: expected a list, found {value!r}")
+        vt = args[0] if args else typing.Any
+        return origin(_coerce(v, vt, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is typing.Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RulesError(f"rules.yaml {where}: expected true or false, found {value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (tp is int and value != int(value)):
+            raise RulesError(f"rules.yaml {where}: expected {'an integer' if tp is int else 'a number'}, found {value!r}")
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise RulesError(f"rules.yaml {where}: expected a string, found {value!r}")
+        return str(value)
+    raise TypeError(f"rules.py: no coercion for {tp!r} ({where})")
+
+
+def typed(cls, doc, where: str):
+    """A Section subclass from a rules.yaml mapping: each field from its key (a field with a
+    default may be left out), no unknown key, each value of its field's type."""
+    if not isinstance(doc, dict):
+        raise RulesError(f"rules.yaml {where}: expected a mapping, found {doc!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        raise RulesError(f"rules.yaml {where}: unknown key {', '.join(map(str, unknown))} "
+                         f"(known: {', '.join(fields)})")
+    missing = [n for n, f in fields.items() if n not in doc and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise RulesError(f"rules.yaml {where}: missing {', '.join(missing)}")
+    return cls(**{n: _coerce(v, hints[n], f"{where}.{n}") for n, v in doc.items()})
+
+
+@dataclass(frozen=True)
+class DeviceClass(Section):
+    """checker.device_classes.<class>: the expected bound of one kind of device (T610, the
+    leaderboard's plausibility flag)."""
+    memory_bandwidth_gbs: float
+    max_tokens_per_generation_ms: float
+    match: tuple[str, ...] = ()         # accelerator names that are this class (none: cpu)
+
+
+@dataclass(frozen=True)
+class Checker(Section):
+    """The checker's limits and tolerances (rules.md section 9)."""
+    max_trace_records: int
+    max_reexecuted_tool_calls: int
+    max_code_patch_bytes: int
+    reproduction_min_ratio: float
+    max_sandbox_s: float
+    max_sandbox_s_leaderboard: float
+    closed_max_answer_mismatch_fraction: float
+    rate_tolerance_fraction: float
+    server_rate_tolerance_fraction: float
+    replay_max_mismatch_fraction: float
+    leaderboard_replay: int
+    max_duplicate_episode_fraction: float
+    plausibility_max_ratio: float
+    plausibility_max_ratio_accelerator: float
+    reference_results: dict[str, dict[str, float]]
+    device_classes: dict[str, DeviceClass]
+
+
+@dataclass(frozen=True)
+class Sandbox(Section):
+    """The code sandbox's limits per program."""
+    cpu_s: float
+    wall_s: float
+    memory_mb: int
+    max_output_chars: int
+
+
+@dataclass(frozen=True)
+class Test01(Section):
+    accuracy_log_probability: float
+    accuracy_log_rng_seed: int
+    max_mismatch_fraction: float
+
+
+@dataclass(frozen=True)
+class Test04(Section):
+    sample_index: int
+    max_speedup: float
+    max_trace_speedup: float
+
+
+@dataclass(frozen=True)
+class Test09(Section):
+    tolerance_fraction: float
+
+
+@dataclass(frozen=True)
+class Audits(Section):
+    """The audit runs written beside each result (rules.md section 4.1)."""
+    TEST01: Test01
+    TEST04: Test04
+    TEST09: Test09
+
+
+@dataclass(frozen=True)
+class ScenarioRule(Section):
+    """benchmarks.<name>.scenarios.<scenario>: the metric and, where one applies, the latency
+    bound."""
+    metric: str
+    latency_percentile: float | None = None
+    target_latency_ms: int | None = None
+    lower_is_better: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,11 +298,11 @@ class Rules:
     official_seeds: dict
     benchmarks: dict
     profiles: dict
-    audits: dict
+    audits: Audits
     path: Path
-    loadgen_version: str = ""           # the pinned LoadGen build ("6.0.17 @ d6147c7eb7")
-    checker: dict | None = None         # the checker's limits and tolerances
-    sandbox: dict | None = None         # the code sandbox's per-program limits
+    loadgen_version: str                # the pinned LoadGen build ("6.0.17 @ d6147c7eb7")
+    checker: Checker                    # the checker's limits and tolerances
+    sandbox: Sandbox                    # the code sandbox's per-program limits
 
     def benchmark(self, name: str) -> Benchmark:
         if name not in self.benchmarks:
@@ -153,6 +313,12 @@ class Rules:
         if name not in self.profiles:
             raise RulesError(f"unknown profile {name!r}; known: {', '.join(self.profiles)}")
         return self.profiles[name]
+
+
+def _mapping(doc, where: str) -> dict:
+    if not isinstance(doc, dict):
+        raise RulesError(f"rules.yaml {where}: expected a mapping, found {doc!r}")
+    return doc
 
 
 def _bounds(doc: dict) -> dict:
@@ -180,7 +346,9 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
                 reference_results=ROOT / b["reference_results"], quality_metric=q["metric"],
                 quality_reference=float(q["reference_value"]),
                 quality_target_fraction=float(q["target_fraction"]),
-                scenarios=dict(b["scenarios"]),
+                scenarios={sc: typed(ScenarioRule, r, f"benchmarks.{name}.scenarios.{sc}")
+                           for sc, r in _mapping(b["scenarios"], f"benchmarks.{name}.scenarios"
+                                                 ).items()},
                 reference_mean_generated_tokens=float(b["reference_mean_generated_tokens"]),
                 splits={sname: Split(
                     name=sname, eval_set=ROOT / sp["eval_set"],
@@ -212,12 +380,9 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
                                      int(p["audit_min_duration_ms"]),
                                      dict(p["audit_min_query_count"]), fraction, of_offline)
         seeds = {k: int(v) for k, v in doc["loadgen"]["official_seeds"].items()}
-        audits = dict(doc["audits"])
-        for name in ("TEST01", "TEST04", "TEST09"):
-            audits[name] = dict(audits[name])
-        audits["TEST09"]["tolerance_fraction"] = float(audits["TEST09"]["tolerance_fraction"])
-        return Rules(int(doc["version"]), seeds, benchmarks, profiles, audits, Path(path),
-                     str(doc["loadgen"]["version"]), dict(doc["checker"]),
-                     dict(doc["sandbox"]))
+        return Rules(int(doc["version"]), seeds, benchmarks, profiles,
+                     typed(Audits, doc["audits"], "audits"), Path(path),
+                     str(doc["loadgen"]["version"]), typed(Checker, doc["checker"], "checker"),
+                     typed(Sandbox, doc["sandbox"], "sandbox"))
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise RulesError(f"{path}: malformed rules ({type(err).__name__}: {err})") from None

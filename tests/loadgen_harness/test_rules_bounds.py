@@ -93,4 +93,4 @@ def test_the_code_defaults_are_the_committed_rules():
         == (MAX_STEPS, MAX_STEP_TOKENS)
     assert (rules.benchmark("nano-codegen").max_steps,
             rules.benchmark("nano-codegen").max_step_tokens) == (MAX_ATTEMPTS, CODEGEN_STEP_TOKENS)
-    assert rules.sandbox == DEFAULT_LIMITS
+    assert dict(rules.sandbox) == DEFAULT_LIMITS
