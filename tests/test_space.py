@@ -153,3 +153,24 @@ def test_space_eval_scores_the_committed_nano_react_on_a_dimension(capsys, tmp_p
     assert "digits_8" in printed and "long_lists" in printed and "skipped" in printed
     summary = json.loads(out.read_text())["summary"]
     assert summary["dims"]["digits_8"]["n"] == 4 and "long_lists" not in summary["dims"]
+
+
+def test_space_full_switches_each_benchmarks_broadened_share_to_the_declared_space():
+    from itertools import islice
+
+    from reference.planner.training import PlannerTraining
+    from reference.react.training import ReactTraining
+    from reference.train import parse_args
+    cfg = parse_args(["nano-react", "--broad", "0.7", "--space", "full", "--steps", "1"])
+    assert cfg.space == "full"
+    react_text = "".join(t for segs in islice(ReactTraining(cfg).stream(1, set()), 300)
+                         for _, t in segs)
+    plain = parse_args(["nano-react", "--broad", "0.7", "--steps", "1"])
+    plain_text = "".join(t for segs in islice(ReactTraining(plain).stream(1, set()), 300)
+                         for _, t in segs)
+    upper = re.compile(r"'[^'\n]*[A-Z][^'\n]*'")
+    assert upper.search(react_text) and not upper.search(plain_text)
+    pcfg = parse_args(["nano-planner", "--space", "full", "--steps", "1"])
+    ptext = "".join(t for segs in islice(PlannerTraining(pcfg).stream(1, set()), 200)
+                    for _, t in segs)
+    assert upper.search(ptext)
