@@ -53,6 +53,11 @@ def score(rows: list[dict]) -> dict:
         by_tpl[r.get("template", "?")].append(bool(r["correct"]))
     out = {"n": len(rows), "accuracy": sum(r["correct"] for r in rows) / max(1, len(rows)),
            "per_template": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_tpl.items())}}
+    stops = defaultdict(int)  # how the failures ended (context_full: the episode ran out)
+    for r in rows:
+        if not r["correct"]:
+            stops[r.get("stop_reason", "?")] += 1
+    out["failures_by_stop_reason"] = dict(sorted(stops.items()))
     if rows and "passed_first" in rows[0]:  # nano-codegen: accuracy is pass within the bound
         out["pass_at_1"] = sum(bool(r["passed_first"]) for r in rows) / len(rows)
     return out
@@ -111,7 +116,8 @@ def main(argv=None) -> int:
         worst = sorted(s["per_template"].items(), key=lambda kv: kv[1])[:3]
         print(f"{dim:18s} {s['accuracy']:.3f} (n={s['n']}){extra}  "
               f"{time.perf_counter() - t0:.0f}s  lowest: "
-              + ", ".join(f"{k} {v:.2f}" for k, v in worst), flush=True)
+              + ", ".join(f"{k} {v:.2f}" for k, v in worst)
+              + f"  failures: {s['failures_by_stop_reason']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"summary": report, "episodes": episodes}, indent=1))
         print(f"wrote {args.json}")
