@@ -20,10 +20,11 @@ import signal
 from compliance.context import Ctx
 
 # The trace rules that need no sandbox and cost the most after the parse (reference, CPU s:
-# T607 0.3, Q409 0.3, T606 0.2, T610 0.1, T603 0.07, A501/A502 0.03 each); the parent keeps
-# the sandbox rules (Q407, Q408, T605, the quality recomputation) and T604, T612 (0.1 each).
-FORKED_RULES = frozenset(("T607", "Q409", "T606", "T610", "T603", "A501", "A502", "T608",
-                          "T611"))
+# T607 0.3, T606 0.2, Q409 0.2, T610 0.07, A501/A502 0.05 each) and the system rules (S20x:
+# they import jsonschema, 0.1 s); the parent keeps the sandbox rules (Q407, Q408, T605, the
+# quality recomputation) and T603, T604, T612 (0.1 each).
+FORKED_RULES = frozenset(("T607", "Q409", "T606", "T610", "A501", "A502", "T608", "T611",
+                          "S201", "S202", "S203"))
 # Below this many bytes of traces (as stored) a fork costs more than it saves.
 MIN_TRACE_BYTES = 1 << 20
 

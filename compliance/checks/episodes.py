@@ -135,7 +135,9 @@ def trace_self_consistent(ctx: Ctx, rule: str):
                     problem = p
                 else:
                     for s in steps:
-                        n_bytes, p = _step_problem(workload, s, seen)
+                        got = seen.get((s["text"], s["tool"], s["tool_input"]))
+                        n_bytes, p = got if got is not None else \
+                            _step_problem(workload, s, seen)
                         if closed and s["generated_tokens"] != n_bytes:
                             problem = _TOKENS_PROBLEM
                             break

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 from compliance.checks import err, warn
 from compliance.context import Ctx
-from loadgen_harness.system import mismatches, schema_errors, tuning_problems
+# loadgen_harness.system (and jsonschema, a tenth of the checker's start-up) is imported by the
+# rules that use it, which run in compliance.parallel's child: off the parent's path
 
 PROBE_FIELDS = {"host_processor_model_name": str, "host_processor_core_count": int,
                 "host_memory_capacity_gb": (int, float), "accelerators": list, "torch": str,
                 "loadgen": str}
+
+
+def _system():
+    import loadgen_harness.system as system
+    return system
 
 
 def _doc(ctx: Ctx, s: str):
@@ -28,7 +34,7 @@ def declaration_schema(ctx: Ctx, rule: str):
             yield err(rule, rel, "declaration is not a JSON object", found=type(d).__name__)
             continue
         decl = {k: d.get(k) for k in ("schema_version", "declaration", "tuning")}
-        for e in schema_errors(decl):
+        for e in _system().schema_errors(decl):
             path, _, msg = e.partition(": ")
             yield err(rule, rel, f"declaration does not match the schema: {msg}",
                       location=path, hint="see reference/schemas/system.schema.json")
@@ -39,7 +45,7 @@ def declaration_matches_probe(ctx: Ctx, rule: str):
     for s in ctx.systems:
         rel = f"systems/{s}.json"
         d = _doc(ctx, s)
-        if d is None or schema_errors({k: d.get(k) for k in ("schema_version", "declaration", "tuning")}):
+        if d is None or _system().schema_errors({k: d.get(k) for k in ("schema_version", "declaration", "tuning")}):
             continue  # S201 reports it
         probe = d.get("probe")
         if not isinstance(probe, dict) or any(
@@ -49,7 +55,7 @@ def declaration_matches_probe(ctx: Ctx, rule: str):
                       expected=", ".join(PROBE_FIELDS), hint="the probe is written by make submission")
             continue
         try:
-            found = mismatches(d["declaration"], probe)
+            found = _system().mismatches(d["declaration"], probe)
         except (KeyError, TypeError, AttributeError, IndexError) as e:
             yield err(rule, rel, f"the machine probe is malformed ({type(e).__name__})",
                       location="/probe")
@@ -89,7 +95,7 @@ def probe_consistent(ctx: Ctx, rule: str):
                 problems.append("accelerators listed, but the runs used device cpu")
         # the pre-check's own sentences (loadgen_harness.system.tuning_problems): cores the
         # tuning used beyond the probe's, cuda without a GPU, unknown benchmarks
-        problems += tuning_problems({"tuning": tuning}, probe, ctx.rules.benchmarks)
+        problems += _system().tuning_problems({"tuning": tuning}, probe, ctx.rules.benchmarks)
         for p in problems:
             yield err(rule, rel, f"the machine probe contradicts itself: {p}",
                       location="/probe", hint="the probe is written by make submission, "
