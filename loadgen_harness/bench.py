@@ -4,6 +4,7 @@
     python -m loadgen_harness.bench --tasks 1000 --naive-tasks 50 --agreement
     python -m loadgen_harness.bench --benchmark nano-codegen --server-qps 10,20
     python -m loadgen_harness.bench --system cpu-ray --tasks 400 --json OUT   # Ray replicas
+    build/peers-venv/bin/python -m loadgen_harness.bench --peers   # make bench-peers
 
 All three run in one invocation on the same machine, so their ratios are comparable even on a
 shared, noisy machine. The engine and the LoadGen SUT use the same engine setup (workers x
@@ -11,10 +12,14 @@ threads and tuning.draft from systems/<system>.yaml, or --draft); LoadGen runs i
 process as in a submission, on exactly the direct run's episodes (the first --tasks tasks, each issued once), and its rate
 is LoadGen's own `result_samples_per_second`; the two run --rounds times each in ABBA order
 and their means are compared (the machine's speed drifts between runs; ABBA cancels a steady
-drift). The roofline and breakdown use the fastest direct run. The roofline (loadgen_harness/
+drift); each round's own overhead is printed too, with the mean, stdev and range of those.
+Workers are started and warmed up (loadgen_harness.sut.WARM_STEPS) before either is timed.
+The roofline and breakdown use the fastest direct run. The roofline (loadgen_harness/
 roofline.py) measures the machine's matmul rate and memory bandwidth in the same run, counts
 each episode's FLOPs and bytes from the model's shapes and the engine's step records, and
-prints the bound in episodes/s with the engine's fraction of it, and where the engine's time
+prints first the engine's fraction of the bound of the algorithm it runs (drafts included:
+`roofline.with_drafts.engine_fraction_of_bound` in --json), then the one-token bound as
+context only (plain decode, which the engine does not run), and where the engine's time
 goes (decode forwards, attention inside them, prefills, the environment and its tools, Python
 bookkeeping). With --agreement the engine's
 answers are compared with the naive baseline's on the naive subset (greedy decoding: they
@@ -29,6 +34,11 @@ replicas, directly and through LoadGen, and today's worker pool with one worker 
 the same episodes, in the same ABBA rounds: the Ray overhead against the pool, and whether
 the answers are identical.
 
+With --peers (in the venv of `make bench-peers`, which has transformers) the first
+--peer-tasks episodes also run through Hugging Face transformers on the same weights
+(loadgen_harness/peers.py: a GPT-NeoX export, the KV cache kept across tool calls): episodes/s
+and answer agreement with the engine per peer, and the engine's rate over the best peer's.
+
 Limits: the naive baseline is slow (the whole context per token), so it runs a subset.
 """
 from __future__ import annotations
@@ -37,6 +47,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -74,10 +85,10 @@ def engine_rate(model, tasks, workers: int, max_batch: int, make_env,
             results[idx] = result
 
     pool = WorkerPool(model, tasks, on_done, make_env, workers, max_batch, draft)
+    pool.start()  # warmed-up workers waiting for work, as the LoadGen SUT's are when it issues
     t0 = time.perf_counter()
     for i in range(len(tasks)):
         pool.submit(i, i)
-    pool.start()
     pool.stop()
     wall = time.perf_counter() - t0
     if breakdown is not None:
@@ -317,28 +328,51 @@ def server_p99_ms(rules, bench, checkpoint, qps: float, duration_s: float, tunin
 
 
 def _print_roofline(roof: dict, br: dict) -> None:
-    m, w = roof["machine"], roof["work_per_episode"]
+    """The headline first: the engine against the bound of the algorithm it runs (drafts
+    included: several tokens per row and forward, weights and cache read once for all of
+    them); the one-token bound (plain autoregressive decode) follows as context only, since
+    the engine does not run that algorithm."""
+    m, d, w = roof["machine"], roof["with_drafts"], roof["with_drafts"]["work_per_episode"]
+    print(f"engine / bound     {100 * d['engine_fraction_of_bound']:8.2f}%  of the bound of the "
+          f"algorithm it runs: {d['bound_eps']:.1f} episodes/s ({d['limited_by']}-bound: compute "
+          f"{d['compute_bound_eps']:.0f}, memory {d['memory_bound_eps']:.0f}), "
+          f"{br['tokens_per_row_and_forward']:.2f} tokens per row and forward "
+          f"({100 * br['drafts_kept_share']:.1f}% of drafted tokens kept)")
     print(f"machine            {m['matmul_gflops']:8.1f} GFLOP/s fp32 matmul, "
           f"{m['copy_gbps']:.1f} GB/s copy ({m['threads']} threads, measured now)")
     print(f"work per episode   {w['gflop'] * 1e3:8.2f} MFLOP, {w['gbytes'] * 1e3:.2f} MB "
           f"({w['tokens_decoded']:.0f} decoded + {w['tokens_prefilled']:.0f} prefilled tokens, "
           f"batch {w['batch']})")
-    print(f"roofline bound     {roof['bound_eps']:8.1f} episodes/s ({roof['limited_by']}-bound: "
-          f"compute {roof['compute_bound_eps']:.0f}, memory {roof['memory_bound_eps']:.0f})")
-    print(f"engine / bound     {100 * roof['engine_fraction_of_bound']:8.2f}%  (one token per row "
-          f"and forward)")
-    d = roof["with_drafts"]
-    if br["tokens_per_row_and_forward"] > 1:
-        print(f"drafts             {br['tokens_per_row_and_forward']:8.2f} tokens per row and "
-              f"forward ({100 * br['drafts_kept_share']:.1f}% of drafted tokens kept); the bound "
-              f"of that algorithm {d['bound_eps']:.1f} episodes/s ({d['limited_by']}-bound), "
-              f"engine / it {100 * d['engine_fraction_of_bound']:.2f}%")
+    print(f"one-token bound    {roof['bound_eps']:8.1f} episodes/s ({roof['limited_by']}-bound), "
+          f"engine / it {100 * roof['engine_fraction_of_bound']:.2f}%: context only, the bound "
+          f"of plain decode (one token per row and forward), which the engine does not run")
     print(f"engine time        decode forward {br['decode_forward_pct']}% (attention "
           f"{br['attention_pct_of_forward']}% of forward), prefill {br['prefill_pct']}%, "
           f"environment {br['environment_excl_tools_pct']}% + tools {br['tools_pct']}%, "
           f"Python bookkeeping {br['python_bookkeeping_pct']}%; "
           f"{br['mean_rows_per_decode_step']} rows per decode step, "
           f"{br['decode_step_ms']} ms each", flush=True)
+
+
+def _run_peers(model, tasks, make_env, engine_results, engine_eps: float, cores: int,
+               stage) -> dict:
+    """The same episodes through each peer on the same weights (greedy, the same tools), one
+    episode at a time on every core: episodes/s, and the share of answers equal to the
+    engine's on those episodes."""
+    from loadgen_harness.peers import hf_episodes, to_gpt_neox
+    torch.set_num_threads(cores)
+    peers = {}
+    stage(f"peer: Hugging Face transformers (GPT-NeoX export), {len(tasks)} episodes")
+    eps, results = hf_episodes(to_gpt_neox(model), model.config, tasks, make_env)
+    same = sum(a.answer == b.answer for a, b in zip(results, engine_results))
+    peers["hf-transformers"] = {"episodes_per_s": round(eps, 3),
+                                "agreement": round(same / len(tasks), 4), "tasks": len(tasks)}
+    print(f"peer HF transformers {eps:6.2f} episodes/s ({len(tasks)} episodes, KV cache kept "
+          f"across tool calls, {cores} threads); answers equal to the engine's {same}/"
+          f"{len(tasks)}", flush=True)
+    best = max(p["episodes_per_s"] for p in peers.values())
+    print(f"engine / best peer {engine_eps / best:8.2f}x", flush=True)
+    return {"peers": peers, "engine_over_best_peer": round(engine_eps / best, 2)}
 
 
 def main(argv=None) -> int:
@@ -380,6 +414,12 @@ def _main(argv, stage) -> int:
     ap.add_argument("--routing", choices=("least_loaded", "round_robin"), default=None,
                     help="a Ray system (tuning.backend ray): how queries are routed to replicas; "
                          "default: the system file's tuning.routing")
+    ap.add_argument("--peers", action="store_true",
+                    help="also run the first --peer-tasks episodes through the peers on the same "
+                         "weights (Hugging Face transformers, loadgen_harness/peers.py; needs "
+                         "transformers: `make bench-peers` installs it in its own venv)")
+    ap.add_argument("--peer-tasks", type=int, default=50,
+                    help="episodes each peer runs (default 50)")
     ap.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON")
     args = ap.parse_args(argv)
     try:
@@ -400,7 +440,14 @@ def _main(argv, stage) -> int:
     except (RulesError, DeclarationError, SpecError, CheckpointError,
             attention.KernelError) as e:
         ap.error(str(e))
+    if args.peers:
+        try:
+            import transformers  # noqa: F401  (only in the peers' venv)
+        except ImportError:
+            ap.error("--peers needs transformers, which the test venv never has: run "
+                     "`make bench-peers` (its own venv, build/peers-venv)")
     for flag, least in (("tasks", 1), ("naive_tasks", 1), ("constraint_tasks", 0),
+                        ("peer_tasks", 1),
                         ("rounds", 1), ("draft", 0)):
         if getattr(args, flag) is not None and getattr(args, flag) < least:
             ap.error(f"--{flag.replace('_', '-')}: a count, {least} or more")
@@ -476,10 +523,12 @@ def _main(argv, stage) -> int:
     _, engine_results, breakdown = max(runs, key=lambda run: run[0])
     limits = machine_limits(workers * threads)
     done = [r for r in engine_results if r is not None]
-    roof = report(limits, episode_work(model.config, done, batch=max_batch), engine)
-    roof["with_drafts"] = report(limits, episode_work(
+    # the headline: the bound of the algorithm the engine runs (drafts included); the
+    # one-token bound (the keys beside it) is context
+    roof = {"with_drafts": report(limits, episode_work(
         model.config, done, batch=max_batch,
-        tokens_per_forward=max(1.0, breakdown["tokens_per_row_and_forward"])), engine)
+        tokens_per_forward=max(1.0, breakdown["tokens_per_row_and_forward"])), engine),
+        **report(limits, episode_work(model.config, done, batch=max_batch), engine)}
     torch.set_num_threads(threads)
     stage("profiling the engine's attention share")
     breakdown["attention_pct_of_forward"] = round(
@@ -511,6 +560,14 @@ def _main(argv, stage) -> int:
                "loadgen_overhead_pct": round(100 * (1 - through / engine), 2),
                "rounds": rates,
                "roofline": roof, "engine_time_breakdown": breakdown}
+    # each round's own overhead (its direct and LoadGen runs are neighbours in time): the
+    # spread says whether the mean's difference is more than the machine's drift
+    per_round = [100 * (1 - r["loadgen_eps"] / r["engine_eps"]) for r in rates]
+    spread = {"per_round_pct": [round(x, 2) for x in per_round],
+              "mean_pct": round(statistics.fmean(per_round), 2),
+              "stdev_pct": round(statistics.stdev(per_round), 2) if len(per_round) > 1 else 0.0,
+              "min_pct": round(min(per_round), 2), "max_pct": round(max(per_round), 2)}
+    figures["loadgen_overhead_rounds"] = spread
     if ray_spec:
         pool = sum(r["pool_eps"] for r in rates) / len(rates)
         same = sum(a == x.answer for a, x in zip(pool_answers, engine_results))
@@ -531,12 +588,18 @@ def _main(argv, stage) -> int:
         figures["executors"] = execs
     print(f"engine / naive     {figures['engine_over_naive']:8.2f}x")
     print(f"LoadGen overhead   {figures['loadgen_overhead_pct']:8.2f}% against the engine "
-          "called directly" + (f" (means of {args.rounds} rounds each, ABBA order)"
+          "called directly" + (f" (means of {args.rounds} rounds each, ABBA order; per round "
+                               f"{spread['mean_pct']:+.2f}% +- {spread['stdev_pct']:.2f} "
+                               f"(stdev), {spread['min_pct']:+.2f} .. {spread['max_pct']:+.2f})"
                                if args.rounds > 1 else ""))
     if args.agreement:
         same = sum(a.answer == b.answer for a, b in zip(naive_results, engine_results))
         figures["agreement_naive_engine"] = round(same / len(naive_results), 4)
         print(f"answers identical  {same}/{len(naive_results)} (engine vs naive)")
+    if args.peers:
+        figures.update(_run_peers(model, tasks[: args.peer_tasks], make_env, engine_results,
+                                  engine, workers * threads, stage))
+        torch.set_num_threads(threads)
     make_env.close()
     if server_qps:
         srv_batch = Tuning.of(tuning, args.benchmark, "Server").max_batch

@@ -28,6 +28,12 @@ from reference.rules import Rules
 from reference.workloads import get_workload
 
 _STOP = object()
+# Decode steps each worker runs on a throwaway engine before a run is timed. A fresh worker
+# thread's first steps cost more (its allocator arena grows to the batch's tensors, first
+# calls): measured, a fresh process's first engine run took 8% more CPU time than its second
+# (nano-react, 200 episodes, 2 workers), which a LoadGen child, new for every run, paid inside
+# LoadGen's timing and bench's direct runs did not.
+WARM_STEPS = 24
 
 
 class EpisodeFactory:
@@ -57,8 +63,13 @@ class WorkerPool:
     (key, sample index) items from one shared queue and reporting finished episodes."""
 
     def __init__(self, model, tasks, on_done: Callable[[object, int, EpisodeResult], None],
-                 make_env: Callable, n_workers: int = 1, max_batch: int = 32, draft: int = 0):
+                 make_env: Callable, n_workers: int = 1, max_batch: int = 32, draft: int = 0,
+                 warm_steps: int = WARM_STEPS):
+        """warm_steps: decode steps each worker runs on a throwaway engine before `start`
+        returns (0: none); see WARM_STEPS."""
         self.model, self.tasks, self.on_done = model, tasks, on_done
+        self.warm_steps = warm_steps
+        self._ready: list[threading.Event] = []
         self.draft = draft  # tokens drafted per row and decode step (reference.engine)
         self.table: dict = {}  # the engines' draft table, shared: what one learns all draft
         self.make_env = make_env
@@ -73,8 +84,13 @@ class WorkerPool:
         self.queue.put((key, idx))
 
     def start(self) -> None:
+        """Start the workers; returns when each has warmed up (see WARM_STEPS) and waits for
+        work, so that a timed run starts after it."""
+        self._ready = [threading.Event() for _ in self.workers]
         for w in self.workers:
             w.start()
+        for ready in self._ready:
+            ready.wait()
 
     def stop(self) -> None:
         """Finish everything submitted, then end the workers."""
@@ -101,8 +117,18 @@ class WorkerPool:
             return items
 
     def _work(self) -> None:
-        engine = Engine(self.model, self.make_env, max_batch=self.max_batch, draft=self.draft,
-                        table=self.table)
+        me = int(threading.current_thread().name.rsplit("-", 1)[1])
+        try:
+            if self.warm_steps and self.tasks:  # a throwaway engine: its own table and cache
+                Engine(self.model, self.make_env, max_batch=self.max_batch,
+                       draft=self.draft).warm_up(self.tasks[: self.max_batch], self.warm_steps)
+            engine = Engine(self.model, self.make_env, max_batch=self.max_batch,
+                            draft=self.draft, table=self.table)
+        except BaseException as err:  # a worker crash must end the run, not hang it
+            self.errors.append(err)
+            raise
+        finally:
+            self._ready[me].set()
         self.engines.append(engine)  # their time breakdowns, for bench
 
         def pull(n_free, idle):

@@ -22,6 +22,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if !defined(__AVX2__) || !defined(__FMA__)
 #error "attention.c needs AVX2 and FMA"
@@ -222,43 +225,101 @@ static void attend8(const float *q, int64_t qs, int tq, const float *K, const fl
 
 int attention_head_size(void) { return HS; }
 
-/* One layer of one forward: see the top of this file. Returns 0, or -1 when out of memory. */
+/* One row and head: write its new keys and values into the cache, then attend its queries.
+ * (nb, nhd) is the row and head to prefetch next, nb == nrows for none. */
+static void attend_head(int b, int h, int64_t tok, int nrows, const int32_t *rows,
+                        const int32_t *starts, const int32_t *counts, int nh, int L,
+                        const float *q, const float *k, const float *v, int64_t qstride,
+                        int64_t kstride, int64_t vstride, float *kc, float *vc, float *out,
+                        float scale, float *S, int nb, int nhd) {
+    const int s = starts[b], c = counts[b];
+    const int64_t C = (int64_t)nh * HS;
+    float *K = kc + ((size_t)rows[b] * nh + h) * L * HS;
+    float *V = vc + ((size_t)rows[b] * nh + h) * L * HS;
+    ahead_t ahead = {0};
+    if (nb < nrows) {
+        const size_t off = ((size_t)rows[nb] * nh + nhd) * L * HS;
+        ahead = (ahead_t){(const char *)(kc + off), (const char *)(vc + off),
+                          (size_t)starts[nb] * HS * sizeof(float), 0};
+    }
+    for (int t = 0; t < c; t++) {
+        memcpy(K + (size_t)(s + t) * HS, k + (tok + t) * kstride + h * HS, HS * sizeof(float));
+        memcpy(V + (size_t)(s + t) * HS, v + (tok + t) * vstride + h * HS, HS * sizeof(float));
+    }
+    int t0 = 0;
+    for (; c - t0 >= 2; t0 += 8) {
+        const int tq = c - t0 < 8 ? c - t0 : 8;
+        attend8(q + (tok + t0) * qstride + h * HS, qstride, tq, K, V, s + t0, scale,
+                out + (tok + t0) * C + h * HS, C, S, &ahead);
+    }
+    if (t0 < c)  /* one query left */
+        attend1(q + (tok + t0) * qstride + h * HS, K, V, s + t0, scale,
+                out + (tok + t0) * C + h * HS, S, &ahead);
+}
+
+/* One layer of one forward: see the top of this file. With threads > 1 (and a build with
+ * OpenMP) the (row, head) units are split into `threads` contiguous ranges of about equal
+ * work (keys read x query blocks), one per thread: each unit writes only its own cache slab
+ * and output columns, and computes exactly what the serial loop does, so the result is
+ * bit-identical whatever the thread count. Returns 0, or -1 when out of memory. */
 int attend(int nrows, const int32_t *rows, const int32_t *starts, const int32_t *counts,
            int nh, int L, const float *q, const float *k, const float *v, int64_t qstride,
-           int64_t kstride, int64_t vstride, float *kc, float *vc, float *out) {
+           int64_t kstride, int64_t vstride, float *kc, float *vc, float *out, int threads) {
+    const float scale = 1.0f / sqrtf((float)HS);
+#ifdef _OPENMP
+    if (threads > 1 && nrows * nh >= 2 * threads) {
+        int64_t *tok = malloc(sizeof(int64_t) * (size_t)(nrows + 1));
+        double *cost = malloc(sizeof(double) * (size_t)(nrows + 1));
+        if (!tok || !cost) { free(tok); free(cost); return -1; }
+        tok[0] = 0;
+        cost[0] = 0;
+        for (int b = 0; b < nrows; b++) {  /* a head's work: keys read per query block */
+            tok[b + 1] = tok[b] + counts[b];
+            cost[b + 1] = cost[b] + (double)(starts[b] + counts[b] + 8) * ((counts[b] + 7) / 8);
+        }
+        const int units = nrows * nh;
+        int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(|| : failed)
+        {
+            const int n = omp_get_num_threads(), me = omp_get_thread_num();
+            /* this thread's units: those whose rows' cost midpoint falls in its share */
+            const double lo = cost[nrows] * me / n, hi = cost[nrows] * (me + 1) / n;
+            int u0 = 0, u1 = 0;
+            for (int u = 0; u < units; u++) {
+                const int b = u / nh, h = u % nh;
+                const double mid = cost[b] + (cost[b + 1] - cost[b]) * (h + 0.5) / nh;
+                if (mid < lo) u0 = u + 1;
+                if (mid < hi || (me == n - 1)) u1 = u + 1;
+            }
+            float *S = get_scratch((size_t)8 * L);
+            if (!S) failed = 1;
+            else
+                for (int u = u0; u < u1; u++) {
+                    const int b = u / nh, h = u % nh;
+                    const int nu = u + 1 < u1 ? u + 1 : units; /* prefetch within the range */
+                    attend_head(b, h, tok[b], nrows, rows, starts, counts, nh, L, q, k, v,
+                                qstride, kstride, vstride, kc, vc, out, scale, S,
+                                nu < units ? nu / nh : nrows, nu < units ? nu % nh : 0);
+                }
+        }
+        free(tok);
+        free(cost);
+        return failed ? -1 : 0;
+    }
+#else
+    (void)threads;
+#endif
     float *S = get_scratch((size_t)8 * L);
     if (!S) return -1;
-    const float scale = 1.0f / sqrtf((float)HS);
-    const int64_t C = (int64_t)nh * HS;
     int64_t tok = 0;
     for (int b = 0; b < nrows; b++) {
-        const int s = starts[b], c = counts[b];
         for (int h = 0; h < nh; h++) {
-            float *K = kc + ((size_t)rows[b] * nh + h) * L * HS;
-            float *V = vc + ((size_t)rows[b] * nh + h) * L * HS;
             /* the next row and head: this row's next head, else the next row's first */
             const int nb = h + 1 < nh ? b : b + 1, nhd = h + 1 < nh ? h + 1 : 0;
-            ahead_t ahead = {0};
-            if (nb < nrows) {
-                const size_t off = ((size_t)rows[nb] * nh + nhd) * L * HS;
-                ahead = (ahead_t){(const char *)(kc + off), (const char *)(vc + off),
-                                  (size_t)starts[nb] * HS * sizeof(float), 0};
-            }
-            for (int t = 0; t < c; t++) {
-                memcpy(K + (size_t)(s + t) * HS, k + (tok + t) * kstride + h * HS, HS * sizeof(float));
-                memcpy(V + (size_t)(s + t) * HS, v + (tok + t) * vstride + h * HS, HS * sizeof(float));
-            }
-            int t0 = 0;
-            for (; c - t0 >= 2; t0 += 8) {
-                const int tq = c - t0 < 8 ? c - t0 : 8;
-                attend8(q + (tok + t0) * qstride + h * HS, qstride, tq, K, V, s + t0, scale,
-                        out + (tok + t0) * C + h * HS, C, S, &ahead);
-            }
-            if (t0 < c)  /* one query left */
-                attend1(q + (tok + t0) * qstride + h * HS, K, V, s + t0, scale,
-                        out + (tok + t0) * C + h * HS, S, &ahead);
+            attend_head(b, h, tok, nrows, rows, starts, counts, nh, L, q, k, v, qstride,
+                        kstride, vstride, kc, vc, out, scale, S, nb, nhd);
         }
-        tok += c;
+        tok += counts[b];
     }
     return 0;
 }

@@ -25,6 +25,11 @@ import torch
 
 SOURCE = Path(__file__).with_name("attention.c")
 FLAGS = ["-O3", "-mavx2", "-mfma", "-fPIC", "-shared"]  # not -march=native: one binary per ISA
+# OpenMP splits a forward's (row, head) units over threads when torch has more than one. The
+# library then needs libgomp.so.1, which the loader finds already in the process (torch's CPU
+# wheel ships it under that soname): the kernel and torch share one thread pool. A compiler
+# without OpenMP builds the serial kernel instead (the same results, one thread).
+OPENMP = ["-fopenmp"]
 
 _lock = threading.Lock()
 _kernels: dict[int, "Kernel | None"] = {}
@@ -56,12 +61,24 @@ def _build_dir() -> Path:
 
 
 def _build(hs: int) -> Path:
-    """The shared library for head size hs, compiled once per source and flags (written under
-    a temporary name and renamed, so parallel test workers never load half a file)."""
+    """The shared library for head size hs: with OpenMP where the compiler has it, else the
+    serial kernel (see OPENMP)."""
+    try:
+        return _compile(hs, FLAGS + OPENMP)
+    except KernelError as err:
+        if "openmp" not in str(err).lower() and "omp" not in str(err).lower():
+            raise
+        return _compile(hs, FLAGS)
+
+
+def _compile(hs: int, flags: list[str]) -> Path:
+    """The library for head size hs built with `flags`, compiled once per source and flags
+    (written under a temporary name and renamed, so parallel test workers never load half a
+    file)."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise KernelError("no C compiler (cc or $CC)")
-    flags = FLAGS + [f"-DHS={hs}"]
+    flags = flags + [f"-DHS={hs}"]
     digest = hashlib.sha256(SOURCE.read_bytes() + " ".join([cc] + flags).encode()).hexdigest()
     out = _build_dir() / f"attention-hs{hs}-{digest[:16]}.so"
     if out.exists():
@@ -88,7 +105,7 @@ class Kernel:
         if lib.attention_head_size() != hs:
             raise KernelError(f"{path} was built for another head size")
         p, i32, i64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
-        lib.attend.argtypes = [i32, p, p, p, i32, i32, p, p, p, i64, i64, i64, p, p, p]
+        lib.attend.argtypes = [i32, p, p, p, i32, i32, p, p, p, i64, i64, i64, p, p, p, i32]
         lib.attend.restype = ctypes.c_int
         self._attend, self.hs = lib.attend, hs
 
@@ -105,20 +122,23 @@ class Kernel:
         rc = self._attend(meta.n, meta.rows, meta.starts, meta.counts, nh, kc.shape[2],
                           q.data_ptr(), k.data_ptr(), v.data_ptr(),
                           q.stride(0), k.stride(0), v.stride(0),
-                          kc.data_ptr(), vc.data_ptr(), out.data_ptr())
+                          kc.data_ptr(), vc.data_ptr(), out.data_ptr(), meta.threads)
         if rc != 0:
             raise MemoryError("attention kernel: out of memory")
         return out
 
 
 class RowMeta:
-    """A forward's rows, starts and token counts as C int32 arrays (built once per forward)."""
+    """A forward's rows, starts and token counts as C int32 arrays (built once per forward),
+    and the threads its attention may use (torch's, unless given)."""
 
-    __slots__ = ("n", "rows", "starts", "counts")
+    __slots__ = ("n", "rows", "starts", "counts", "threads")
 
-    def __init__(self, rows: list[int], starts: list[int], counts: list[int]):
+    def __init__(self, rows: list[int], starts: list[int], counts: list[int],
+                 threads: int | None = None):
         arr = ctypes.c_int32 * len(rows)
         self.n = len(rows)
+        self.threads = torch.get_num_threads() if threads is None else threads
         self.rows, self.starts, self.counts = arr(*rows), arr(*starts), arr(*counts)
 
 

@@ -521,6 +521,19 @@ class Engine:
             for key, result in self.step():
                 on_done(key, result)
 
+    def warm_up(self, items: list, steps: int) -> None:
+        """Admit up to a batch of items, run `steps` decode steps and drop them. A thread's
+        first decode steps pay one-off costs (its allocator arena growing to the batch's
+        tensors, first calls), which a timed run should not. Call it on a throwaway engine
+        (its own cache and draft table): what a warm-up learns must never reach the drafts of
+        the engines whose answers count."""
+        for i, item in enumerate(items[: len(self.free)]):
+            self._admit(i, item)
+        for _ in range(steps):
+            if not self.active:
+                break
+            self.step()
+
     def run_all(self, questions: list) -> list[EpisodeResult]:
         """Offline convenience: every item (question) at once; results in input order."""
         pending = list(enumerate(questions))[::-1]

@@ -146,3 +146,27 @@ def test_the_library_is_built_once_per_source_and_reused(monkeypatch, tmp_path):
         raise AssertionError("compiled again")
     monkeypatch.setattr(attention.subprocess, "run", no_compiling)
     assert attention.kernel(16) is not None
+
+
+def test_threads_split_rows_and_heads_with_bit_identical_results():
+    """threads > 1 splits the (row, head) units over OpenMP threads (where the build has
+    OpenMP; else it runs serially): every output and cache entry equals the one-thread call's,
+    bit for bit, whatever the split."""
+    kern = _kernel_or_skip(32)
+    torch.manual_seed(3)
+    nh, L, B, hs = 4, 128, 24, 32
+    cfg = GPTConfig(block_size=L, n_layer=1, n_head=nh, n_embd=nh * hs)
+    rows = list(range(B))[::-1]
+    counts = [(1, 3, 9, 17)[i % 4] for i in range(B)]
+    starts = [(7 * i) % (L - 20) for i in range(B)]
+    N, C = sum(counts), nh * hs
+    q, k, v = (t.view(N, nh, hs) for t in torch.randn(N, 3 * C).split(C, dim=1))
+    got = {}
+    for threads in (1, 2, 3):
+        cache = KVCache(cfg, B, "cpu")
+        cache.k.normal_(generator=torch.Generator().manual_seed(1))
+        cache.v.normal_(generator=torch.Generator().manual_seed(2))
+        out = kern(attention.RowMeta(rows, starts, counts, threads=threads), q, k, v, cache, 0)
+        got[threads] = (out, cache.k.clone(), cache.v.clone())
+    for threads in (2, 3):
+        assert all(torch.equal(a, b) for a, b in zip(got[1], got[threads]))
