@@ -16,7 +16,9 @@ of it. `Workload` below is the interface with the defaults a simple workload can
 built-in ones are listed in WORKLOADS. A benchmark in rules.yaml may name its own implementation
 (`workload: package.module`, a module with a `WORKLOAD` object, which the harness, evaluation
 and the checker pass to `get_workload`), so adding one touches its package, rules.yaml and
-rules.md, not this file (tests/toy_workload.py is one).
+rules.md, not this file (tests/toy_workload.py is one). The registry imports no workload: the
+suite's own are reference/react/workload.py, reference/codegen/workload.py and
+reference/planner/workload.py, each named in rules.yaml.
 
 Nothing here imports torch: the checker grades through this module.
 """
@@ -25,10 +27,8 @@ from __future__ import annotations
 import importlib
 import statistics
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 
@@ -173,181 +173,16 @@ class Workload:
         raise ValueError(f"--mix does not apply to {self.name}")
 
 
-@dataclass(frozen=True)
-class ReactWorkload(Workload):
-    """nano-react: questions answered through the four seed tools; exact-match answers."""
-    name: str = "nano-react"
-    answer: str = "final answer"
-    report: str = "reference.react.report"
-
-    def load_tasks(self, path: Path | None = None) -> list:
-        from reference.react.tasks import EVAL_PATH, load_eval_set
-        return load_eval_set(Path(path) if path else EVAL_PATH)
-
-    @contextmanager
-    def episodes(self, max_steps: int, verifier_workers: int = 2,
-                 max_step_tokens: int | None = None, sandbox: dict | None = None
-                 ) -> Iterator[Callable]:
-        from reference.react.agent import MAX_STEP_TOKENS, ReactEnv
-        tokens = max_step_tokens or MAX_STEP_TOKENS
-        yield lambda task: ReactEnv(task.question, max_steps, tokens)
-
-    def correct(self, grader, task, answer: str | None) -> bool:
-        return answer == task.answer
-
-    def reexecute(self, grader, task, tool: str, tool_input: str) -> tuple[str | None, str]:
-        from reference.tools import run_tool
-        return run_tool(tool, tool_input), ""
-
-    def step_problem(self, step: dict) -> str | None:
-        from reference.react.format import parse_step_cached
-        parsed = parse_step_cached(step["text"])
-        if parsed.kind == "action" and \
-                (step["tool"], step["tool_input"]) != (parsed.tool, parsed.tool_input):
-            return "the tool call is not the one the step's text wrote"
-        if parsed.kind != "action" and step["tool"] is not None:
-            return "a tool call in a step whose text calls no tool"
-        return None
-
-    def answer_problem(self, episode: dict) -> str | None:
-        from reference.react.format import parse_step_cached
-        if episode["stop_reason"] == "final_answer" and episode["steps"] and \
-                parse_step_cached(episode["steps"][-1]["text"]).answer != episode["answer"]:
-            return "the answer is not the one the last step's text writes"
-        return None
-
-    def uncomputed_answer(self, grader, task, episode: dict) -> dict | None:
-        """The episode made at least the task's number of tool calls and its final answer is
-        one of its tools' observations."""
-        if episode["answer"] != task.answer:
-            return None
-        calls = [s for s in episode["steps"] if s["tool"] is not None]
-        need = getattr(task, "n_tool_calls", 1) or 1
-        if len(calls) >= need and episode["answer"] in {s["observation"] for s in calls}:
-            return None
-        return {"message": "a correct answer that no tool call of the episode produced",
-                "expected": f">= {need} tool calls, the answer among their observations",
-                "found": f"{len(calls)} tool calls",
-                "hint": "answers come from the agent's tool calls, never from the data set"}
-
-    def training(self, config):
-        from reference.react.training import react_training
-        return react_training(config)
-
-    def parse_mix(self, spec: str) -> dict:
-        from reference.react.tasks import parse_mix
-        return parse_mix(spec)
-
-    def check_train_options(self, config) -> str | None:
-        if config.variety:
-            return "--variety applies to nano-codegen only (nano-react: --broad)"
-        if config.miscopy:
-            return "--miscopy applies to nano-codegen only"
-        if config.replay:
-            return "--replay replays nano-react's data into another workload's training"
-        return None
-
-
-@dataclass(frozen=True)
-class CodegenWorkload(Workload):
-    """nano-codegen: programs verified in the sandbox, retried with feedback; the payload is the
-    last program, correct when the verifier runs it to the expected output."""
-    name: str = "nano-codegen"
-    answer: str = "program"
-    report: str = "reference.codegen.report"
-    tool: str = "python"        # the `tool` of an attempt's step in traces
-
-    def load_tasks(self, path: Path | None = None) -> list:
-        from reference.codegen.tasks import EVAL_PATH, load_eval_set
-        return load_eval_set(Path(path) if path else EVAL_PATH)
-
-    def question(self, task) -> str:
-        return task.prompt
-
-    @contextmanager
-    def episodes(self, max_steps: int, verifier_workers: int = 2,
-                 max_step_tokens: int | None = None, sandbox: dict | None = None
-                 ) -> Iterator[Callable]:
-        from reference.codegen.agent import MAX_STEP_TOKENS, CodegenEnv
-        from reference.codegen.sandbox import Verifier
-        tokens = max_step_tokens or MAX_STEP_TOKENS
-        with Verifier(workers=verifier_workers, limits=sandbox) as verifier:
-            yield lambda task: CodegenEnv(task, verifier, max_steps, tokens)
-
-    def correct(self, grader, task, answer: str | None) -> bool:
-        return answer is not None and grader.verify(answer, task.answer).ok
-
-    def reexecute(self, grader, task, tool: str, tool_input: str) -> tuple[str | None, str]:
-        if tool != self.tool:
-            return None, f"(no tool {tool!r} in {self.name}; attempts use {self.tool!r})"
-        return grader.verify(tool_input, task.answer).feedback, ""
-
-    def step_problem(self, step: dict) -> str | None:
-        from reference.codegen.format import parse_program
-        if step["tool"] is not None and step["tool_input"] != parse_program(step["text"]):
-            return "the program run is not the one the step's text wrote"
-        return None
-
-    def payload_problem(self, episode: dict) -> tuple[str, str | None] | None:
-        """The payload is the episode's last attempt."""
-        last = next((s["tool_input"] for s in reversed(episode["steps"])
-                     if s["tool"] is not None), None)
-        if episode["answer"] != last:
-            return "the logged program is not the episode's last attempt", last
-        return None
-
-    def same_observation(self, logged: str | None, fresh: str | None) -> bool:
-        from reference.grading import same_feedback
-        return same_feedback(logged, fresh or "") if logged is not None else logged == fresh
-
-    def uncomputed_answer(self, grader, task, episode: dict) -> dict | None:
-        """The passing program computes (one that only assigns literals states the expected
-        output instead of computing it)."""
-        from reference.codegen.format import program_computes
-        answer = episode["answer"]
-        if answer is None or program_computes(answer) or not self.correct(grader, task, answer):
-            return None
-        return {"message": "the program assigns the expected output as a literal",
-                "found": answer[:200], "hint": "a program must compute its result"}
-
-    def seed_verdicts(self, scored_sets) -> None:
-        """The reference checkpoint's passing programs (committed beside each evaluation set
-        with their verdicts): a submitted program identical to one of them, for the same task,
-        has the same deterministic verdict, so the sandbox need not run it again."""
-        import json
-
-        from reference.codegen.sandbox import VerifyResult
-        from reference.grading import _SHARED
-        for task_file, results_file in scored_sets:
-            tasks = self.load_tasks(task_file)
-            for line in Path(results_file).read_text().splitlines():
-                row = json.loads(line) if line.strip() else None
-                if row and row.get("correct") is True and 0 <= row["qsl_idx"] < len(tasks):
-                    expected = tasks[row["qsl_idx"]].answer
-                    _SHARED.setdefault((row["answer"], expected),
-                                       VerifyResult("ok", output=expected))
-
-    def training(self, config):
-        from reference.codegen.training import codegen_training
-        return codegen_training(config)
-
-    def check_train_options(self, config) -> str | None:
-        if config.mix:
-            return "--mix applies to nano-react and nano-planner"
-        if config.broad:
-            return "--broad applies to nano-react only (nano-codegen: --variety)"
-        return None
-
-
-# The built-in workloads. Others come from rules.yaml (`workload: <module>`, see get_workload).
-WORKLOADS: dict[str, Any] = {"nano-react": ReactWorkload(), "nano-codegen": CodegenWorkload()}
+# The workloads found so far, by name: each benchmark's package holds its own (rules.yaml
+# `workload: <module>`, a module with a WORKLOAD object); this module imports none of them.
+WORKLOADS: dict[str, Any] = {}
 
 
 def get_workload(name: str, module: str | None = None) -> Workload:
     """The workload of a benchmark name (`module`: where rules.yaml says a workload that is not
     built in lives); an unknown name is an error listing the known ones."""
     w = WORKLOADS.get(name)
-    if w is None and module is None:  # a benchmark of the suite's rules.yaml names its module
+    if w is None and module is None:  # each benchmark of the suite's rules.yaml names its module
         module = _rules_module(name)
     if w is None and module:
         w = importlib.import_module(module).WORKLOAD
