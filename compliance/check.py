@@ -11,7 +11,7 @@ from compliance.archive import extract, is_archive
 from compliance.context import Ctx
 from compliance.findings import Finding, Report, Severity
 from compliance.registry import REGISTRY
-from compliance.tree import Tree
+from loadgen_harness.untrusted.tree import Tree
 from reference.rules import Rules, load_rules
 from reference.grading import BudgetExceeded
 

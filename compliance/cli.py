@@ -45,7 +45,7 @@ def _console(stderr: bool = False):
 def _escape(value) -> str:  # submission text: control characters shown, markup inert
     from rich.markup import escape
 
-    from compliance.safe import text
+    from loadgen_harness.untrusted.safe import text
     return escape(text(value, limit=2000))
 
 
@@ -180,7 +180,7 @@ def _check_many(paths: list[Path], top: Path, args) -> int:
             advance(p.name)
     n_valid = sum(r.valid for r, _ in reports)
     if args.json:
-        from compliance.safe import json_value
+        from loadgen_harness.untrusted.safe import json_value
         doc = {"path": str(top), "valid": n_valid == len(reports),
                "submissions": [{**r.to_dict(), "seconds": round(s, 3)} for r, s in reports]}
         print(json.dumps(json_value(doc), indent=1, allow_nan=False))
@@ -332,7 +332,7 @@ def _main(argv=None) -> int:
     seconds = time.perf_counter() - t0
     if args.json:
         from compliance.causes import group
-        from compliance.safe import json_value
+        from loadgen_harness.untrusted.safe import json_value
         index = {id(f): i for i, f in enumerate(report.findings)}
         groups = [{"cause": index[id(g.cause)], "follow_on": [index[id(f)] for f in g.follow_on]}
                   for g in group(report.findings) if g.follow_on]

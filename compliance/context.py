@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from compliance.tree import Tree
+from loadgen_harness.untrusted.tree import Tree
 from reference.rules import SCENARIOS, Rules
 from reference.grading import Grader
 from reference.workloads import Workload, get_workload

@@ -24,8 +24,8 @@ from pathlib import Path
 from compliance.archive import extract, is_archive
 from compliance.check import check_path, find_root
 from compliance.checks.identity import normalise_name
-from compliance.safe import csv_cell, json_value, markdown, text
-from compliance.tree import Tree
+from loadgen_harness.untrusted.safe import csv_cell, json_value, markdown, text
+from loadgen_harness.untrusted.tree import Tree
 from reference.rules import load_rules
 
 NEAR_IDENTICAL = 0.1   # share of a run's episodes (sample and every timing) seen in another entry

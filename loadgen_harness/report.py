@@ -14,7 +14,7 @@ a sweep (`--sweep`: real LoadGen runs of the reference SUT, reusing loadgen_harn
 few batch sizes and rates on the first tasks of the frozen set), read back with --sweep-json.
 The page says which plot is absent or a single point, and why; no figure is ever made up.
 
-The submission is untrusted input: it is read through compliance.tree (size-bounded reads,
+The submission is untrusted input: it is read through loadgen_harness.untrusted.tree (size-bounded reads,
 links refused, never followed), only names made of [A-Za-z0-9._-] are used, at most
 MAX_EPISODES records per trace, and every text on the page is escaped. The report is built in
 a hidden directory beside --out and moved into place whole, so a failure leaves no page that
@@ -40,8 +40,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compliance.safe import text as printable
-from compliance.tree import Tree, strict_loads
+from loadgen_harness.untrusted.safe import text as printable
+from loadgen_harness.untrusted.tree import Tree, strict_loads
 from loadgen_harness.atomic import swap_path
 from loadgen_harness.spec import Tuning
 from loadgen_harness.report_plots import (plot_kv, plot_latency_qps, plot_steps,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from compliance.safe import text as printable
+from loadgen_harness.untrusted.safe import text as printable
 
 
 class Run(Protocol):

@@ -45,7 +45,7 @@ def test_the_server_bound_in_rules_md_is_the_one_the_reference_ran_under(bench):
 def test_the_test04_figures_in_rules_md_are_the_reference_runs():
     from compliance.checks import audits
     from compliance.context import Ctx
-    from compliance.tree import Tree
+    from loadgen_harness.untrusted.tree import Tree
     ctx = Ctx(Tree(REFERENCE), RULES, "official")
     try:
         ratios = {(r.benchmark, r.scenario): audits._tokens_per_s(

@@ -4,7 +4,7 @@ from __future__ import annotations
 from compliance.checks import err
 from compliance.context import (ACCURACY_FILES, AUDIT_FILES, AUDITS, PERFORMANCE_FILES,
                                 REQUIRED_SCENARIOS, RESULT_FILES, Ctx)
-from compliance.tree import COMPRESSIBLE
+from loadgen_harness.untrusted.tree import COMPRESSIBLE
 from reference.rules import SCENARIOS
 
 

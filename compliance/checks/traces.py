@@ -5,7 +5,7 @@ from compliance.checks import err
 from compliance.checks.quality import parse_accuracy_log
 from compliance.context import Ctx
 from compliance.tracecheck import RECORD_KEYS, parse_trace, parse_trace_bytes, record_problem
-from compliance.tree import _lines, has_duplicate_keys
+from loadgen_harness.untrusted.tree import _lines, has_duplicate_keys
 
 TIME_SLACK_MS = 1.0       # rounding of the logged milliseconds
 

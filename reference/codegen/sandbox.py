@@ -109,7 +109,7 @@ _LABELS = {"syntax": "Syntax error", "unsafe": "Unsafe program", "runtime": "Run
 
 
 # C0 and C1 controls, DEL, and the Unicode format characters that reorder or hide text (the
-# same set as compliance.safe): an ANSI or OSC sequence in a program's output must not reach a
+# same set as loadgen_harness.untrusted.safe): an ANSI or OSC sequence in a program's output must not reach a
 # terminal or a page as one.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 # What the zygote may answer: every outcome but the verifier's own verdicts (ok, wrong_output).

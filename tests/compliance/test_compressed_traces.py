@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from compliance.check import check_path
-from compliance.tree import MAX_FILE_BYTES, Tree
+from loadgen_harness.untrusted.tree import MAX_FILE_BYTES, Tree
 from loadgen_harness.submission import compress_all_traces
 
 SMOKE = Path(__file__).resolve().parents[1] / "fixtures" / "smoke_submission"

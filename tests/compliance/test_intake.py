@@ -8,7 +8,7 @@ from pathlib import Path
 
 from compliance.archive import extract
 from compliance.check import check_path
-from compliance.tree import has_duplicate_keys
+from loadgen_harness.untrusted.tree import has_duplicate_keys
 from tests.compliance.mutate import apply
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from compliance import cli, safe
-from compliance.tree import strict_loads
+from compliance import cli
+from loadgen_harness.untrusted import safe
+from loadgen_harness.untrusted.tree import strict_loads
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "tests/fixtures/smoke_submission"

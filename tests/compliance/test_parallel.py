@@ -77,7 +77,7 @@ def test_a_forked_rule_that_needs_the_sandbox_runs_in_the_parent(tampered, monke
 
 def test_one_core_or_small_traces_are_checked_without_a_fork(monkeypatch):
     from compliance.context import Ctx
-    from compliance.tree import Tree
+    from loadgen_harness.untrusted.tree import Tree
     from reference.rules import load_rules
     ctx = Ctx(Tree(SMOKE), load_rules(), "smoke")
     monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1})

@@ -10,7 +10,7 @@ from pathlib import Path
 from compliance.check import check_path
 from compliance.context import Ctx
 from compliance.replay import catch_probability, choose, fresh_seed
-from compliance.tree import Tree
+from loadgen_harness.untrusted.tree import Tree
 from reference.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
