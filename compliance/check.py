@@ -61,7 +61,8 @@ def submissions_in(top: Path, max_depth: int = 4) -> list[Path]:
 
 def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
                sandbox_budget_s: float | None = None, replay: int = 0,
-               replay_seed: int | None = None, parallel: bool | None = None) -> Report:
+               replay_seed: int | None = None, parallel: bool | None = None,
+               keep: list | None = None) -> Report:
     report = Report(label)
     ctx = Ctx(Tree(root), rules, expect_profile, sandbox_budget_s)
     if is_archive(Path(label)):  # L105: an archive's name is its submitter's, as a folder's
@@ -93,6 +94,8 @@ def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
                    "submitters": sorted({str(r.get("submitter")) for r in rows}),
                    "evidence": evidence, "episode_prints": prints, "sandbox_s": round(ctx.sandbox_spent_s, 3),
                    "check_seconds": round(time.perf_counter() - t0, 3)}
+    if keep is not None:  # the caller ends the process: freeing the evidence is wasted time
+        keep.append(ctx)
     return report
 
 
@@ -221,10 +224,12 @@ BASIS = {"quality": "recomputed: the accuracy log's answers scored against the f
 
 def check_path(path: Path, expect_profile: str = "official", rules: Rules | None = None,
                sandbox_budget_s: float | None = None, replay: int = 0,
-               replay_seed: int | None = None, parallel: bool | None = None) -> Report:
+               replay_seed: int | None = None, parallel: bool | None = None,
+               keep: list | None = None) -> Report:
     """Check a submission directory or archive; never raises on bad input. Replay (R801) of
     `replay` episodes per run is seeded by `replay_seed`, else by fresh randomness. The rules
-    run on two cores when `parallel` (None: when it pays; compliance.parallel)."""
+    run on two cores when `parallel` (None: when it pays; compliance.parallel). `keep`, when
+    given, receives the check's context (its parsed evidence) instead of its being freed."""
     rules = rules or load_rules()
     path = Path(path)
     if is_archive(path) and path.is_file():
@@ -235,7 +240,7 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
                 report = Report(str(path))
             else:
                 report = check_tree(root, rules, expect_profile, str(path), sandbox_budget_s,
-                                    replay, replay_seed, parallel)
+                                    replay, replay_seed, parallel, keep)
             for p in problems:
                 report.findings.insert(0, Finding("L104", Severity.ERROR, path.name,
                                                   f"archive member refused: {p}",
@@ -257,4 +262,4 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
                                        "no submission.json found", expected="results/<division>/<submitter>/submission.json"))
         return report
     return check_tree(root, rules, expect_profile, str(path), sandbox_budget_s, replay,
-                      replay_seed, parallel)
+                      replay_seed, parallel, keep)

@@ -207,15 +207,17 @@ def _seed(args) -> dict:
     return {} if args.replay_seed is None else {"replay_seed": args.replay_seed}
 
 
-def main(argv=None) -> int:
+def main(argv=None, keep: list | None = None) -> int:
+    """The command line; `keep` (python -m compliance) receives a single check's parsed
+    evidence so that the process can end without freeing it (compliance/__main__.py)."""
     try:
-        return _main(argv)
+        return _main(argv, keep)
     except KeyboardInterrupt:  # one line, never a traceback; what was written stays whole
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
-def _main(argv=None) -> int:
+def _main(argv=None, keep: list | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["reproduce"]:  # its own parser (compliance/reproduce.py)
         from compliance.reproduce import main as reproduce_main
@@ -295,7 +297,8 @@ def _main(argv=None) -> int:
                   f"{r.doc.splitlines()[0] if r.doc else ''}")
         return 0
     if args.cmd == "leaderboard":
-        from compliance.leaderboard import _entries, build_leaderboard
+        from compliance.course import course_entries
+        from compliance.leaderboard import build_leaderboard
         if not args.dir.is_dir():
             print(f"error: {args.dir} is not a directory (the folder of a course's "
                   "submissions: directories and/or archives)", file=sys.stderr)
@@ -311,7 +314,7 @@ def _main(argv=None) -> int:
             except ClusterError as err:
                 print(f"error: {err}", file=sys.stderr)
                 return EXIT_USAGE
-        with progress(len(_entries(args.dir)), f"checking {args.dir}") as advance:
+        with progress(len(course_entries(args.dir)), f"checking {args.dir}") as advance:
             build_leaderboard(args.dir, args.out, args.profile, args.workers, args.replay,
                               progress=advance, cluster=args.cluster,
                               reproduction={"reproduce_n": args.reproduce, "rank": args.rank,
@@ -328,7 +331,8 @@ def _main(argv=None) -> int:
         return _check_many(many, args.path, args)
     target = many[0] if many else args.path  # the submission found, not the folder's name
     t0 = time.perf_counter()
-    report = check_path(target, args.profile, replay=max(args.replay, 0), **_seed(args))
+    report = check_path(target, args.profile, replay=max(args.replay, 0), keep=keep,
+                        **_seed(args))
     seconds = time.perf_counter() - t0
     if args.json:
         from compliance.causes import group

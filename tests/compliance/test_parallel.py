@@ -87,3 +87,17 @@ def test_one_core_or_small_traces_are_checked_without_a_fork(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_TRACE_BYTES", 0)
     monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0})
     assert not parallel.worth_forking(ctx)
+
+
+def test_the_command_line_check_ends_with_its_verdict_without_freeing_the_evidence(tmp_path):
+    import subprocess
+    import sys
+    bad = tmp_path / "sub"
+    shutil.copytree(SMOKE, bad)
+    (bad / REACT / "measurements.json").write_text("{}")
+    for root, code in ((SMOKE, 0), (bad, 1)):
+        out = subprocess.run([sys.executable, "-m", "compliance", "check", str(root),
+                              "--profile", "smoke"], capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == code, out.stderr[-2000:]
+        assert ("VALID" if code == 0 else "INVALID") in out.stdout  # flushed before the exit
+        assert "basis" in out.stdout or "rest on" in out.stdout  # the last line is there too
