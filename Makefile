@@ -30,13 +30,15 @@ SUBMISSIONS ?= results/$(DIVISION)
 BOARD ?= build/leaderboard
 
 .PHONY: help venv test test-slow train train-react train-codegen train-planner evaluate submission bench check \
-	leaderboard report clean-venv
+	leaderboard report clean-venv bench-peers
 
 help:
 	@echo "make submission    SYSTEM=cpu PROFILE=official|smoke SUBMITTER=name: MLPerf-layout results"
 	@echo "                   (SUBMITTER defaults to your user name; REPLACE=1 drops earlier results)"
 	@echo "                   (every benchmark; BENCHMARK=nano-react, nano-codegen or nano-planner for one)"
 	@echo "make bench         naive vs engine vs LoadGen, Offline episodes/s (BENCHMARK=...)"
+	@echo "make bench-peers   the engine against Hugging Face transformers on the same weights"
+	@echo "                   (its own venv, build/peers-venv; build/bench-peers.json)"
 	@echo "make check         validate results/DIVISION/SUBMITTER (PROFILE=smoke for a smoke one)"
 	@echo "make leaderboard   SUBMISSIONS=dir BOARD=out: validate and rank a course's submissions"
 	@echo "                   (defaults: results/closed -> build/leaderboard)"
@@ -120,6 +122,20 @@ submission: venv
 
 bench: venv
 	$(PY) -m loadgen_harness.bench --system $(SYSTEM) --benchmark $(ONE_BENCHMARK)
+
+# The peers on the same weights (loadgen_harness/peers.py): Hugging Face transformers in its
+# own virtual environment, never the test one (which must not see transformers).
+PEERS_VENV ?= build/peers-venv
+PEERS_TASKS ?= 100
+$(PEERS_VENV)/.installed: pyproject.toml
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q torch==2.13.0 numpy
+	$(PEERS_VENV)/bin/python -m pip install -q -e '.[test]' transformers
+	touch $@
+
+bench-peers: $(PEERS_VENV)/.installed
+	$(PEERS_VENV)/bin/python -m loadgen_harness.bench --system $(SYSTEM) --benchmark nano-react \
+		--peers --peer-tasks $(PEERS_TASKS) --json build/bench-peers.json
 
 check: venv
 	$(PY) -m compliance check results/$(DIVISION)/$(SUBMITTER) --profile $(PROFILE)
