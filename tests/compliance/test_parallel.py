@@ -101,3 +101,17 @@ def test_the_command_line_check_ends_with_its_verdict_without_freeing_the_eviden
         assert out.returncode == code, out.stderr[-2000:]
         assert ("VALID" if code == 0 else "INVALID") in out.stdout  # flushed before the exit
         assert "basis" in out.stdout or "rest on" in out.stdout  # the last line is there too
+
+
+def test_the_shared_evidence_is_parsed_without_error_so_the_fork_really_happens():
+    # share_evidence's failure only makes a check serial (same findings, slower): it must
+    # not fail quietly on a valid submission (a moved import, a renamed helper)
+    from compliance.checks.traces import checked_trace_rows
+    from compliance.context import Ctx
+    from loadgen_harness.untrusted.tree import Tree
+    from reference.rules import load_rules
+    ctx = Ctx(Tree(SMOKE), load_rules(), "smoke")
+    parallel.share_evidence(ctx)
+    paths = parallel._trace_paths(ctx)
+    assert paths and all(("trace_rows", rel) in ctx.tree._cache for rel in paths)
+    assert all(checked_trace_rows(ctx, rel) for rel in paths)
