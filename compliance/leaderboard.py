@@ -24,6 +24,7 @@ from pathlib import Path
 from compliance.archive import extract, is_archive
 from compliance.check import check_path, find_root
 from compliance.checks.identity import normalise_name
+from compliance.course import course_entries, entry_of
 from loadgen_harness.untrusted.safe import csv_cell, json_value, markdown, text
 from loadgen_harness.untrusted.tree import Tree
 from reference.rules import load_rules
@@ -31,24 +32,6 @@ from reference.rules import load_rules
 NEAR_IDENTICAL = 0.1   # share of a run's episodes (sample and every timing) seen in another entry
 REFERENCE_ENTRY = "reference"  # the official reference submission's submitter name
 CHART_ROWS = 30        # bars drawn per board chart (the table lists every entry)
-
-
-def _entries(folder: Path) -> list[Path]:
-    out = []
-    for p in sorted(folder.iterdir()):
-        if p.is_symlink() or p.name.startswith("."):
-            continue
-        if p.is_dir() or (p.is_file() and is_archive(p)):
-            out.append(p)
-    return out
-
-
-def _name(p: Path) -> str:
-    n = p.name
-    for suf in (".tar.gz", ".tgz", ".tar", ".zip"):
-        if n.endswith(suf):
-            return n[: -len(suf)]
-    return n
 
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "results/closed/reference"
@@ -351,8 +334,8 @@ def collect(folder: Path, profile: str, workers: int = 2, replay: int | None = N
     if replay_seed is None:  # one seed per course run, the checker's own randomness
         import secrets
         replay_seed = secrets.randbits(63)
-    entries = _entries(folder)
-    names = [_name(p) for p in entries]
+    entries = course_entries(folder)
+    names = [entry_of(p) for p in entries]
     baseline = reference_evidence()
     # an entry whose runs are all the committed reference's is checked as the reference is
     # (its own profile): the named one is the board's baseline, any other is a copy of it

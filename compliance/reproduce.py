@@ -389,8 +389,8 @@ def attach_reproductions(data: dict, folder: Path, reproduce_n: int = 0,
     (locally, or as Ray tasks asking for each system's resources); with rank='reproduced',
     rank by the reproduced figures (rows without one below, unranked)."""
     from compliance.cluster import load_node_types, resources_for, run_tasks
-    from compliance.leaderboard import _entries, _name
-    paths = {_name(p): p for p in _entries(folder) if p.is_dir()}
+    from compliance.course import course_entries, entry_of
+    paths = {entry_of(p): p for p in course_entries(folder) if p.is_dir()}
     todo = []
     for key, rows in data["boards"].items():
         bench, scen, _ = key.split(" / ")

@@ -6,7 +6,7 @@ import statistics
 import math
 
 from compliance.checks import err
-from compliance.checks.quality import HEX, parse_accuracy_log
+from compliance.evidence import HEX, parse_accuracy_log
 from compliance.checks.timing import duration_ms, issued
 from compliance.checks.traces import trace_records
 from compliance.context import Ctx

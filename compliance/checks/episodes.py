@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from compliance.checks import err
-from compliance.checks.quality import parse_accuracy_log
+from compliance.evidence import parse_accuracy_log
 from compliance.checks.traces import checked_trace_rows, trace_records
 from compliance.context import Ctx
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from compliance.checks import err
-from compliance.checks.quality import parse_accuracy_log
+from compliance.evidence import parse_accuracy_log
 from compliance.checks.traces import trace_records
 from compliance.context import Ctx
 

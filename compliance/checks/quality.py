@@ -2,37 +2,10 @@
 from __future__ import annotations
 
 import math
-import re
 
 from compliance.checks import err
 from compliance.context import Ctx
-
-HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})*$")
-MAX_ANSWER_BYTES = 4096
-
-
-def parse_accuracy_log(ctx: Ctx, r):
-    """(entries, problem): entries are (qsl_idx, answer, position) of well-formed items."""
-    rel = f"{r.acc}/mlperf_log_accuracy.json"
-    data, problem = ctx.tree.json(rel)
-    if data is None:
-        return None, problem
-    if not isinstance(data, list):
-        return None, f"expected a JSON list, found {type(data).__name__}"
-    out, bad = [], []
-    for i, e in enumerate(data):
-        if not (isinstance(e, dict) and isinstance(e.get("qsl_idx"), int)
-                and not isinstance(e.get("qsl_idx"), bool)
-                and isinstance(e.get("data"), str) and HEX.match(e["data"])
-                and len(e["data"]) <= 2 * MAX_ANSWER_BYTES):
-            bad.append(i)
-            continue
-        answer = bytes.fromhex(e["data"]).decode("utf-8", errors="replace")
-        out.append((e["qsl_idx"], answer, i))
-    if bad:  # a log with malformed entries is unusable as a whole: Q401 reports it
-        return None, f"{len(bad)} malformed entries (first at /{bad[0]})"
-    return out, ""
-
+from compliance.evidence import HEX, MAX_ANSWER_BYTES, parse_accuracy_log
 
 def accuracy_log_wellformed(ctx: Ctx, rule: str):
     """the accuracy log is a list of {qsl_idx, data: hex} entries."""

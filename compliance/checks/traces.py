@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from compliance.checks import err
-from compliance.checks.quality import parse_accuracy_log
+from compliance.evidence import parse_accuracy_log
 from compliance.context import Ctx
 from compliance.tracecheck import RECORD_KEYS, parse_trace, parse_trace_bytes, record_problem
 from loadgen_harness.untrusted.tree import _lines, has_duplicate_keys

@@ -51,7 +51,7 @@ class PlannerTraining:
 
     def solved(self, model, task) -> bool:
         from reference.episode import run_env
-        from reference.planner.workload import PlannerEnv
+        from reference.planner.env import PlannerEnv
         return run_env(model, PlannerEnv(task.request, max_steps=10)).answer == task.answer
 
 

@@ -5,7 +5,7 @@
     with w.episodes(max_steps=10) as make_env:
         result = run_env(model, make_env(task))       # or the batched engine: same answers
 
-`PlannerEnv` has the driver interface of reference.react.agent.ReactEnv plus a `constraint`
+`PlannerEnv` (reference/planner/env.py) has the driver interface of ReactEnv plus a `constraint`
 (the step schema's byte automaton, compiled once per process): a driver decodes each planner
 step under it, so every step is a schema-valid JSON object and ends exactly when the object
 does. The environment parses the step, hands its informal `task` to the deterministic executor
@@ -26,79 +26,13 @@ bench so far).
 from __future__ import annotations
 
 import statistics
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
 
-from reference.workloads import TranscriptEnv, Workload
-
-MAX_STEP_TOKENS = 264  # the schema's longest step (schema.MAX_STEP_BYTES, 263) and one spare
-
-
-@lru_cache(maxsize=1)
-def step_constraint():
-    from reference.planner.constraint import StepConstraint
-    return StepConstraint()
-
-
-class PlannerEnv(TranscriptEnv):
-    """One nano-planner episode's environment (the driver interface, plus `constraint`).
-
-    `constrained=False` (bench's comparison only) leaves the planner's bytes free; a step then
-    ends at the first `}` after which the text is a whole valid step."""
-
-    step_end = ord("}")
-
-    def __init__(self, request: str, max_steps: int, max_step_tokens: int = MAX_STEP_TOKENS,
-                 constrained: bool = True, caller=None):
-        from reference.episode import EpisodeResult
-        from reference.planner.tasks import request_line
-        self.constraint = step_constraint() if constrained else None
-        self.caller = caller  # a FunctionCaller writes the calls (None: the translator does)
-        self.result = EpisodeResult(request)
-        self.max_steps, self.max_step_tokens = max_steps, max_step_tokens
-        self.result.transcript = request_line(request)
-
-    @staticmethod
-    def step_complete(text: str) -> bool:
-        """Without the constraint: the text so far is one whole valid step."""
-        from reference.planner.schema import parse_step
-        return parse_step(text)[0] is not None
-
-    @staticmethod
-    def cut(tokens: list[int]) -> tuple[str, int]:
-        from reference.model import decode
-        return decode(tokens), len(tokens)
-
-    def step(self, text: str):
-        from reference.episode import StepRecord
-        from reference.planner.executor import execute
-        from reference.planner.schema import parse_step
-        assert not self.done, "episode already ended"
-        rec = StepRecord(text=text)
-        self.result.steps.append(rec)
-        self.result.transcript += text
-        step, why = parse_step(text)
-        if step is not None and "final_answer" in step:
-            self.result.answer, self.result.stop_reason = step["final_answer"], "final_answer"
-            return rec
-        t0 = time.perf_counter()
-        if step is None:
-            rec.observation = f"Error: not a valid step ({why})"
-        else:
-            rec.tool, rec.tool_input = step["tool"], step["task"]
-            run = execute if self.caller is None else self.caller.execute
-            out = run(step["tool"], step["task"])
-            rec.observation, rec.executor_ms = out.observation, out.translate_s * 1e3
-        return self.observed(rec, t0)
-
-    @staticmethod
-    def injection(rec) -> str:
-        from reference.planner.tasks import result_line
-        return result_line(rec.observation)
+from reference.planner.env import MAX_STEP_TOKENS, PlannerEnv
+from reference.workloads import Workload
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from reference.episode import run_env
 from reference.model import GPT, GPTConfig
 from reference.planner.agent import run_episode
 from reference.planner.schema import parse_step
-from reference.planner.workload import WORKLOAD, PlannerEnv, step_constraint
+from reference.planner.env import PlannerEnv, step_constraint
+from reference.planner.workload import WORKLOAD
 from reference.react.agent import ReactEnv
 from reference.workloads import get_workload
 
