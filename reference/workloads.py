@@ -190,7 +190,8 @@ def get_workload(name: str, module: str | None = None) -> Workload:
             raise UnknownWorkload(f"{module}.WORKLOAD is named {w.name!r}, not {name!r}")
         WORKLOADS[name] = w
     if w is None:
-        known = list(WORKLOADS) + [b for b in _rules_names() if b not in WORKLOADS]
+        rules_names = _rules_names()  # rules.yaml's order, then any registered elsewhere
+        known = rules_names + [b for b in WORKLOADS if b not in rules_names]
         raise UnknownWorkload(f"unknown benchmark {name!r}; known: {', '.join(known)}")
     return w
 
