@@ -95,7 +95,7 @@ def is_heldout_word(word: str) -> bool:
     The split is a fixed partition of all strings by their SHA-256: the training sampler
     rejects every held-out random string, and the generalisation split uses only held-out
     strings outside the vocabulary, so training provably never sees a generalisation word
-    (tests/test_tasks.py). The letter distribution is the same on both sides: what is held out
+    (tests/react/test_tasks.py). The letter distribution is the same on both sides: what is held out
     is the words, not letters the model never saw."""
     return hashlib.sha256(word.encode()).digest()[0] < 32
 
