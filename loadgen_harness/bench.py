@@ -9,10 +9,11 @@
 All three run in one invocation on the same machine, so their ratios are comparable even on a
 shared, noisy machine. The engine and the LoadGen SUT use the same engine setup (workers x
 threads and tuning.draft from systems/<system>.yaml, or --draft); LoadGen runs in its child
-process as in a submission, on exactly the direct run's episodes (the first --tasks tasks, each issued once), and its rate
-is LoadGen's own `result_samples_per_second`; the two run --rounds times each in ABBA order
-and their means are compared (the machine's speed drifts between runs; ABBA cancels a steady
-drift); each round's own overhead is printed too, with the mean, stdev and range of those.
+process as in a submission, on exactly the direct run's episodes (the first --tasks tasks, each
+issued once), and its rate is LoadGen's own `result_samples_per_second`; the two run --rounds
+times each in ABBA order and their means are compared (the machine's speed drifts between runs;
+ABBA cancels a steady drift); each round's own overhead is printed too, with the mean, stdev
+and range of those.
 Workers are started and warmed up (loadgen_harness.sut.WARM_STEPS) before either is timed.
 The roofline and breakdown use the fastest direct run. The roofline (loadgen_harness/
 roofline.py) measures the machine's matmul rate and memory bandwidth in the same run, counts
@@ -134,7 +135,8 @@ def time_breakdown(engines, results, worker_s: float) -> dict:
     out["mean_rows_per_decode_step"] = round(tot.get("rows_decoded", 0) / steps, 1) if steps else 0
     out["decode_step_ms"] = round(1e3 * tot.get("decode_forward_s", 0.0) / steps, 3) if steps else 0
     rows = tot.get("rows_decoded", 0)
-    out["tokens_per_row_and_forward"] = round(tot.get("tokens_decoded", 0) / rows, 3) if rows else 1.0
+    out["tokens_per_row_and_forward"] = (round(tot.get("tokens_decoded", 0) / rows, 3)
+                                         if rows else 1.0)
     out["drafts_kept_share"] = (round(tot["accepted"] / tot["drafted"], 3)
                                 if tot.get("drafted") else 0.0)
     return out
@@ -311,7 +313,8 @@ def loadgen_rate(rules, bench, checkpoint, n: int, expected_qps: float, tuning: 
                          performance_sample_count=n)
     issued = (d.get("effective_performance_sample_count"), d.get("generated_samples_per_query"))
     if issued != (n, n):  # the comparison with the direct run would not be like for like
-        raise RuntimeError(f"LoadGen issued {issued[1]} samples of {issued[0]}, expected {n} of {n}")
+        raise RuntimeError(f"LoadGen issued {issued[1]} samples of {issued[0]}, "
+                           f"expected {n} of {n}")
     return float(d["result_samples_per_second"])
 
 
@@ -547,8 +550,9 @@ def _main(argv, stage) -> int:
     execs = executor_cost(model, tasks[: args.constraint_tasks], max_batch, make_env)
     if execs:
         t, c = execs["translator"], execs["caller"]
-        print(f"executor           translator {t['eps']:.2f} episodes/s ({t['executor_ms_per_step']}"
-              f" ms per call), function caller {c['eps']:.2f} episodes/s "
+        print(f"executor           translator {t['eps']:.2f} episodes/s "
+              f"({t['executor_ms_per_step']} ms per call), function caller "
+              f"{c['eps']:.2f} episodes/s "
               f"({c['executor_ms_per_step']} ms per call); same answers "
               f"{execs['same_answers']}/{execs['tasks']}", flush=True)
     figures = {"tasks": len(tasks), "naive_tasks": args.naive_tasks, "workers": workers,

@@ -1,7 +1,7 @@
 """Peers on the same weights: the reference checkpoint as a Hugging Face GPT-NeoX model, and
 the same episodes run through it the way a researcher would write the agent loop.
 
-    make bench-peers          # its own venv (build/peers-venv) with transformers; then bench --peers
+    make bench-peers   # its own venv (build/peers-venv) with transformers; then bench --peers
     from loadgen_harness.peers import to_gpt_neox, hf_episodes
     hf = to_gpt_neox(model)                       # a transformers GPTNeoXForCausalLM
     rate, results = hf_episodes(hf, tasks, make_env, block_size)

@@ -14,11 +14,11 @@ a sweep (`--sweep`: real LoadGen runs of the reference SUT, reusing loadgen_harn
 few batch sizes and rates on the first tasks of the frozen set), read back with --sweep-json.
 The page says which plot is absent or a single point, and why; no figure is ever made up.
 
-The submission is untrusted input: it is read through loadgen_harness.untrusted.tree (size-bounded reads,
-links refused, never followed), only names made of [A-Za-z0-9._-] are used, at most
-MAX_EPISODES records per trace, and every text on the page is escaped. The report is built in
-a hidden directory beside --out and moved into place whole, so a failure leaves no page that
-looks complete; an existing --out is replaced only when it holds an earlier report.
+The submission is untrusted input: it is read through loadgen_harness.untrusted.tree
+(size-bounded reads, links refused, never followed), only names made of [A-Za-z0-9._-] are
+used, at most MAX_EPISODES records per trace, and every text on the page is escaped. The report
+is built in a hidden directory beside --out and moved into place whole, so a failure leaves no
+page that looks complete; an existing --out is replaced only when it holds an earlier report.
 
 The plots themselves are drawn by loadgen_harness/report_plots.py.
 

@@ -161,7 +161,8 @@ def tuning_problems(doc: dict, found: dict, benchmarks, scenarios=None) -> list[
             out += _ray_problems(tuning, cores, accel)
         return out
     used = tuning.get("workers", 1), tuning.get("threads", 1)
-    if isinstance(cores, int) and all(_count(u) for u in used) and used[0] * used[1] > max(cores, 1):
+    if (isinstance(cores, int) and all(_count(u) for u in used)
+            and used[0] * used[1] > max(cores, 1)):
         out.append(f"tuning uses {used[0]} workers x {used[1]} threads = {used[0] * used[1]} "
                    f"cores, but the machine has {cores}")
     return out

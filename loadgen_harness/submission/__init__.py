@@ -202,7 +202,8 @@ def _print_summary(rows, profile) -> None:
         perf = perf or {"metric": "-", "value": None, "validity": None}  # a split's accuracy row
         v = perf["value"]
         t.add_row(bname, scen, perf["metric"], f"{v:.2f}" if isinstance(v, (int, float)) else "-",
-                  perf["validity"] or "-", f"{acc['metric']} {acc[acc['metric']]:.4f}", f"{acc['target']:.4f}",
+                  perf["validity"] or "-", f"{acc['metric']} {acc[acc['metric']]:.4f}",
+                  f"{acc['target']:.4f}",
                   "PASS" if acc["passed"] else "FAIL")
     console().print(t)
 

@@ -41,9 +41,11 @@ def loadgen_settings(rules, bench, scenario: str, mode: str, profile, tuning: di
     elif scenario == "Server":
         s["server_target_qps"] = qps_hint(scenario, tuning, profile)
         s["server_target_latency_ns"] = bench.target_latency_ns("Server")
-        s["server_target_latency_percentile"] = bench.scenarios["Server"]["latency_percentile"] / 100
+        s["server_target_latency_percentile"] = \
+            bench.scenarios["Server"]["latency_percentile"] / 100
     elif scenario == "SingleStream":
-        s["single_stream_expected_latency_ns"] = int(tuning["single_stream_expected_latency_ms"] * 1e6)
+        s["single_stream_expected_latency_ns"] = \
+            int(tuning["single_stream_expected_latency_ms"] * 1e6)
         s["single_stream_target_latency_percentile"] = \
             bench.scenarios["SingleStream"]["latency_percentile"] / 100
     if mode == "AccuracyOnly" and profile.accuracy_sample_count:
@@ -76,7 +78,8 @@ def audit_breaks_rules(detail: dict, profile, scenario: str) -> str:
     if detail.get("result_validity") != "VALID" and not latency_only:
         return f"LoadGen says {detail.get('result_validity')}: " \
                f"{detail.get('result_invalid_reason') or 'see its summary'}"
-    n = (detail.get("generated_query_count") or 0) * (detail.get("generated_samples_per_query") or 0)
+    n = ((detail.get("generated_query_count") or 0)
+         * (detail.get("generated_samples_per_query") or 0))
     if n < profile.audit_min_query_count[scenario]:
         return f"{n} samples issued, fewer than {profile.audit_min_query_count[scenario]}"
     if not detail.get("result_min_duration_met"):
@@ -106,7 +109,8 @@ def plan_runs(rules, profile, benchmarks, scenarios, tuning_all: dict) -> list[R
             n_acc = profile.accuracy_sample_count or bench.eval_set_size
             acc_qps = qps_hint("Offline", tuning, profile) if scen == "Offline" else qps
             plans.append(RunPlan(bname, scen, "AccuracyOnly", "accuracy",
-                                 loadgen_settings(rules, bench, scen, "AccuracyOnly", profile, tuning),
+                                 loadgen_settings(rules, bench, scen, "AccuracyOnly", profile,
+                                                  tuning),
                                  STARTUP_S + n_acc / acc_qps))
             for split in bench.splits.values():  # e.g. the generalisation split (issue 12)
                 n_split = profile.accuracy_sample_count or split.eval_set_size

@@ -104,7 +104,8 @@ def run_plan(plan: RunPlan, rules, profile, tuning: dict, results_dir: Path, ckp
         # and record that the rate was calibrated.
         d = read_detail(run_dir / "mlperf_log_detail.txt")
         measured = d.get("result_samples_per_second") or 0
-        if not d.get("result_min_duration_met") and measured > plan.settings["offline_expected_qps"]:
+        if (not d.get("result_min_duration_met")
+                and measured > plan.settings["offline_expected_qps"]):
             plan.settings["offline_expected_qps"] = round(measured * 1.25, 2)
             if plan.rel_dir == "performance/run_1":
                 calibrated[plan.benchmark] = plan.settings["offline_expected_qps"]

@@ -107,8 +107,9 @@ def write_result_files(sdir: Path, rules, profile, plans, bname: str, scen: str,
 
 
 def compress_all_traces(root: Path) -> None:
-    """Every agent_trace.jsonl under root as agent_trace.jsonl.gz (byte-for-byte reproducible:
-    no name, no time stamp); the checker reads either (loadgen_harness.untrusted.tree.COMPRESSIBLE)."""
+    """Every agent_trace.jsonl under root as agent_trace.jsonl.gz (byte-for-byte
+    reproducible: no name, no time stamp); the checker reads either
+    (loadgen_harness.untrusted.tree.COMPRESSIBLE)."""
     for path in sorted(root.rglob("agent_trace.jsonl")):
         gz = path.with_name(path.name + ".gz")
         with open(gz, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
