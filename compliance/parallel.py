@@ -67,7 +67,7 @@ def share_evidence(ctx: Ctx, split: bool = True) -> None:
     lists, dicts and scalars; reading them costs about 0.4 of parsing them); whatever it does
     not send, this process parses. A checker bug here raises: the caller then runs the rules
     serially, and the rule that meets the bug reports it as usual (X901)."""
-    from compliance.checks.quality import parse_accuracy_log
+    from compliance.evidence import parse_accuracy_log
     from compliance.checks.traces import _trace_budget, checked_trace_rows
     _trace_budget(ctx)  # reads (and inflates) every trace once, before the fork: both share it
     paths = _trace_paths(ctx)
