@@ -211,7 +211,7 @@ class Engine:
             text, _ = slot.env.cut(slot.out)
             try:
                 future = submit(text)
-            except Exception as err:  # noqa: BLE001: settled as this episode's env_error
+            except Exception as err:  # noqa: BLE001  settled as this episode's env_error
                 future = futures.Future()
                 future.set_exception(err)
             slot.pending = (future, gen_ms)
@@ -418,7 +418,8 @@ class Engine:
             scores = scores.clone()
         for c, rows, states in groups.values():
             r = torch.tensor(rows, device=scores.device)
-            scores[r] = scores[r] + c.bias(scores.device)[torch.tensor(states, device=scores.device)]
+            scores[r] = (scores[r]
+                         + c.bias(scores.device)[torch.tensor(states, device=scores.device)])
         return (scores.argmax(dim=-1) == idx[:, 1:]).tolist()
 
     def _propose(self, slot: _Slot, tok: int) -> list[int]:
@@ -501,8 +502,9 @@ class Engine:
               on_done: Callable[[Any, EpisodeResult], None]) -> None:
         """Run until `pull` returns None with nothing in flight.
 
-        pull(n_free, idle) returns up to n_free new (key, item) pairs (items go to make_env); it may block when
-        idle is True (nothing is decoding), and returns None once no more work will come."""
+        pull(n_free, idle) returns up to n_free new (key, item) pairs (items go to make_env); it
+        may block when idle is True (nothing is decoding), and returns None once no more work
+        will come."""
         closed = False
         while True:
             if not closed and self.free:

@@ -92,7 +92,7 @@ def finish_step(env, out: list[int], ctx0: int, kv0: int, gen_ms: float,
         if env.done:
             return n_keep, None
         inject = encode(env.injection(rec))
-    except Exception as err:  # noqa: BLE001: one episode's content must never end the batch
+    except Exception as err:  # noqa: BLE001  one episode's content must never end the batch
         _env_failed(env, n_steps, text, ctx0, kv0, len(out), gen_ms, err)
         return n_keep, None
     if ctx0 + n_keep + len(inject) >= block_size:

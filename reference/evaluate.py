@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     ap.add_argument("--executor", default=None,
                     help="nano-planner: who writes each step's exact call, 'translator' "
                          "(deterministic, the default) or 'caller' (the function-caller model)")
-    ap.add_argument("--json", default=None, metavar="PATH", help="write the full report ('-': stdout)")
+    ap.add_argument("--json", default=None, metavar="PATH",
+                    help="write the full report ('-': stdout)")
     ap.add_argument("--reference-results", default=None, metavar="PATH",
                     help="also write each task's answer and verdict as JSON lines (how the "
                          "reference's per-sample results in rules.yaml are made)")

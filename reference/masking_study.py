@@ -73,7 +73,8 @@ class Study:
 
 STUDIES = {
     "nano-planner": Study(
-        train=["reference.planner.train", "--init-from", "reference/checkpoints/nano-react/model.pt",
+        train=["reference.planner.train",
+               "--init-from", "reference/checkpoints/nano-react/model.pt",
                "--warmup", "50", "--lr", "2e-3", "--mix", "average_length=2,"
                "two_longest_times_const=2,length_diff_arith=1.5,total_lengths_compare=1.5",
                "--eval-n", "1", "--threads", "1"],
@@ -146,7 +147,8 @@ def run_arm(benchmark: str, out: Path, arm: str, seed: int, steps: int) -> dict:
     t0 = time.time()
     with open(d / "train.console", "w") as log:
         subprocess.run([sys.executable, "-m", *study.train, *init, *ARMS[arm],
-                        "--steps", str(steps), "--seed", str(seed), "--out", str(d)], stdout=log, stderr=subprocess.STDOUT, check=True)
+                        "--steps", str(steps), "--seed", str(seed), "--out", str(d)],
+                       stdout=log, stderr=subprocess.STDOUT, check=True)
     figures = {"arm": arm, "seed": seed, "steps": steps, "train_wall_s": round(time.time() - t0)}
     for split in SPLITS:
         report = d / f"eval-{split}.json"

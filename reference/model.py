@@ -230,10 +230,10 @@ class _Batch:
     """What every layer of one forward of several cached rows shares: each real token's row
     and position (ridx_real, None under the kernel, and pos_real, (N,)), `keep` indexing the
     real tokens among the (B * T) positions of the padded input (None when no row is
-    padded), and how attention runs: the ragged CPU kernel (reference/attention.py) over `meta`, the rows' C arrays,
-    or else SDPA per attention group, runs of consecutive rows (_partition), so that a short
-    row is not padded to the batch's longest, nor a narrow one to its widest (the engine
-    orders rows by length)."""
+    padded), and how attention runs: the ragged CPU kernel (reference/attention.py) over `meta`,
+    the rows' C arrays, or else SDPA per attention group, runs of consecutive rows
+    (_partition), so that a short row is not padded to the batch's longest, nor a narrow one to
+    its widest (the engine orders rows by length)."""
 
     __slots__ = ("ridx_real", "pos_real", "keep", "groups", "kernel", "meta")
 
@@ -299,7 +299,8 @@ def _first_if_contiguous(rows: list[int]) -> int | None:
 def _rotary_tables(pos: torch.Tensor, hs: int) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of rotary embeddings (RoFormer) at positions `pos` (T,) or (B, T), shaped
     to broadcast over (B, nh, T, hs // 2)."""
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, hs, 2, device=pos.device, dtype=torch.float32) / hs))
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, hs, 2, device=pos.device, dtype=torch.float32)
+                                / hs))
     ang = pos.to(torch.float32)[..., None] * inv_freq  # (..., T, hs/2)
     if ang.dim() == 3:
         ang = ang[:, None]  # (B, 1, T, hs/2)
@@ -392,7 +393,8 @@ class GPT(nn.Module):
         if cache is None:
             pos = torch.arange(T, device=idx.device)
             if T > self.config.block_size:
-                raise ValueError(f"context of {T} tokens exceeds block_size {self.config.block_size}")
+                raise ValueError(f"context of {T} tokens exceeds "
+                                 f"block_size {self.config.block_size}")
             rows = starts = None
         else:
             rows = list(range(B)) if rows is None else list(rows)
@@ -433,6 +435,7 @@ class GPT(nn.Module):
             out[batch.keep] = logits
             return out.view(B, T, -1)  # a padding position's logits are zero
         if last_only:
-            x = x[torch.arange(B, device=x.device), torch.tensor(counts, device=x.device) - 1][:, None] \
-                if n_new is not None else x[:, -1:]
+            x = (x[torch.arange(B, device=x.device),
+                   torch.tensor(counts, device=x.device) - 1][:, None]
+                 if n_new is not None else x[:, -1:])
         return self.lm_head(self.ln_f(x))

@@ -82,7 +82,8 @@ def _coerce(value, tp, where: str):
     if tp in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 (tp is int and value != int(value)):
-            raise RulesError(f"rules.yaml {where}: expected {'an integer' if tp is int else 'a number'}, found {value!r}")
+            raise RulesError(f"rules.yaml {where}: expected "
+                             f"{'an integer' if tp is int else 'a number'}, found {value!r}")
         return tp(value)
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -194,7 +195,8 @@ class Profile:
     accuracy_sample_count: int | None  # None: every sample
     audit_min_duration_ms: int
     audit_min_query_count: dict         # per scenario: queries each audit run issues at least
-    server_qps_fraction: float = 1.0    # share of the system's server_target_qps a Server run offers
+    # share of the system's server_target_qps a Server run offers
+    server_qps_fraction: float = 1.0
     # at most this share of the Offline rate the same submission has just measured on this
     # machine (None: the system file's rate alone); a busy machine's Server offer falls with it
     server_qps_of_offline: float | None = None

@@ -1,7 +1,8 @@
 """Score a checkpoint on fresh generalisation sets over a benchmark's whole declared input space.
 
     python -m reference.space_eval nano-react --n 100 --batch 32          # every dimension
-    python -m reference.space_eval nano-react --checkpoint build/x/model.pt --dims capitalised,digits_8
+    python -m reference.space_eval nano-react --checkpoint build/x/model.pt \
+        --dims capitalised,digits_8
     python -m reference.space_eval nano-codegen --n 100 --json out.json
 
 For each dimension of reference/space.py (`whole`, capitalised words, repeated letters, long
@@ -71,7 +72,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dims", default="all", help="comma-separated dimensions, or 'all': "
                     + ", ".join(DIMS))
     ap.add_argument("--seed", type=int, default=None, help="set seed (default: the generator's)")
-    ap.add_argument("--batch", type=int, default=32, help="episodes decoded together (0: one at a time)")
+    ap.add_argument("--batch", type=int, default=32,
+                    help="episodes decoded together (0: one at a time)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--json", type=Path, default=None, help="write the summary and every episode")
     args = ap.parse_args(argv)

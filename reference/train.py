@@ -4,8 +4,10 @@
     python -m reference.train nano-react --rope --steps 2000 --out /tmp/rope   # a shorter run
     python -m reference.train nano-react --no-mask       # learn every token (comparison)
     python -m reference.train nano-react --steps 200 --out /tmp/quick   # a quick look
-    python -m reference.train nano-codegen --rope --init-from reference/checkpoints/nano-react/model.pt --variety wide
-    python -m reference.train nano-planner --rope --init-from reference/checkpoints/nano-react/model.pt --block-size 1280 --batch-size 16
+    python -m reference.train nano-codegen --init-from reference/checkpoints/nano-react/model.pt \
+        --rope --variety wide
+    python -m reference.train nano-planner --init-from reference/checkpoints/nano-react/model.pt \
+        --rope --block-size 1280 --batch-size 16
 
 nano-codegen trains on oracle programs, a share of them after a real failed attempt and its
 verifier feedback (both masked: only the corrected program is learned); its validation is
@@ -185,7 +187,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cfg.lr * (cfg.min_lr_frac
+                     + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def evaluate_accuracy(model: GPT, data, tasks) -> float:
@@ -202,10 +205,12 @@ def parse_args(argv=None) -> TrainConfig:
     ap = argparse.ArgumentParser(description="Masked SFT of a nano agent workload.")
     ap.add_argument("workload", metavar="benchmark",
                     help="which benchmark to train (nano-react, nano-codegen, nano-planner)")
-    ap.add_argument("--steps", type=int, default=d.steps, help="optimizer steps (the schedule fits them)")
+    ap.add_argument("--steps", type=int, default=d.steps,
+                    help="optimizer steps (the schedule fits them)")
     ap.add_argument("--batch-size", type=int, default=d.batch_size, help="trajectories per step")
     ap.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    ap.add_argument("--min-lr-frac", type=float, default=d.min_lr_frac, help="final lr as a fraction of peak")
+    ap.add_argument("--min-lr-frac", type=float, default=d.min_lr_frac,
+                    help="final lr as a fraction of peak")
     ap.add_argument("--warmup", type=int, default=d.warmup, help="linear warmup steps")
     ap.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
     ap.add_argument("--p-detour", type=float, default=d.p_detour,
@@ -243,13 +248,16 @@ def parse_args(argv=None) -> TrainConfig:
                          "miscopying an argument (a digit dropped or doubled, a list element "
                          "skipped or repeated), so the repair learns to copy again from the task")
     ap.add_argument("--seed", type=int, default=d.seed, help="seed for weights and data")
-    ap.add_argument("--no-mask", action="store_true", help="learn every token, not only the agent's")
+    ap.add_argument("--no-mask", action="store_true",
+                    help="learn every token, not only the agent's")
     ap.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps")
-    ap.add_argument("--eval-start", type=int, default=d.eval_start, help="first step to validate at")
+    ap.add_argument("--eval-start", type=int, default=d.eval_start,
+                    help="first step to validate at")
     ap.add_argument("--val-size", type=int, default=d.val_size, help="validation tasks")
     ap.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     ap.add_argument("--dtype", choices=["bf16", "fp32"], default=d.dtype, help="autocast dtype")
-    ap.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: all cores)")
+    ap.add_argument("--threads", type=int, default=d.threads,
+                    help="torch CPU threads (0: all cores)")
     ap.add_argument("--out", type=Path, default=None,
                     help="output directory (default: reference/checkpoints/<workload>)")
     ap.add_argument("--stop-after", type=int, default=d.stop_after,
@@ -302,7 +310,8 @@ def load_init(cfg: TrainConfig) -> dict | None:
         init = torch.load(cfg.init_from, map_location="cpu", weights_only=True)
         init_config = GPTConfig(**init["config"])  # older checkpoints predate `rope`
     except Exception as e:
-        raise ValueError(f"--init-from {cfg.init_from}: not a checkpoint of this code ({e})") from None
+        raise ValueError(f"--init-from {cfg.init_from}: "
+                         f"not a checkpoint of this code ({e})") from None
     if config.rope and init_config.rope:  # rotary positions: no weight depends on block_size
         init_config = replace(init_config, block_size=config.block_size)
     if init_config != config:

@@ -49,7 +49,8 @@ def run(workers: int, n_programs: int) -> dict:
                     lat.append(dt)
                     failures += not ok
 
-        threads = [threading.Thread(target=client, args=(jobs[i::workers],)) for i in range(workers)]
+        threads = [threading.Thread(target=client, args=(jobs[i::workers],))
+                   for i in range(workers)]
         t0 = time.perf_counter()
         for th in threads:
             th.start()

@@ -109,8 +109,8 @@ _LABELS = {"syntax": "Syntax error", "unsafe": "Unsafe program", "runtime": "Run
 
 
 # C0 and C1 controls, DEL, and the Unicode format characters that reorder or hide text (the
-# same set as loadgen_harness.untrusted.safe): an ANSI or OSC sequence in a program's output must not reach a
-# terminal or a page as one.
+# same set as loadgen_harness.untrusted.safe): an ANSI or OSC sequence in a program's output
+# must not reach a terminal or a page as one.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 # What the zygote may answer: every outcome but the verifier's own verdicts (ok, wrong_output).
 _WORKER_KINDS = {"ran", "runtime", "timeout", "memory", "output_too_large", "syntax",
@@ -132,7 +132,9 @@ def printable(text: str) -> str:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    kind: str           # ok | syntax | unsafe | runtime | timeout | memory | output_too_large | wrong_output | sandbox_error
+    # ok | syntax | unsafe | runtime | timeout | memory | output_too_large | wrong_output |
+    # sandbox_error
+    kind: str
     detail: str = ""    # what went wrong, for the feedback
     output: str | None = None
     ms: float = 0.0     # execution time in the sandbox (0 when refused before running)
@@ -347,7 +349,8 @@ class Verifier:
             w.close()
             w = _Worker()
             self.replaced += 1
-            out = {"kind": "runtime", "detail": "the sandbox worker died; it was replaced", "ms": 0.0}
+            out = {"kind": "runtime", "detail": "the sandbox worker died; it was replaced",
+                   "ms": 0.0}
         finally:
             with self._cv:
                 self._idle.append(w)

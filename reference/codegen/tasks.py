@@ -301,19 +301,32 @@ def _power_base(r, d):
 # split) widens words and numbers and writes oracles without arithmetic; the frozen set was
 # generated with None.
 TEMPLATES = {
-    "sum_list": lambda r, d: (lambda xs: (f"Return the sum of {xs}", f"result = sum({xs})"))(_ints(r, d=d)),
-    "reverse_string": lambda r, d: (lambda w: (f"Reverse the string '{w}'", f"result = '{w}'[::-1]"))(_text(r, d)),
-    "length": lambda r, d: (lambda w: (f"Return the length of '{w}'", f"result = len('{w}')"))(_text(r, d)),
-    "power": lambda r, d: (lambda b, e: (f"Return {b} to the power of {e}", f"result = {b} ** {e}"))(_power_base(r, d), r.randint(2, 12 if d is None or d.name == "variety" else 4)),
-    "sorted_list": lambda r, d: (lambda xs: (f"Return the sorted version of {xs}", f"result = sorted({xs})"))(_items(r, 0, 9, d=d)),
-    "max_list": lambda r, d: (lambda xs: (f"Return the maximum of {xs}", f"result = max({xs})"))(_items(r, d=d)),
-    "min_list": lambda r, d: (lambda xs: (f"Return the minimum of {xs}", f"result = min({xs})"))(_items(r, d=d)),
-    "repeat": lambda r, d: (lambda w, n: (f"Repeat the string '{w}' {n} times", f"result = '{w}' * {n}"))(_repeat_word(r, d), d.count(r) if isinstance(d, Space) else r.randint(2, 5)),
+    "sum_list": lambda r, d: (
+        lambda xs: (f"Return the sum of {xs}", f"result = sum({xs})"))(_ints(r, d=d)),
+    "reverse_string": lambda r, d: (
+        lambda w: (f"Reverse the string '{w}'", f"result = '{w}'[::-1]"))(_text(r, d)),
+    "length": lambda r, d: (
+        lambda w: (f"Return the length of '{w}'", f"result = len('{w}')"))(_text(r, d)),
+    "power": lambda r, d: (
+        lambda b, e: (f"Return {b} to the power of {e}", f"result = {b} ** {e}"))(
+        _power_base(r, d), r.randint(2, 12 if d is None or d.name == "variety" else 4)),
+    "sorted_list": lambda r, d: (
+        lambda xs: (f"Return the sorted version of {xs}", f"result = sorted({xs})"))(
+        _items(r, 0, 9, d=d)),
+    "max_list": lambda r, d: (
+        lambda xs: (f"Return the maximum of {xs}", f"result = max({xs})"))(_items(r, d=d)),
+    "min_list": lambda r, d: (
+        lambda xs: (f"Return the minimum of {xs}", f"result = min({xs})"))(_items(r, d=d)),
+    "repeat": lambda r, d: (
+        lambda w, n: (f"Repeat the string '{w}' {n} times", f"result = '{w}' * {n}"))(
+        _repeat_word(r, d), d.count(r) if isinstance(d, Space) else r.randint(2, 5)),
     "range_list": _range_list,
-    "upper": lambda r, d: (lambda w: (f"Return '{w}' in upper case", f"result = '{w}'.upper()"))(_text(r, d)),
+    "upper": lambda r, d: (
+        lambda w: (f"Return '{w}' in upper case", f"result = '{w}'.upper()"))(_text(r, d)),
     "count_char": _count_char,
     "sum_range": _sum_range,
-    "reverse_list": lambda r, d: (lambda xs: (f"Reverse the list {xs}", f"result = {xs}[::-1]"))(_items(r, 0, 9, d=d)),
+    "reverse_list": lambda r, d: (
+        lambda xs: (f"Reverse the list {xs}", f"result = {xs}[::-1]"))(_items(r, 0, 9, d=d)),
 }
 
 

@@ -43,7 +43,7 @@ import select
 import signal
 import sys
 import time
-import unicodedata  # noqa: F401: preloaded, a contained child cannot load it (`\N{...}`)
+import unicodedata  # noqa: F401  preloaded, a contained child cannot load it (`\N{...}`)
 
 NOBODY = 65534
 
@@ -138,7 +138,7 @@ def _describe(err: BaseException) -> str:
     """`Type: message` of the program's exception, whatever its message does when printed."""
     try:
         name = type(err).__name__
-    except BaseException:  # noqa: BLE001: hostile objects may raise anything
+    except BaseException:  # noqa: BLE001  hostile objects may raise anything
         name = "Exception"
     try:
         text = str(err)[:200]
@@ -208,7 +208,7 @@ def _run(program, limits: dict) -> tuple[str, str]:
     sys.setrecursionlimit(200)
     env = {"__builtins__": _SAFE_BUILTINS}
     try:
-        exec(program, env)  # noqa: S102: the sandbox's purpose
+        exec(program, env)  # noqa: S102  the sandbox's purpose
         if "result" not in env:
             return "runtime", "the program did not assign `result`"
         text = str(env["result"])
@@ -219,7 +219,7 @@ def _run(program, limits: dict) -> tuple[str, str]:
         return "memory", "memory limit exceeded"
     except RecursionError:
         return "runtime", "RecursionError: maximum recursion depth exceeded"
-    except BaseException as err:  # noqa: BLE001: the program's own error, reported as feedback
+    except BaseException as err:  # noqa: BLE001  the program's own error, reported as feedback
         return "runtime", _describe(err)
 
 
@@ -239,16 +239,16 @@ def _child(code: str, limits: dict, wfd: int) -> None:
                 program = compile(code, "<program>", "exec")
             except MemoryError:
                 kind, text = "memory", "memory limit exceeded"
-            except BaseException as err:  # noqa: BLE001: sandbox.py parses first; belt and braces
+            except BaseException as err:  # noqa: BLE001  sandbox.py parses first; belt and braces
                 kind, text = "syntax", _describe(err)
             else:
                 try:
                     kind, text = _run(program, limits)
-                except BaseException:  # noqa: BLE001: e.g. MemoryError inside a handler
+                except BaseException:  # noqa: BLE001  e.g. MemoryError inside a handler
                     pass
         try:
             data = encode_report(kind, text)
-        except BaseException:  # noqa: BLE001: e.g. a str subclass whose encode misbehaves
+        except BaseException:  # noqa: BLE001  e.g. a str subclass whose encode misbehaves
             data = encode_report("runtime", "the program's outcome could not be encoded")
         os.write(wfd, data)
     finally:

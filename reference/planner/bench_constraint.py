@@ -78,7 +78,8 @@ def bench_outlines_table(walks, batch: int) -> dict:
         bt.append(time.perf_counter() - t)
     return {"library": "outlines-core (dense table)", "compiles_256_byte_vocab": True,
             "compile_ms": round(compile_s * 1e3, 1), "states": sc.n_states,
-            "per_token_us": _us(per_tok), "mask_only_us": _us(mask_only), f"batch{batch}_mask_us": _us(bt)}
+            "per_token_us": _us(per_tok), "mask_only_us": _us(mask_only),
+            f"batch{batch}_mask_us": _us(bt)}
 
 
 def bench_outlines_index(walks, batch: int) -> dict:

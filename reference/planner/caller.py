@@ -60,9 +60,10 @@ def target_text(tool: str, task: str) -> str:
 def trajectories(seed: int, exclude: set[str]):
     """Endless planner oracle trajectories whose requests are not in `exclude`, with detours:
     every planner step gives a (tool, task) pair, and each detour a bad one (the right task
-    sent to the wrong tool, or a task no tool can do). Half the trajectories come from the planner's own
-    distribution, half from nano-react's broadened one (random words of 1-12 letters, never
-    held out; operands of 1-6 digits), so the caller copies what it has not seen."""
+    sent to the wrong tool, or a task no tool can do). Half the trajectories come from the
+    planner's own distribution, half from nano-react's broadened one (random words of 1-12
+    letters, never held out; operands of 1-6 digits), so the caller copies what it has not
+    seen."""
     from reference.planner.tasks import generate
     from reference.react.tasks import TRAIN_DIST
     own = generate(seed, sys.maxsize, exclude=exclude, p_detour=0.5, unique=False,

@@ -24,17 +24,21 @@ with a training run, one thread, medians; two runs, both shown where they differ
 the mask applied to a (1, 256) logits row and the chosen byte advanced; batch 64: the masks of
 64 rows built and applied to a (64, 256) logits tensor.
 
-| candidate | 256-byte vocab | compile | per token | mask alone | batch 64 | install |
+| candidate | 256 bytes | compile | per token | mask alone | batch 64 | install |
 |---|---|---|---|---|---|---|
-| outlines-core 0.2.14, Index read into a dense table (chosen) | yes | 90-150 ms (1) | 4.7 us | 0.9 us | 18 us | 5 MB, no deps |
-| outlines-core 0.2.14, `get_allowed_tokens` per token | yes | 4-10 ms | 22 us | - | 340 us | same |
-| xgrammar 0.2.9, GrammarMatcher (BatchGrammarMatcher) | yes (2) | 7-15 ms | 9.6-10.5 us | 2.0 us | 88-111 us | torch, transformers, triton: about 1.1 GB |
+| outlines-core Index as a table (chosen) | yes | 90-150 ms (1) | 4.7 us | 0.9 us | 18 us | 5 MB |
+| outlines-core `get_allowed_tokens` per token | yes | 4-10 ms | 22 us | - | 340 us | same |
+| xgrammar GrammarMatcher (3) | yes (2) | 7-15 ms | 9.6-10.5 us | 2.0 us | 88-111 us | 1.1 GB (4) |
 
+outlines-core 0.2.14, its Index read into a dense table; xgrammar 0.2.9. The install column:
+outlines-core has no dependencies; xgrammar pulls torch, transformers and triton.
 (1) the Index itself takes 4-10 ms; the rest is reading it into the table and the exhaustive
 check below, once per process. (2) with `VocabType.RAW`, the 256 bytes as tokens and a virtual
 stop id 256; it accepts a UTF-8 character split over two byte tokens and refuses a stray 0xFF
 inside a string. On the same 60 random walks the two libraries' allowed sets agree at every
-position (the bench checks it): both compile exactly the schema's language.
+position (the bench checks it): both compile exactly the schema's language. (3) a
+GrammarMatcher per row; batch 64 with a BatchGrammarMatcher. (4) with torch, transformers and
+triton.
 
 outlines-core is chosen: half xgrammar's cost per token on one row, five times less for a
 batch (a DFA can be tabulated, so a batch's masks are one gather instead of a call per row),

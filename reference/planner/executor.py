@@ -13,7 +13,8 @@ ambiguously, is a *bad task*: `translate` raises `BadTask` with a typed `kind`, 
 turns it into an `Error: bad task: ...` observation the planner sees (never an exception).
 
 Forms (case-insensitive verbs; a trailing period is allowed; NUM is a number as the tools
-print them, `reference.tools.NUMBER_RE`; one trailing period is dropped first; negative operands are parenthesised in the call):
+print them, `reference.tools.NUMBER_RE`; one trailing period is dropped first; negative
+operands are parenthesised in the call):
 - calculator: `Add NUM and NUM`, `Add NUM, NUM[, ...] and NUM` (sum), `Subtract NUM from NUM`,
   `Multiply NUM by NUM`, `Divide NUM by NUM`, `Compute EXPR` / `Calculate EXPR` (EXPR: the
   calculator's own characters, at least one digit).

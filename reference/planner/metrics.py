@@ -49,7 +49,8 @@ from reference.planner.tasks import OracleCall, Task
 
 MAX_STEPS = 10  # the completion bound: a final answer within this many planner steps
 
-INVALID, UNTRANSLATABLE, TOOL_ERROR, NO_ADVANCE = "invalid", "untranslatable", "tool_error", "no_advance"
+INVALID, UNTRANSLATABLE, TOOL_ERROR, NO_ADVANCE = (
+    "invalid", "untranslatable", "tool_error", "no_advance")
 
 
 @dataclass(frozen=True)

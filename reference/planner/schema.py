@@ -13,7 +13,8 @@ language a 256-byte-vocabulary model can be constrained to (reference/planner/co
   (`STRING_CHARS`), so a value never needs an escape and every byte of a step is ASCII;
 - `tool` is one of the four tools of reference/tools.py.
 
-The bounds make the longest step 263 bytes (MAX_STEP_BYTES); the oracle's steps are far shorter (see the test).
+The bounds make the longest step 263 bytes (MAX_STEP_BYTES); the oracle's steps are far
+shorter (see the test).
 
 Limits: no nesting, no numbers or booleans, no non-ASCII text (the tasks never need any).
 """
@@ -87,7 +88,8 @@ def step_problem(step) -> str:
             if value not in TOOL_NAMES:
                 return f"tool {value[:40]!r} is not one of {', '.join(TOOL_NAMES)}"
         elif not (1 <= len(value) <= bounds[key] and _VALUE_RE.fullmatch(value)):
-            return f"{key} is not 1-{bounds[key]} printable ASCII characters without quote or backslash"
+            return (f"{key} is not 1-{bounds[key]} printable ASCII characters "
+                    "without quote or backslash")
     return ""
 
 

@@ -73,10 +73,12 @@ def evaluate(model: GPT, tasks, constraint: StepConstraint | None = None) -> dic
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=1200, help="optimizer steps the schedule fits")
-    ap.add_argument("--minutes", type=float, default=0.0, help="stop after this wall time (0: none)")
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="stop after this wall time (0: none)")
     ap.add_argument("--batch-size", type=int, default=16, help="trajectories per step")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    ap.add_argument("--min-lr-frac", type=float, default=0.05, help="final lr as a fraction of peak")
+    ap.add_argument("--min-lr-frac", type=float, default=0.05,
+                    help="final lr as a fraction of peak")
     ap.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
     ap.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay")
     ap.add_argument("--p-detour", type=float, default=0.15,
@@ -153,8 +155,9 @@ def main(argv=None) -> None:
             done = step + 1
             if done % 25 == 0:
                 el = time.time() - t0
-                rec = {"step": done, "loss": round(loss.item(), 4), "lr": round(lr_at(step, args), 6),
-                       "elapsed_s": round(el, 1), "tokens": tokens, "tokens_per_s": round(tokens / el)}
+                rec = {"step": done, "loss": round(loss.item(), 4),
+                       "lr": round(lr_at(step, args), 6), "elapsed_s": round(el, 1),
+                       "tokens": tokens, "tokens_per_s": round(tokens / el)}
                 print(json.dumps(rec), flush=True)
                 progress.write(json.dumps(rec) + "\n")
     wall = time.time() - t0

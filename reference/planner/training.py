@@ -2,9 +2,10 @@
 trajectories (the JSON steps learned, the request and the `Result:` lines masked; a share with
 a masked bad-task detour), validation tasks run closed loop under the schema constraint.
 
-    python -m reference.train nano-planner --rope --init-from reference/checkpoints/nano-react/model.pt \
-        --block-size 1280 --batch-size 16 --steps 2400 --lr 2e-3 --warmup 50 --threads 1 \
-        --mix average_length=2,two_longest_times_const=2,length_diff_arith=1.5,total_lengths_compare=1.5
+    python -m reference.train nano-planner --init-from reference/checkpoints/nano-react/model.pt \
+        --rope --block-size 1280 --batch-size 16 --steps 2400 --lr 2e-3 --warmup 50 --threads 1 \
+        --mix average_length=2,two_longest_times_const=2,length_diff_arith=1.5,\
+total_lengths_compare=1.5
 
 The general trainer gives what the development trainer (reference/planner/train.py, which made
 the committed checkpoint) lacks: the MLPerf training log and validation-based selection.

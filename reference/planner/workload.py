@@ -155,7 +155,8 @@ class PlannerWorkload(Workload):
                     [r["generated_tokens"] for r in rows]), 4) if rows else 0.0,
                 "mask_us_per_token": round(1e3 * sum(r["mask_ms"] for r in rows) / tokens, 2)
                 if tokens else 0.0,
-                "per_template": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_template.items())}}
+                "per_template": {k: round(sum(v) / len(v), 4)
+                                 for k, v in sorted(by_template.items())}}
 
     def print_report(self, summary: dict) -> None:
         for k, v in summary.items():

@@ -102,7 +102,8 @@ def print_report(summary: dict) -> None:
     ts = Table("step", "episodes", "context tokens", "KV-cache bytes", "generation ms", "tool ms")
     for s in summary["by_step_index"]:
         ts.add_row(str(s["step"]), str(s["n"]), str(s["mean_context_tokens"]),
-                   str(s["mean_kv_cache_bytes"]), str(s["mean_generation_ms"]), str(s["mean_tool_ms"]))
+                   str(s["mean_kv_cache_bytes"]), str(s["mean_generation_ms"]),
+                   str(s["mean_tool_ms"]))
     con.print(ts)
     con.print(f"failures: {summary['failures'] or 'none'}")
     con.print(f"stop reasons: {summary['stop_reasons']}")

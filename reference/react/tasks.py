@@ -208,7 +208,8 @@ def _tpl_length_arith(rng, d=None):
 
 def _tpl_compare_consts(rng, d=None):
     c1, c2 = rng.sample(CONSTANTS, 2)
-    if rng.random() < (0.3 if d is None or d.name == "train" else 0.0):  # only 56 plain pairs exist: most questions scale the first constant
+    # only 56 plain pairs exist: most questions scale the first constant
+    if rng.random() < (0.3 if d is None or d.name == "train" else 0.0):
         return (f"Is {c1} {CMP_Q} {c2}?",
                 [(f"I need the value of {c1}.", "lookup", c1),
                  (f"I need the value of {c2}.", "lookup", c2),
@@ -321,15 +322,18 @@ def parse_mix(spec: str) -> dict[str, float]:
 def _seed_plan(question: str):
     """Rebuild a seed task's plan by asking each template for the same question shape."""
     if question.startswith("What is the length of 'hello world'"):
-        return "length_arith", [("I need the length of the string.", "string_length", "hello world"),
-                                ("Now compute the result.", "calculator", lambda o: f"{o[0]} * 10 + 20")]
+        return "length_arith", [
+            ("I need the length of the string.", "string_length", "hello world"),
+            ("Now compute the result.", "calculator", lambda o: f"{o[0]} * 10 + 20")]
     if question == "What is pi times 2?":
-        return "const_op_number", [("I need the value of pi.", "lookup", "pi"),
-                                   ("Now compute the result.", "calculator", lambda o: f"{o[0]} * 2")]
+        return "const_op_number", [
+            ("I need the value of pi.", "lookup", "pi"),
+            ("Now compute the result.", "calculator", lambda o: f"{o[0]} * 2")]
     c1, c2 = question[3:-1].split(f" {CMP_Q} ")
-    return "compare_consts", [(f"I need the value of {c1}.", "lookup", c1),
-                              (f"I need the value of {c2}.", "lookup", c2),
-                              ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {o[1]}")]
+    return "compare_consts", [
+        (f"I need the value of {c1}.", "lookup", c1),
+        (f"I need the value of {c2}.", "lookup", c2),
+        ("Now compare the two values.", "compare", lambda o: f"{o[0]}, {o[1]}")]
 
 
 def _bad_call(rng: random.Random, tool: str, tool_input: str) -> tuple[str, str]:
