@@ -29,7 +29,8 @@ def _code_lines(path: Path):
             doc_lines.update(range(node.lineno, node.end_lineno + 1))
     lines = {}
     for tok in tokenize.generate_tokens(io.StringIO(src).readline):
-        if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE) or tok.start[0] in doc_lines:
+        if (tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE)
+                or tok.start[0] in doc_lines):
             continue
         lines.setdefault(tok.start[0], []).append(tok.string)
     return [(n, " ".join(t)) for n, t in sorted(lines.items())]
@@ -49,12 +50,13 @@ def test_no_benchmark_name_is_compared_outside_the_registry():
 
 def test_the_grep_finds_what_it_is_for(tmp_path):
     """The check itself can fail: each way of telling workloads apart by name is caught."""
-    for bad in ('if name == "nano-codegen":', 'x = "nano-react" != b', "if b in ('nano-react', 'x'):",
-                'CKPT = PATHS["nano-codegen"]'):
+    for bad in ('if name == "nano-codegen":', 'x = "nano-react" != b',
+                "if b in ('nano-react', 'x'):", 'CKPT = PATHS["nano-codegen"]'):
         f = tmp_path / "m.py"
         f.write_text(bad + ("\n    pass\n" if bad.endswith(":") else "\n"))
         assert any(COMPARISON.search(line) for _, line in _code_lines(f)), bad
-    f.write_text('"""Docs may say == "nano-react"."""\nx = 1  # so may comments == "nano-codegen"\n')
+    f.write_text('"""Docs may say == "nano-react"."""\n'
+                 'x = 1  # so may comments == "nano-codegen"\n')
     assert not any(COMPARISON.search(line) for _, line in _code_lines(f))
 
 

@@ -34,6 +34,7 @@ def test_nano_react_generalisation_split_at_least_095(react):
 @pytest.mark.slow
 def test_nano_codegen_generalisation_split_at_least_095():
     from reference.codegen.tasks import load_generalisation_set as load_code
-    summary, _ = evaluate("nano-codegen", load_model(get_workload("nano-codegen").default_checkpoint),
+    summary, _ = evaluate("nano-codegen",
+                          load_model(get_workload("nano-codegen").default_checkpoint),
                           load_code(), 3, batch=32)
     assert summary["pass_within_bound"] >= 0.95, summary["accuracy_per_template"]

@@ -148,7 +148,8 @@ def test_space_eval_scores_the_committed_nano_react_on_a_dimension(capsys, tmp_p
 
     from reference.space_eval import main
     out = tmp_path / "r.json"
-    assert main(["nano-react", "--n", "4", "--dims", "digits_8,long_lists", "--json", str(out)]) == 0
+    assert main(["nano-react", "--n", "4", "--dims", "digits_8,long_lists",
+                 "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "digits_8" in printed and "long_lists" in printed and "skipped" in printed
     summary = json.loads(out.read_text())["summary"]

@@ -59,7 +59,8 @@ def test_no_mask_switch_is_recorded(tmp_path):
     assert next(e for e in events if e["key"] == "label_masking")["value"] is False
 
 
-def test_init_from_checks_the_architecture_and_accepts_pre_rope_checkpoints(two_runs, tmp_path, capsys):
+def test_init_from_checks_the_architecture_and_accepts_pre_rope_checkpoints(two_runs, tmp_path,
+                                                                              capsys):
     src = two_runs[0] / "model.pt"
     # a checkpoint written before GPTConfig had `rope` continues as a learned-position model
     old = torch.load(src, weights_only=True)
@@ -75,7 +76,8 @@ def test_init_from_checks_the_architecture_and_accepts_pre_rope_checkpoints(two_
     assert not (tmp_path / "bad").exists()  # refused before anything was written
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit):
-        train.main(TINY + ["--init-from", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "bad")])
+        train.main(TINY + ["--init-from", str(tmp_path / "junk.pt"),
+                           "--out", str(tmp_path / "bad")])
     assert "not a checkpoint" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
@@ -137,7 +139,8 @@ def test_replay_mixes_nano_react_trajectories_in_its_share():
                                         (["nano-codegen", "--replay", "-0.1"], "below 1"),
                                         (["nano-react", "--miscopy", "0.5"], "nano-codegen only"),
                                         (["nano-codegen", "--miscopy", "2"], "between 0 and 1")])
-def test_replay_or_miscopy_out_of_range_or_misapplied_is_a_usage_error(argv, says, capsys, tmp_path):
+def test_replay_or_miscopy_out_of_range_or_misapplied_is_a_usage_error(argv, says, capsys,
+                                                                          tmp_path):
     with pytest.raises(SystemExit) as e:
         train.main(argv + ["--out", str(tmp_path / "out")])
     assert e.value.code == 2 and says in capsys.readouterr().err

@@ -30,8 +30,8 @@ def test_a_benchmark_of_rules_yaml_is_found_by_name_alone():
 
 
 def test_an_unknown_benchmark_is_a_clear_error_listing_the_known_ones():
-    with pytest.raises(UnknownWorkload, match="unknown benchmark 'nano-chess'; known: nano-react, nano-codegen, "
-                       "nano-planner"):
+    with pytest.raises(UnknownWorkload, match="unknown benchmark 'nano-chess'; known: "
+                                              "nano-react, nano-codegen, nano-planner"):
         get_workload("nano-chess")
 
 

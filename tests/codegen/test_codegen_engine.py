@@ -58,7 +58,8 @@ def test_a_failed_attempt_is_retried_with_its_feedback_in_context(model, verifie
     assert env.prompt().endswith("End\nFeedback: Wrong output: 512\n")
     res = run_env(model, env)
     assert len(res.attempts) >= 2 and res.attempts[0].result.kind == "wrong_output"
-    assert res.steps[1].context_tokens > res.steps[0].context_tokens or res.steps[0].context_tokens == 0
+    assert (res.steps[1].context_tokens > res.steps[0].context_tokens
+            or res.steps[0].context_tokens == 0)
 
 
 @pytest.mark.parametrize("scenario", ["Offline", "Server"])
@@ -69,7 +70,8 @@ def test_codegen_through_loadgen_logs_programs_the_checker_can_rerun(tmp_path, s
     settings = {"server_target_qps": 50.0, "server_target_latency_ns": 10**10} \
         if scenario == "Server" else {}
     spec = {"benchmark": "nano-codegen", "scenario": scenario, "mode": "AccuracyOnly",
-            "out_dir": str(tmp_path / scenario), "checkpoint": str(get_workload("nano-codegen").default_checkpoint),
+            "out_dir": str(tmp_path / scenario),
+            "checkpoint": str(get_workload("nano-codegen").default_checkpoint),
             "eval_set": str(eval_set), "settings": settings, "workers": 1, "threads": 1}
     status = run_test(spec, timeout_s=180)
     out = Path(spec["out_dir"])
@@ -131,7 +133,8 @@ def test_one_hostile_episode_does_not_change_the_others_in_a_batch_of_64(model, 
     }
     items = [(i, t) for i, t in enumerate(tasks)]
     engine = Engine(model, max_batch=64, draft=draft,
-                    make_env=lambda it: hostile.get(it[0], lambda t: CodegenEnv(t, verifier))(it[1]))
+                    make_env=lambda it: hostile.get(it[0],
+                                                    lambda t: CodegenEnv(t, verifier))(it[1]))
     mixed = engine.run_all(items)
     for i, (a, b) in enumerate(zip(clean, mixed)):
         if i not in hostile:

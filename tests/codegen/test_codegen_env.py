@@ -57,7 +57,8 @@ def test_attempt_bound_ends_the_episode(verifier):
     assert env.done and env.result.stop_reason == "max_attempts"
     kinds = [a.result.kind for a in env.result.attempts]
     assert kinds == ["unsafe", "syntax", "timeout"] and env.result.output is None
-    assert [s.tool_input for s in env.result.steps] == ["import os", "result = (", "while True: pass"]
+    assert [s.tool_input for s in env.result.steps] == ["import os", "result = (",
+                                                       "while True: pass"]
 
 
 def test_program_parsing_and_step_end():

@@ -27,7 +27,8 @@ def test_codegen_answers_are_programs_run_in_the_sandbox(grader):
 def test_react_answers_are_compared_exactly(grader):
     t = Task("r", "const_op_number", "What is pi times 2?", "6.28318", 2)
     assert grader.correct("nano-react", t, "6.28318")
-    assert not grader.correct("nano-react", t, "6.283180") and not grader.correct("nano-react", t, None)
+    assert (not grader.correct("nano-react", t, "6.283180")
+            and not grader.correct("nano-react", t, None))
 
 
 def test_reexecution_gives_the_logged_feedback(grader):

@@ -15,25 +15,30 @@ HOSTILE = [
     # infinite loops and CPU burners
     ("busy_loop", "while True:\n    pass", {"timeout"}),
     ("busy_loop_result", "result = 0\nwhile True:\n    result += 1", {"timeout"}),
-    ("nested_loops", "result = sum(i * j for i in range(10**6) for j in range(10**6))", {"timeout"}),
+    ("nested_loops", "result = sum(i * j for i in range(10**6) for j in range(10**6))",
+     {"timeout"}),
     ("huge_power", "result = 10 ** (10 ** 8)", {"timeout", "memory"}),
-    ("sorted_forever", "x = list(range(10**7))\nwhile True:\n    x = sorted(x)", {"timeout", "memory"}),
+    ("sorted_forever", "x = list(range(10**7))\nwhile True:\n    x = sorted(x)",
+     {"timeout", "memory"}),
     ("recursion_loop", "def f():\n    while True:\n        pass\nresult = f()", {"timeout"}),
     # memory bombs
     ("big_list", "result = [0] * 10**9", {"memory"}),
     ("big_string", "result = 'a' * 10**10", {"memory"}),
     ("growing_list", "x = []\nwhile True:\n    x.append('y' * 10**6)", {"memory", "timeout"}),
     ("dict_bomb", "result = {i: str(i) * 100 for i in range(10**8)}", {"memory", "timeout"}),
-    ("nested_lists", "x = [[0] * 10**4 for _ in range(10**5)]\nresult = len(x)", {"memory", "timeout"}),
+    ("nested_lists", "x = [[0] * 10**4 for _ in range(10**5)]\nresult = len(x)",
+     {"memory", "timeout"}),
     # deep recursion
     ("deep_recursion", "def f(n):\n    return f(n + 1)\nresult = f(0)", {"runtime"}),
-    ("mutual_recursion", "def a(n):\n    return b(n)\ndef b(n):\n    return a(n)\nresult = a(1)", {"runtime"}),
+    ("mutual_recursion", "def a(n):\n    return b(n)\ndef b(n):\n    return a(n)\nresult = a(1)",
+     {"runtime"}),
     ("deep_nesting_literal", "result = " + "[" * 5000 + "]" * 5000, {"unsafe"}),
     ("deep_nesting_short", "result = " + "(" * 1500 + "1" + ")" * 1500, {"syntax", "runtime"}),
     # huge outputs
     ("huge_result", "result = 'x' * 100000", {"output_too_large"}),
     ("huge_list_result", "result = list(range(10**6))", {"output_too_large"}),
-    ("print_flood", "for i in range(10**6):\n    print('spam' * 100)\nresult = 1", {"wrong_output", "timeout"}),
+    ("print_flood", "for i in range(10**6):\n    print('spam' * 100)\nresult = 1",
+     {"wrong_output", "timeout"}),
     # forks, processes, signals, files, network: all need imports or dunders
     ("import_os_fork", "import os\nos.fork()", {"unsafe"}),
     ("from_os", "from os import system\nsystem('touch /tmp/nano_sandbox_canary')", {"unsafe"}),
@@ -41,7 +46,8 @@ HOSTILE = [
     ("import_socket", "import socket\nsocket.create_connection(('1.1.1.1', 80))", {"unsafe"}),
     ("import_signal", "import signal\nsignal.raise_signal(9)", {"unsafe"}),
     ("import_ctypes", "import ctypes", {"unsafe"}),
-    ("dunder_import", "os = __import__('os')\nos.system('touch /tmp/nano_sandbox_canary')", {"unsafe"}),
+    ("dunder_import", "os = __import__('os')\nos.system('touch /tmp/nano_sandbox_canary')",
+     {"unsafe"}),
     ("open_write", "open('/tmp/nano_sandbox_canary', 'w').write('x')", {"unsafe"}),
     ("open_read", "result = open('/etc/passwd').read()", {"unsafe"}),
     ("exec_string", "exec('import os')", {"unsafe"}),
@@ -63,14 +69,17 @@ HOSTILE = [
     ("getattribute", "result = (1).__getattribute__('real')", {"unsafe"}),
     ("dict_attr", "result = (lambda: 0).__dict__", {"unsafe"}),
     # escapes without underscores: frames, generators, tracebacks, str.format
-    ("gen_frame_globals", "def g():\n    yield gen.gi_frame.f_back.f_back.f_globals\ngen = g()\nresult = next(gen)", {"unsafe"}),
+    ("gen_frame_globals", "def g():\n    yield gen.gi_frame.f_back.f_back.f_globals\ngen = g()\n"
+     "result = next(gen)", {"unsafe"}),
     ("gen_code", "g = (x for x in [1])\nresult = g.gi_code", {"unsafe"}),
-    ("traceback_frame", "try:\n    1/0\nexcept Exception as e:\n    result = e.with_traceback", {"unsafe"}),
+    ("traceback_frame", "try:\n    1/0\nexcept Exception as e:\n    result = e.with_traceback",
+     {"unsafe"}),
     ("format_field", "result = '{0.real}'.format(1)", {"unsafe"}),
     ("format_map", "result = '{x}'.format_map({'x': 1})", {"unsafe"}),
     ("built_dunder_string", "k = '_' + '_class_' + '_'\nresult = k", {"ok", "wrong_output"}),
     ("global_statement", "def f():\n    global result\n    result = 1\nf()", {"unsafe"}),
-    ("nonlocal_statement", "def f():\n    x = 1\n    def g():\n        nonlocal x\n    return x\nresult = f()", {"unsafe"}),
+    ("nonlocal_statement", "def f():\n    x = 1\n    def g():\n        nonlocal x\n    return x\n"
+     "result = f()", {"unsafe"}),
     ("huge_program", "result = 1\n" + "x = 1\n" * 2000, {"unsafe"}),
     # broken programs
     ("syntax_error", "result = (1 +", {"syntax"}),
@@ -81,13 +90,17 @@ HOSTILE = [
     ("system_exit", "raise SystemExit(3)", {"runtime"}),
     ("exit_call", "exit()", {"unsafe"}),
     # match class patterns name attributes as strings (MatchClass.kwd_attrs)
-    ("match_str_format", "match 'x':\n    case str(format=f):\n        result = f('{0.gi_frame}', 1)", {"unsafe"}),
-    ("match_exception_attr", "match ValueError('a'):\n    case Exception(args=a):\n        result = a", {"unsafe"}),
+    ("match_str_format", "match 'x':\n    case str(format=f):\n"
+     "        result = f('{0.gi_frame}', 1)", {"unsafe"}),
+    ("match_exception_attr", "match ValueError('a'):\n    case Exception(args=a):\n"
+     "        result = a", {"unsafe"}),
     ("match_int_real", "match 1:\n    case int(real=r):\n        result = r", {"unsafe"}),
     ("match_positional_class", "match 1:\n    case int(x):\n        result = x", {"unsafe"}),
     ("match_capture_dunder", "match [1]:\n    case [__x]:\n        result = __x", {"unsafe"}),
-    ("match_star_underscore", "match [1, 2]:\n    case [*_rest]:\n        result = _rest", {"unsafe"}),
-    ("match_mapping_rest", "match {'a': 1}:\n    case {**_rest}:\n        result = _rest", {"unsafe"}),
+    ("match_star_underscore", "match [1, 2]:\n    case [*_rest]:\n        result = _rest",
+     {"unsafe"}),
+    ("match_mapping_rest", "match {'a': 1}:\n    case {**_rest}:\n        result = _rest",
+     {"unsafe"}),
     ("match_as_underscore", "match 1:\n    case 1 as _v:\n        result = _v", {"unsafe"}),
     ("match_value_attr", "match 1:\n    case print.gi_frame:\n        result = 1", {"unsafe"}),
     # format-string field walks
@@ -99,8 +112,10 @@ HOSTILE = [
     ("fstring_harmless", "result = f'{(1).real!r:>4}'", {"wrong_output"}),
     ("fstring_dunder", "result = f'{print.__self__}'", {"unsafe"}),
     # traceback, frame, generator and coroutine walks
-    ("traceback_dunder", "try:\n    1/0\nexcept Exception as e:\n    result = e.__traceback__.tb_frame.f_globals", {"unsafe"}),
-    ("traceback_tb_frame", "try:\n    1/0\nexcept Exception as e:\n    t = e.with_traceback(None)", {"unsafe"}),
+    ("traceback_dunder", "try:\n    1/0\nexcept Exception as e:\n"
+     "    result = e.__traceback__.tb_frame.f_globals", {"unsafe"}),
+    ("traceback_tb_frame", "try:\n    1/0\nexcept Exception as e:\n    t = e.with_traceback(None)",
+     {"unsafe"}),
     ("gen_frame_back", "g = (x for x in [1])\nresult = g.gi_frame.f_back", {"unsafe"}),
     ("gen_yieldfrom", "def f():\n    yield 1\nresult = f().gi_yieldfrom", {"unsafe"}),
     ("coroutine_frame", "async def f():\n    pass\nresult = f().cr_frame", {"unsafe"}),
@@ -127,17 +142,21 @@ HOSTILE = [
     ("hasattr_probe", "result = hasattr(1, 'real')", {"unsafe"}),
     ("repr_call", "result = repr(print)", {"unsafe"}),
     # processes, sessions, the parent's secrets: refused by the AST layer (and see the bypass tests)
-    ("setsid_escape", "import os\nif os.fork() == 0:\n    os.setsid()\n    os.system('sleep 60')", {"unsafe"}),
+    ("setsid_escape", "import os\nif os.fork() == 0:\n    os.setsid()\n    os.system('sleep 60')",
+     {"unsafe"}),
     ("proc_parent_environ", "result = open('/proc/' + str(1) + '/environ').read()", {"unsafe"}),
     ("sys_modules", "result = print.__globals__['sys'].modules", {"unsafe"}),
     # content that must not break the feedback or the child's handler
     ("lone_surrogate_result", "result = chr(55296)", {"wrong_output"}),
     ("lone_surrogate_error", "raise ValueError(chr(56320) + 'x')", {"runtime"}),
-    ("unprintable_exception", "x = []\nfor i in range(100000):\n    x = [x]\nraise ValueError(x)", {"runtime"}),
+    ("unprintable_exception", "x = []\nfor i in range(100000):\n    x = [x]\nraise ValueError(x)",
+     {"runtime"}),
     ("unprintable_result", "x = []\nfor i in range(100000):\n    x = [x]\nresult = x", {"runtime"}),
     ("raise_non_exception", "raise 5", {"runtime"}),
-    ("exit_via_exception_loop", "while True:\n    try:\n        1/0\n    except Exception:\n        pass", {"timeout"}),
-    ("catch_memory_error", "try:\n    x = [0] * 10**9\nexcept Exception:\n    x = [0] * 10**9\nresult = 1", {"memory", "runtime"}),
+    ("exit_via_exception_loop", "while True:\n    try:\n        1/0\n    except Exception:\n"
+     "        pass", {"timeout"}),
+    ("catch_memory_error", "try:\n    x = [0] * 10**9\nexcept Exception:\n    x = [0] * 10**9\n"
+     "result = 1", {"memory", "runtime"}),
 ]
 
 

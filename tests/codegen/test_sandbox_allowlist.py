@@ -8,7 +8,6 @@ Skipped, with the reason printed (pytest -rs), where the machine cannot apply se
 import errno
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -73,10 +72,12 @@ XATTR_ATTACKS = [
     "G['utime']('{p}', (0, 0))",
     # the same through raw syscall numbers libseccomp 2.5 has no name for
     CTYPES + "libc.syscall(452, -100, b'{p}', 0o777, 0)",                  # fchmodat2
-    CTYPES + "v = ct.create_string_buffer(b'1')\nargs = (ct.c_uint64 * 4)(ct.addressof(v), 1, 0, 0)\n"
+    CTYPES + "v = ct.create_string_buffer(b'1')\n"
+             "args = (ct.c_uint64 * 4)(ct.addressof(v), 1, 0, 0)\n"
              "libc.syscall(463, -100, b'{p}', 0, b'user.pwn', args, 32)",  # setxattrat
     CTYPES + "libc.syscall(466, -100, b'{p}', 0, b'user.keep')",           # removexattrat
-    CTYPES + "attr = (ct.c_uint64 * 8)()\nlibc.syscall(469, -100, b'{p}', attr, 64, 0)",  # file_setattr
+    # file_setattr
+    CTYPES + "attr = (ct.c_uint64 * 8)()\nlibc.syscall(469, -100, b'{p}', attr, 64, 0)",
 ]
 
 
@@ -159,7 +160,8 @@ SIGNAL_ROUTES = {
     "tkill": CTYPES + "libc.syscall(200, {v}, 9)",
     "tgkill": CTYPES + "libc.syscall(234, {v}, {v}, 9)",
     "rt_sigqueueinfo": CTYPES + "libc.syscall(129, {v}, 9, (ct.c_int * 32)(9, 0, -1))",
-    "pidfd_send_signal": CTYPES + "fd = libc.syscall(434, {v}, 0)\nlibc.syscall(424, fd, 9, None, 0)",
+    "pidfd_send_signal": CTYPES + "fd = libc.syscall(434, {v}, 0)\n"
+                                  "libc.syscall(424, fd, 9, None, 0)",
     # ownership of the report pipe plus O_ASYNC: the kernel signals the owner when the
     # zygote reads from the full pipe (the round-3 escape), by pid, by group, and _EX
     "fcntl_setown_pid": CTYPES + "libc.fcntl(3, 8, {v})" + _OWN_PIPE,
@@ -168,7 +170,8 @@ SIGNAL_ROUTES = {
     "fcntl_setown_ex_group": CTYPES + "libc.fcntl(3, 15, (ct.c_int * 2)(2, {v}))" + _OWN_PIPE,
     "timer_create_thread_id": CTYPES + "sev = (ct.c_int * 16)(0, 0, 9, 4, {v})\ntid = ct.c_int()\n"
                               "libc.syscall(222, 1, sev, ct.byref(tid))\n"
-                              "libc.syscall(223, tid.value, 0, (ct.c_long * 4)(0, 0, 0, 1000), None)",
+                              "libc.syscall(223, tid.value, 0, "
+                              "(ct.c_long * 4)(0, 0, 0, 1000), None)",
 }
 
 

@@ -21,7 +21,8 @@ def test_bench_reports_rates_agreement_and_server_latency(tmp_path, capsys):
     # drafts: several tokens per row and forward, whose own bound reads the cache less often
     assert fig["engine_time_breakdown"]["tokens_per_row_and_forward"] > 1
     assert roof["with_drafts"]["memory_bound_eps"] > roof["memory_bound_eps"]
-    assert sum(v for k, v in fig["engine_time_breakdown"].items() if k.endswith("_pct") and not k.startswith("attention")) > 99
+    assert sum(v for k, v in fig["engine_time_breakdown"].items()
+               if k.endswith("_pct") and not k.startswith("attention")) > 99
     assert fig["agreement_naive_engine"] == 1.0  # greedy: the engine answers as the baseline
     (srv,) = fig["server"]
     assert srv["qps"] == 20 and srv["p99_ms"] >= srv["mean_ms"] > 0
@@ -62,7 +63,8 @@ def test_roofline_counts_work_from_the_step_records():
     from reference.model import GPTConfig
     cfg = GPTConfig(n_layer=4, n_embd=128)
     # a prompt of 20 tokens, a step decoding 10, an observation of 5, a final step of 7
-    ep = NS(steps=[NS(context_tokens=20, generated_tokens=10), NS(context_tokens=35, generated_tokens=7)])
+    ep = NS(steps=[NS(context_tokens=20, generated_tokens=10),
+                   NS(context_tokens=35, generated_tokens=7)])
     w = episode_work(cfg, [ep], batch=1)
     assert (w.tokens_decoded, w.tokens_prefilled) == (17, 25)
     w64 = episode_work(cfg, [ep], batch=64)

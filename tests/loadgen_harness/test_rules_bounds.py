@@ -89,8 +89,8 @@ def test_the_sandbox_limits_reach_the_verifier_and_the_checker(tmp_path):
 def test_the_code_defaults_are_the_committed_rules():
     """The environments' own defaults (for tests and direct use) equal rules.yaml's numbers."""
     rules = load_rules()
-    assert (rules.benchmark("nano-react").max_steps, rules.benchmark("nano-react").max_step_tokens) \
-        == (MAX_STEPS, MAX_STEP_TOKENS)
+    assert (rules.benchmark("nano-react").max_steps,
+            rules.benchmark("nano-react").max_step_tokens) == (MAX_STEPS, MAX_STEP_TOKENS)
     assert (rules.benchmark("nano-codegen").max_steps,
             rules.benchmark("nano-codegen").max_step_tokens) == (MAX_ATTEMPTS, CODEGEN_STEP_TOKENS)
     assert dict(rules.sandbox) == DEFAULT_LIMITS

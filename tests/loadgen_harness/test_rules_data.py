@@ -1,12 +1,11 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from reference.rules import ROOT, RulesError, load_rules
-from loadgen_harness.submission import loadgen_settings, plan_runs
+from loadgen_harness.submission import loadgen_settings
 from reference.grading import Grader, load_tasks
 from reference.hashing import file_sha256
 
@@ -67,15 +66,18 @@ def test_profiles_set_loadgen_settings():
     bench = rules.benchmark("nano-react")
     tuning = {"offline_expected_qps": 10, "server_target_qps": 5,
               "single_stream_expected_latency_ms": 50}
-    off = loadgen_settings(rules, bench, "Offline", "PerformanceOnly", rules.profile("official"), tuning)
+    off = loadgen_settings(rules, bench, "Offline", "PerformanceOnly", rules.profile("official"),
+                           tuning)
     assert off["min_duration_ms"] == 60000 and off["offline_expected_qps"] == 10
     assert off["qsl_rng_seed"] == rules.official_seeds["qsl_rng_seed"]
-    srv = loadgen_settings(rules, bench, "Server", "PerformanceOnly", rules.profile("smoke"), tuning)
+    srv = loadgen_settings(rules, bench, "Server", "PerformanceOnly", rules.profile("smoke"),
+                           tuning)
     assert srv["min_duration_ms"] == 5000 and srv["min_query_count"] >= 459
     assert srv["server_target_latency_ns"] == bench.target_latency_ns("Server")
     acc = loadgen_settings(rules, bench, "Offline", "AccuracyOnly", rules.profile("smoke"), tuning)
     assert acc["accuracy_sample_count_override"] == 100
-    full = loadgen_settings(rules, bench, "Offline", "AccuracyOnly", rules.profile("official"), tuning)
+    full = loadgen_settings(rules, bench, "Offline", "AccuracyOnly", rules.profile("official"),
+                            tuning)
     assert "accuracy_sample_count_override" not in full
     assert not rules.profile("smoke").eligible and rules.profile("official").eligible
     # a smoke Server run offers its profile's share of the system's rate; official all of it

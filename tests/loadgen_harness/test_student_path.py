@@ -3,7 +3,6 @@ accident, a run for some benchmarks keeps the others, a tuning this machine cann
 clear line before any run, and a Server rate is offered from what this machine measured."""
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -48,7 +47,8 @@ def test_the_default_submitter_is_the_user_not_the_reference(monkeypatch):
     (lambda t: t["benchmarks"].__setitem__("nano-codgen", t["benchmarks"]["nano-codegen"]),
      "tuning.benchmarks.nano-codgen: no such benchmark (did you mean nano-codegen?)"),
     (lambda t: t.__setitem__("device", "cuda"), "cuda, but this machine has no GPU"),
-    (lambda t: t.__setitem__("workers", 8), "8 workers x 1 threads = 8 cores, but the machine has 2"),
+    (lambda t: t.__setitem__("workers", 8),
+     "8 workers x 1 threads = 8 cores, but the machine has 2"),
     (lambda t: t["benchmarks"]["nano-react"].__setitem__("Sever", {}), "no such scenario"),
 ])
 def test_a_tuning_this_machine_cannot_run_is_one_sentence(edit, said):

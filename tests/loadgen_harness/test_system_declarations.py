@@ -1,10 +1,9 @@
 import copy
-from pathlib import Path
 
 import pytest
 
-from loadgen_harness.system import (SYSTEMS_DIR, DeclarationError, load_system, mismatches,
-                                    probe, schema_errors)
+from loadgen_harness.system import (DeclarationError, load_system, mismatches, probe,
+                                    schema_errors)
 
 
 @pytest.mark.parametrize("name", ["cpu", "a100", "h100"])

@@ -10,7 +10,8 @@ from reference.planner.schema import parse_step
 from reference.planner.tasks import load_eval_set
 
 # the constraint's library; a skip (reported with -rs) until pyproject.toml lists it
-pytest.importorskip("outlines_core", reason="needs outlines-core==0.2.14, not yet in pyproject.toml (reference/planner/README.md)")
+pytest.importorskip("outlines_core", reason="needs outlines-core==0.2.14, not yet in "
+                                            "pyproject.toml (reference/planner/README.md)")
 
 
 def test_an_untrained_planner_writes_only_schema_valid_steps_and_ends_cleanly():

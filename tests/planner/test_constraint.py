@@ -11,7 +11,8 @@ from reference.planner.schema import MAX_STEP_BYTES, STEP_SCHEMA, parse_step
 from reference.planner.tasks import generate
 
 # the constraint's library; a skip (reported with -rs) until pyproject.toml lists it
-pytest.importorskip("outlines_core", reason="needs outlines-core==0.2.14, not yet in pyproject.toml (reference/planner/README.md)")
+pytest.importorskip("outlines_core", reason="needs outlines-core==0.2.14, not yet in "
+                                            "pyproject.toml (reference/planner/README.md)")
 
 CTRL = list(range(0, 32)) + [127]
 HIGH = list(range(128, 256))
@@ -50,7 +51,8 @@ def _prefer_forbidden(m, rng):
 
 
 ADVERSARIES = {
-    "random": lambda m, rng: torch.randn(256, generator=torch.Generator().manual_seed(rng.randrange(2**31))),
+    "random": lambda m, rng: torch.randn(
+        256, generator=torch.Generator().manual_seed(rng.randrange(2**31))),
     "forbidden_first": _prefer_forbidden,
     "close_brace_early": _prefer(b"}"),
     "quotes": _prefer(b'"\''),

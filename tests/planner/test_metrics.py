@@ -43,7 +43,8 @@ def test_a_wrong_final_answer_completes_but_does_not_pass():
 
 
 def test_no_final_answer_within_ten_steps_is_not_completed():
-    steps = ORACLE[:3] + [step("Look up e", "lookup")] * 6 + [step("Look up e", "lookup"), final("7.28318")]
+    steps = (ORACLE[:3] + [step("Look up e", "lookup")] * 6
+             + [step("Look up e", "lookup"), final("7.28318")])
     s = score_episode(TASK, steps)
     assert not s.completed and not s.passed and s.answer is None
     assert s.tool_steps == 10  # the eleventh step is never read
@@ -86,7 +87,8 @@ def test_an_equivalent_call_advances():
 
 
 def test_an_invalid_step_is_bad_and_steps_after_the_final_answer_are_ignored():
-    s = score_episode(TASK, ['{"thought": "x"}', "not json"] + ORACLE + [step("Look up e", "lookup")])
+    s = score_episode(TASK, ['{"thought": "x"}', "not json"] + ORACLE
+                      + [step("Look up e", "lookup")])
     assert [v.bad for v in s.verdicts[:2]] == [INVALID, INVALID]
     assert s.tool_steps == 5 and s.bad_steps == 2 and s.passed
 
@@ -116,6 +118,6 @@ def test_another_word_of_the_same_length_does_not_advance():
 
 def test_a_comparison_of_other_numbers_with_the_same_verdict_does_not_advance():
     task = Task("c", "t", "r", "greater", 1, (OracleCall("compare", "8, 7", "greater"),))
-    s = score_episode(task, [step("Compare 9 with 1", "compare"), step("Compare 8 with 7", "compare"),
-                             final("greater")])
+    s = score_episode(task, [step("Compare 9 with 1", "compare"),
+                             step("Compare 8 with 7", "compare"), final("greater")])
     assert [v.bad for v in s.verdicts] == [NO_ADVANCE, "", ""]

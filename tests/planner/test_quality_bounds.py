@@ -26,7 +26,8 @@ def _oracle_steps(n):
 
 def _bad(steps):
     """The same episode with a step that does not advance the plan before its final answer."""
-    extra = {"text": dump_step({"thought": "x", "task": "Look up the value of e", "tool": "lookup"})}
+    extra = {"text": dump_step({"thought": "x", "task": "Look up the value of e",
+                                "tool": "lookup"})}
     return steps[:-1] + [extra, steps[-1]]
 
 

@@ -33,7 +33,8 @@ def test_every_frozen_task_has_3_to_8_calls_whose_oracle_reruns_to_its_answer():
 def test_the_frozen_set_covers_every_template_every_tool_and_every_length():
     tasks = T.load_eval_set()
     assert set(Counter(t.template for t in tasks)) == set(T.TEMPLATES)
-    assert {c.tool for t in tasks for c in t.oracle} == {"calculator", "string_length", "lookup", "compare"}
+    assert {c.tool for t in tasks for c in t.oracle} == {"calculator", "string_length", "lookup",
+                                                         "compare"}
     assert set(t.n_calls for t in tasks) == set(range(3, 9))
     assert len({t.request for t in tasks}) == len(tasks)
 
@@ -105,6 +106,7 @@ def test_a_training_mix_weights_templates_and_refuses_bad_entries():
     counts = Counter(t.task.template for t in T.generate(2, 300, mix=mix))
     assert counts["scaled_const_vs_number"] == 0
     assert counts["average_length"] > 2 * max(v for k, v in counts.items() if k != "average_length")
-    for bad in ("nope=1", "average_length", "average_length=-1", ",".join(f"{k}=0" for k in T.TEMPLATES)):
+    for bad in ("nope=1", "average_length", "average_length=-1",
+                ",".join(f"{k}=0" for k in T.TEMPLATES)):
         with pytest.raises(ValueError):
             T.parse_mix(bad)

@@ -1,6 +1,5 @@
 """The committed checkpoint really solves its tasks (real model, real tools, closed loop)."""
 import json
-from pathlib import Path
 
 import pytest
 

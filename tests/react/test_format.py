@@ -7,7 +7,8 @@ def test_action_step_is_parsed():
 
 
 def test_final_answer_wins_over_stray_action():
-    s = parse_step("Thought: done.\nAction: calculator\nFinal Answer: 42 and more\nAction Input: 1\n")
+    s = parse_step("Thought: done.\nAction: calculator\nFinal Answer: 42 and more\n"
+                   "Action Input: 1\n")
     assert (s.kind, s.answer) == ("final", "42 and more")
 
 
