@@ -92,7 +92,8 @@ def check_tree(root: Path, rules: Rules, expect_profile: str, label: str,
     report.meta = {**report.meta, "profile_expected": expect_profile, "systems": ctx.systems,
                    "results": [r.rel for r in ctx.results], "rows": rows,
                    "submitters": sorted({str(r.get("submitter")) for r in rows}),
-                   "evidence": evidence, "episode_prints": prints, "sandbox_s": round(ctx.sandbox_spent_s, 3),
+                   "evidence": evidence, "episode_prints": prints,
+                   "sandbox_s": round(ctx.sandbox_spent_s, 3),
                    "check_seconds": round(time.perf_counter() - t0, 3)}
     if keep is not None:  # the caller ends the process: freeing the evidence is wasted time
         keep.append(ctx)
@@ -259,7 +260,8 @@ def check_path(path: Path, expect_profile: str = "official", rules: Rules | None
     if root is None:
         report = Report(str(path))
         report.findings.append(Finding("L101", Severity.ERROR, "submission.json",
-                                       "no submission.json found", expected="results/<division>/<submitter>/submission.json"))
+                                       "no submission.json found",
+                                       expected="results/<division>/<submitter>/submission.json"))
         return report
     return check_tree(root, rules, expect_profile, str(path), sandbox_budget_s, replay,
                       replay_seed, parallel, keep)

@@ -123,7 +123,8 @@ def _print_replay(report: Report, con) -> None:
         con.print(f"replay{took}: {_escape(head)}")
         for k, v in info.items():
             if isinstance(v, dict):
-                con.print(f"  {_escape(k)}: " + _escape(", ".join(f"{a} {b}" for a, b in v.items())))
+                con.print(f"  {_escape(k)}: "
+                          + _escape(", ".join(f"{a} {b}" for a, b in v.items())))
             elif isinstance(v, list) and k != "summary":
                 for item in v:
                     con.print(f"  {_escape(k)}: {_escape(item)}")

@@ -794,8 +794,8 @@ def _draw_bars(key, rows, ref_value, index, lower_is_better, Figure, FigureCanva
     names = [text(("baseline: " if r.get("baseline") else f"{r['rank']}. ") + r["submission"],
                   40).replace("$", r"\$") for r in shown]
     values = [r["value"] for r in shown]
-    bars = ax.barh(range(len(shown)), values, height=0.6, color=["tab:gray" if r.get("baseline") else
-                                                     "tab:blue" for r in shown])
+    bars = ax.barh(range(len(shown)), values, height=0.6,
+                   color=["tab:gray" if r.get("baseline") else "tab:blue" for r in shown])
     ax.bar_label(bars, labels=[f"{v:,.4g}" for v in values], padding=3, fontsize=8)
     ax.set_yticks(range(len(shown)), names, fontsize=8)
     ax.invert_yaxis()

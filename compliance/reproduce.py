@@ -34,7 +34,7 @@ from pathlib import Path
 
 from loadgen_harness.codepack import (CodeError, discard, materialise, patch_paths, sha256,
                                       verify_code)
-from reference.rules import ROOT, SCENARIOS, load_rules
+from reference.rules import SCENARIOS, load_rules
 
 SCHEMA_VERSION = 1
 REPRODUCER = "reproduction"  # the submitter name of the re-run

@@ -183,7 +183,8 @@ def record_problem(rec) -> str | None:
         missing = sorted(RECORD_KEYS - keys)
         extra = sorted(keys - RECORD_KEYS)
         return f"/: {'missing ' + ', '.join(missing) if missing else ''}" \
-               f"{'; ' if missing and extra else ''}{'unknown ' + ', '.join(map(str, extra))[:80] if extra else ''}"
+               f"{'; ' if missing and extra else ''}" \
+               f"{'unknown ' + ', '.join(map(str, extra))[:80] if extra else ''}"
     if rec["schema_version"] != 1 or type(rec["schema_version"]) is not int:
         return "/schema_version: must be 1"
     for k in ("seq", "qsl_idx", "generated_tokens"):

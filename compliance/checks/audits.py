@@ -40,7 +40,8 @@ def test01_outputs_match(ctx: Ctx, rule: str):
         drel = f"{_audit(r, 'TEST01')}/mlperf_log_detail.txt"
         d, _ = ctx.tree.mllog(drel)
         if d is not None:
-            for key, want in (("effective_accuracy_log_probability", t01["accuracy_log_probability"]),
+            for key, want in (("effective_accuracy_log_probability",
+                               t01["accuracy_log_probability"]),
                               ("effective_accuracy_log_rng_seed", t01["accuracy_log_rng_seed"])):
                 got = d.get(key, (None, 0))[0]
                 if not isinstance(got, (int, float)) or isinstance(got, bool) or \
@@ -73,7 +74,8 @@ def test01_outputs_match(ctx: Ctx, rule: str):
             reference.setdefault(idx, answer)
         if not isinstance(data, list) or not data:
             yield err(rule, rel, "no performance-mode answers were sampled",
-                      expected=">= 1 logged answer", found=0 if isinstance(data, list) else type(data).__name__)
+                      expected=">= 1 logged answer",
+                      found=0 if isinstance(data, list) else type(data).__name__)
             continue
         compared = mismatched = 0
         first_bad = None

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import json
 from functools import lru_cache
-from pathlib import Path
 
 from compliance.checks import err
 from compliance.checks.traces import trace_records

@@ -36,7 +36,8 @@ def required_files(ctx: Ctx, rule: str):
                 entry = systems.get(s)
                 prof = entry.get("profile") if isinstance(entry, dict) else None
                 if not isinstance(prof, str) or prof not in ctx.rules.profiles:
-                    yield err(rule, "submission.json", f"system {s!r} is not indexed with its profile",
+                    yield err(rule, "submission.json",
+                              f"system {s!r} is not indexed with its profile",
                               location=f"/systems/{s}", expected="{profile: ...}", found=entry)
     for s in ctx.systems:
         rel = f"systems/{s}.json"

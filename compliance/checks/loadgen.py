@@ -46,7 +46,8 @@ def no_errors(ctx: Ctx, rule: str):
     """the detail logs carry no LoadGen error and are well formed: every non-empty line
     is a `:::MLLOG {json}` record (strict JSON: no NaN/Infinity, no huge integers, no duplicate
     fields) with LoadGen's metadata; no key but the repeatable messages is logged twice; the
-    time stamps never go back; num_errors is 0 (and logged, in performance runs); no record is flagged is_error."""
+    time stamps never go back; num_errors is 0 (and logged, in performance runs); no record is
+    flagged is_error."""
     for r in ctx.results:
         for mode, rel, d, problem in _logs(ctx, r):
             if d is None:

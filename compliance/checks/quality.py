@@ -69,7 +69,8 @@ def quality_target(ctx: Ctx, rule: str):
         if got is None:
             continue
         bench = ctx.rules.benchmark(r.benchmark)
-        target = bench.subset_target(got[2]) if ctx.profile_of(r) != "official" else bench.quality_target
+        target = (bench.subset_target(got[2]) if ctx.profile_of(r) != "official"
+                  else bench.quality_target)
         if got[0] < target:
             yield err(rule, f"{r.acc}/mlperf_log_accuracy.json", "quality below the target",
                       expected=f">= {target:.4f}", found=f"{got[0]:.4f}",
@@ -84,7 +85,8 @@ def accuracy_json_agrees(ctx: Ctx, rule: str):
         got = _recomputed(ctx, r)
         if got is None:
             continue
-        for rel, pointer in ((f"{r.acc}/accuracy.json", ""), (r.file("measurements.json"), "/accuracy")):
+        for rel, pointer in ((f"{r.acc}/accuracy.json", ""),
+                             (r.file("measurements.json"), "/accuracy")):
             doc, problem = ctx.tree.json(rel)
             if doc is None:
                 if ctx.tree.kind(rel) != "missing":  # missing: L101's finding
@@ -117,7 +119,8 @@ def reference_weights(ctx: Ctx, rule: str):
         elif division == "closed" and m.get("checkpoint_sha256") != want:
             yield err(rule, r.file("measurements.json"),
                       "closed division requires the reference checkpoint",
-                      location="/checkpoint_sha256", expected=want, found=m.get("checkpoint_sha256"))
+                      location="/checkpoint_sha256", expected=want,
+                      found=m.get("checkpoint_sha256"))
 
 
 def split_quality(ctx: Ctx, rule: str):
@@ -154,7 +157,8 @@ def split_quality(ctx: Ctx, rule: str):
                           "cover its samples once each", expected=f"{need} distinct samples",
                           found=len(first))
                 continue
-            correct = sum(1 for i, a in first.items() if ctx.grader.correct(r.benchmark, tasks[i], a))
+            correct = sum(1 for i, a in first.items()
+                          if ctx.grader.correct(r.benchmark, tasks[i], a))
             got = correct / need
             target = split.quality_target if need == split.eval_set_size else \
                 split.subset_target(sorted(first))

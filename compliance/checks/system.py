@@ -45,14 +45,16 @@ def declaration_matches_probe(ctx: Ctx, rule: str):
     for s in ctx.systems:
         rel = f"systems/{s}.json"
         d = _doc(ctx, s)
-        if d is None or _system().schema_errors({k: d.get(k) for k in ("schema_version", "declaration", "tuning")}):
+        if d is None or _system().schema_errors(
+                {k: d.get(k) for k in ("schema_version", "declaration", "tuning")}):
             continue  # S201 reports it
         probe = d.get("probe")
         if not isinstance(probe, dict) or any(
                 not isinstance(probe.get(k), t) or isinstance(probe.get(k), bool)
                 for k, t in PROBE_FIELDS.items()):
             yield err(rule, rel, "the machine probe is missing or malformed", location="/probe",
-                      expected=", ".join(PROBE_FIELDS), hint="the probe is written by make submission")
+                      expected=", ".join(PROBE_FIELDS),
+                      hint="the probe is written by make submission")
             continue
         try:
             found = _system().mismatches(d["declaration"], probe)
@@ -74,8 +76,9 @@ def probe_consistent(ctx: Ctx, rule: str):
     """the machine probe agrees with itself and with the run: accelerators only with a
     CUDA build of torch that saw them and a tuning that used them; the cores the tuning used
     (workers x threads) no more than the probe found, device cuda only with a GPU, tuning
-    only for benchmarks of rules.yaml (the pre-check's own rule); the torch and LoadGen it names are the
-    ones the traces' run could have used. A probe edited to show other hardware is caught."""
+    only for benchmarks of rules.yaml (the pre-check's own rule); the torch and LoadGen it names
+    are the ones the traces' run could have used. A probe edited to show other hardware is
+    caught."""
     for s in ctx.systems:
         rel = f"systems/{s}.json"
         d = _doc(ctx, s)

@@ -25,7 +25,8 @@ def _get(d: dict, key: str):
 
 def issued(d: dict) -> int | None:
     """Samples LoadGen issued in a performance run (queries x samples per query)."""
-    q, spq = d.get("generated_query_count", (None,))[0], d.get("generated_samples_per_query", (None,))[0]
+    q, spq = (d.get("generated_query_count", (None,))[0],
+              d.get("generated_samples_per_query", (None,))[0])
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (q, spq)):
         return None
     return q * spq

@@ -141,7 +141,8 @@ def trace_matches_accuracy_log(ctx: Ctx, rule: str):
         for line, rec in recs:
             traced.setdefault(rec["qsl_idx"], (rec["answer"] or "", line))
             i = rec["qsl_idx"]
-            if 0 <= i < len(tasks) and (rec["task_id"] != tasks[i].id or rec["question"] != tasks[i].question):
+            if 0 <= i < len(tasks) and (rec["task_id"] != tasks[i].id
+                                        or rec["question"] != tasks[i].question):
                 yield err(rule, rel, "the episode is not the sample's task",
                           location=f"line {line}", expected=tasks[i].id, found=rec["task_id"])
         if set(traced) != set(logged):
