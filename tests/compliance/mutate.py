@@ -247,7 +247,8 @@ def wrong_answers(result: Path, n: int, how: str = "wrong") -> None:
                 if benchmark == "nano-codegen":  # the last attempt is the logged program
                     last["text"] = f"Program:\n{rec['answer']}\nEnd\n"
                     last["tool_input"] = rec["answer"]
-                    last["observation"] = g.verify(rec["answer"], tasks[rec["qsl_idx"]].answer).feedback
+                    last["observation"] = g.verify(rec["answer"],
+                                                   tasks[rec["qsl_idx"]].answer).feedback
                 else:
                     last["text"] = f"Thought: I have the answer.\nFinal Answer: {rec['answer']}\n"
                 last["generated_tokens"] = len(last["text"].encode())

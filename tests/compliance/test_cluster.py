@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from compliance import cli, cluster, leaderboard
+from compliance import cli, cluster
 from tests.compliance.mutate import apply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +26,8 @@ def ray_local():
     """One local two-CPU cluster for this module's tests (Ray's testing advice: start it
     once, it takes seconds)."""
     import ray
-    ray.init(num_cpus=2, num_gpus=1, resources={"a100": 1}, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             configure_logging=False)
+    ray.init(num_cpus=2, num_gpus=1, resources={"a100": 1}, include_dashboard=False,
+             log_to_driver=False, logging_level="ERROR", configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -86,7 +86,8 @@ def _pid_and(x):
 def test_node_types_give_a_reproduction_its_resources(tmp_path):
     nodes = tmp_path / "nodes.yaml"
     nodes.write_text("node_types:\n"
-                     "  a100: {match: {accelerator_model_name: A100}, resources: {num_gpus: 1, a100: 1}}\n"
+                     "  a100: {match: {accelerator_model_name: A100}, "
+                     "resources: {num_gpus: 1, a100: 1}}\n"
                      "  cpu: {match: {accelerators_per_node: 0}, resources: {num_cpus: 2}}\n")
     types = cluster.load_node_types(nodes)
     assert cluster.resources_for({"accelerator_model_name": "NVIDIA A100-SXM4-80GB",

@@ -110,7 +110,8 @@ def mutate(root: Path, rng: random.Random) -> tuple[str, bool]:
         return "noop", False
     pointer, value = rng.choice(leaves)
     new = (rng.choice(["7", None, [], {}, -1, True]) if kind == "type" else
-           (value * 2 + 1 if isinstance(value, (int, float)) and not isinstance(value, bool) else "x"))
+           (value * 2 + 1 if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else "x"))
     _set(doc, pointer, new)
     path.write_text(json.dumps(doc))
     return kind, False

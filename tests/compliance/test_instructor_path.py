@@ -4,8 +4,9 @@ that renders whole in Chromium (screenshot in build/screenshots/), and `explain`
 that fired.
 
 The smoke submission stands in for the committed reference (leaderboard.REFERENCE_DIR, and
-T613's reference prints), so the copies are quick to check; the valid student is the committed reference's official run under
-another name: the only other real run in the tree, and by content not the stand-in's.
+T613's reference prints), so the copies are quick to check; the valid student is the committed
+reference's official run under another name: the only other real run in the tree, and by
+content not the stand-in's.
 """
 import json
 import re

@@ -1,7 +1,6 @@
 """Replay (R801): closed-division episodes re-run with the reference checkpoint come out as
 logged; a trace rewritten consistently (texts, token counts, tool calls all agree) does not.
 The default check never imports torch."""
-import json
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,9 @@ def test_the_seed_is_the_checkers_and_no_edit_of_the_submission_steers_it(tmp_pa
     for log in root.glob("results/**/mlperf_log_detail.txt"):
         log.write_text(log.read_text().replace('"time_ms": 0.0', '"time_ms": 0.000001', 1))
     after = choose(Ctx(Tree(root), rules, "smoke"), 3, 7)
-    key = lambda picks: [(rel, [line for line, _ in chosen]) for _, _, rel, chosen in picks]
+
+    def key(picks):
+        return [(rel, [line for line, _ in chosen]) for _, _, rel, chosen in picks]
     assert key(before) == key(after)
     assert key(choose(Ctx(Tree(root), rules, "smoke"), 3, 8)) != key(before)
 

@@ -54,7 +54,9 @@ def _patch_engine(sub: Path) -> None:
 def test_write_code_bundles_the_working_tree_and_verifies(tmp_path):
     doc = codepack.write_code(tmp_path / "code", "cpu", ROOT / "systems/cpu.yaml", 4 << 20)
     assert codepack.COMMIT.fullmatch(doc["suite_commit"])
-    read = lambda n: (tmp_path / "code" / n).read_bytes() if (tmp_path / "code" / n).exists() else None  # noqa: E731
+
+    def read(n):
+        return (tmp_path / "code" / n).read_bytes() if (tmp_path / "code" / n).exists() else None
     assert codepack.verify_code(doc, read) == []
     assert (tmp_path / "code/system.yaml").read_bytes() == (ROOT / "systems/cpu.yaml").read_bytes()
     if doc["dirty"]:  # this checkout has changes: they must apply to the commit named
