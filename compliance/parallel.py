@@ -120,6 +120,19 @@ def _parse_in_child(ctx: Ctx, rels: list[str]):
     import marshal
 
     from compliance.checks.traces import checked_trace_rows
+
+    def work() -> bytes:
+        out = {rel: checked_trace_rows(ctx, rel) for rel in rels}
+        try:
+            return marshal.dumps(out)
+        except ValueError:  # a record nested past marshal's depth: that trace stays home
+            return marshal.dumps({rel: rows for rel, rows in out.items() if _marshals(rows)})
+    return _fork(work)
+
+
+def _fork(work):
+    """(pid, reader) of a forked child that writes the bytes `work()` returns to a pipe and
+    exits without unwinding the parent's stack (exit status 1 when work raised)."""
     r_fd, w_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -127,12 +140,7 @@ def _parse_in_child(ctx: Ctx, rels: list[str]):
         try:
             os.close(r_fd)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            out = {rel: checked_trace_rows(ctx, rel) for rel in rels}
-            try:
-                data = marshal.dumps(out)
-            except ValueError:  # a record nested past marshal's depth: that trace stays home
-                data = marshal.dumps({rel: rows for rel, rows in out.items()
-                                      if _marshals(rows)})
+            data = work()
             with os.fdopen(w_fd, "wb") as f:
                 f.write(data)
             code = 0
@@ -189,28 +197,18 @@ def run_split(ctx: Ctx, rules: list, run_one) -> list[list]:
     here; run_one(ctx, rule) -> findings (it turns a crash into the rule's own finding)."""
     forked = [i for i, rule in enumerate(rules) if rule.id in FORKED_RULES]
     out: list = [None] * len(rules)
-    r_fd, w_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: its rules, its answer, and out without unwinding the parent's stack
-        code = 1
-        try:
-            os.close(r_fd)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            ctx.__dict__["grader"] = _NoGrader()  # the parent's sandbox pool is not ours
-            answer = {}
-            for i in forked:
-                try:
-                    answer[i] = run_one(ctx, rules[i])
-                except ParentOnly:
-                    pass  # not in the answer: the parent runs it
-            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(w_fd, "wb") as f:
-                f.write(data)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w_fd)
-    reader = os.fdopen(r_fd, "rb")
+
+    def work() -> bytes:  # the child: its rules, its answer
+        ctx.__dict__["grader"] = _NoGrader()  # the parent's sandbox pool is not ours
+        answer = {}
+        for i in forked:
+            try:
+                answer[i] = run_one(ctx, rules[i])
+            except ParentOnly:
+                pass  # not in the answer: the parent runs it
+        return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+
+    pid, reader = _fork(work)
     reaped = False
     try:
         for i, rule in enumerate(rules):

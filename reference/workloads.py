@@ -62,6 +62,23 @@ class TranscriptEnv:
         return rec
 
 
+def answer_from_tools(episode: dict, expected: str, need: int, who: str,
+                      what: str) -> dict | None:
+    """Q407 for an exact-match workload whose answers come from tool calls: None when the
+    episode's answer is not the expected one, or when it made at least `need` tool calls and
+    its answer is one of their observations; else the finding's fields. `who` makes the calls
+    ("agent", "executor"); `what` names their observations ("observations", "results")."""
+    if episode["answer"] != expected:
+        return None
+    calls = [s for s in episode["steps"] if s["tool"] is not None]
+    if len(calls) >= need and episode["answer"] in {s["observation"] for s in calls}:
+        return None
+    return {"message": "a correct answer that no tool call of the episode produced",
+            "expected": f">= {need} tool calls, the answer among their {what}",
+            "found": f"{len(calls)} tool calls",
+            "hint": f"answers come from the {who}'s tool calls, never from the data set"}
+
+
 class Workload:
     """The interface. Required: `name`, `answer`, `load_tasks`, `episodes`, `correct`; the rest
     has a default that suits a workload whose episodes end with an exact-match answer."""

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from reference.planner.env import MAX_STEP_TOKENS, PlannerEnv
-from reference.workloads import Workload
+from reference.workloads import Workload, answer_from_tools
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,7 @@ class PlannerWorkload(Workload):
     def uncomputed_answer(self, grader, task, episode: dict) -> dict | None:
         """Q407: the episode made at least the task's number of tool calls and its final answer
         is one of their results."""
-        if episode["answer"] != task.answer:
-            return None
-        calls = [s for s in episode["steps"] if s["tool"] is not None]
-        if len(calls) >= task.n_calls and episode["answer"] in {s["observation"] for s in calls}:
-            return None
-        return {"message": "a correct answer that no tool call of the episode produced",
-                "expected": f">= {task.n_calls} tool calls, the answer among their results",
-                "found": f"{len(calls)} tool calls",
-                "hint": "answers come from the executor's tool calls, never from the data set"}
+        return answer_from_tools(episode, task.answer, task.n_calls, "executor", "results")
 
     def training(self, config):
         from reference.planner.training import planner_training

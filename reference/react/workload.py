@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from reference.workloads import Workload
+from reference.workloads import Workload, answer_from_tools
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,8 @@ class ReactWorkload(Workload):
     def uncomputed_answer(self, grader, task, episode: dict) -> dict | None:
         """The episode made at least the task's number of tool calls and its final answer is
         one of its tools' observations."""
-        if episode["answer"] != task.answer:
-            return None
-        calls = [s for s in episode["steps"] if s["tool"] is not None]
-        need = getattr(task, "n_tool_calls", 1) or 1
-        if len(calls) >= need and episode["answer"] in {s["observation"] for s in calls}:
-            return None
-        return {"message": "a correct answer that no tool call of the episode produced",
-                "expected": f">= {need} tool calls, the answer among their observations",
-                "found": f"{len(calls)} tool calls",
-                "hint": "answers come from the agent's tool calls, never from the data set"}
+        return answer_from_tools(episode, task.answer, getattr(task, "n_tool_calls", 1) or 1,
+                                 "agent", "observations")
 
     def training(self, config):
         from reference.react.training import react_training
